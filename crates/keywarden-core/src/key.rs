@@ -1,0 +1,289 @@
+//! Keys as stored: configuration and state, without the plaintext. And the rules for changing
+//! them: partial updates and rotation.
+
+use crate::credits::{CreditRefill, Credits, NegativeCredits};
+use crate::digest::KeyDigest;
+use crate::id::{ApiId, KeyId, WorkspaceId};
+use crate::key_format::{ByteLength, IssuedKey, KeyPrefix};
+use crate::meta::Meta;
+use crate::text::KeyName;
+use crate::time::UnixMillis;
+
+/// The latest expiry or grace period the wire accepts: 2100-01-01T00:00:00Z.
+pub const MAX_EXPIRES: i64 = 4_102_444_800_000;
+
+/// A stored key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub workspace_id: WorkspaceId,
+    pub api_id: ApiId,
+    pub digest: KeyDigest,
+    /// Display start: prefix and first characters, never enough to use the key.
+    pub start: String,
+    /// Kept so a rotation issues a key of the same shape. `None` for imported keys.
+    pub prefix: Option<KeyPrefix>,
+    pub byte_length: ByteLength,
+    pub name: Option<KeyName>,
+    pub meta: Option<Meta>,
+    pub enabled: bool,
+    pub expires: Option<UnixMillis>,
+    /// `None` means unlimited usage.
+    pub credits: Option<Credits>,
+    pub created_at: UnixMillis,
+    pub updated_at: Option<UnixMillis>,
+    pub deleted_at: Option<UnixMillis>,
+}
+
+/// A field of a partial update: leave it, clear it (`null` on the wire), or set it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+/// A change to a key's credits through `keys.updateKey`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreditsPatch {
+    /// `Clear` makes usage unlimited.
+    pub remaining: Patch<i64>,
+    pub refill: Patch<CreditRefill>,
+}
+
+/// A partial update of a key (`keys.updateKey`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KeyUpdate {
+    pub name: Patch<KeyName>,
+    pub meta: Patch<Meta>,
+    pub expires: Patch<UnixMillis>,
+    /// `Clear` makes usage unlimited and removes any refill.
+    pub credits: Patch<CreditsPatch>,
+    pub enabled: Option<bool>,
+}
+
+/// Why an update cannot be applied to a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyUpdateError {
+    #[error("a refill needs a credit balance: set credits.remaining as well")]
+    RefillWithoutRemaining,
+    #[error(transparent)]
+    NegativeCredits(#[from] NegativeCredits),
+}
+
+impl KeyUpdate {
+    /// Whether the update changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl KeyRecord {
+    /// Applies a partial update. On error the record is unchanged.
+    pub fn apply_update(
+        &mut self,
+        update: KeyUpdate,
+        now: UnixMillis,
+    ) -> Result<(), KeyUpdateError> {
+        let credits = match update.credits {
+            Patch::Keep => self.credits,
+            Patch::Clear => None,
+            Patch::Set(patch) => apply_credits_patch(self.credits, patch, now)?,
+        };
+        self.credits = credits;
+        apply_patch(&mut self.name, update.name);
+        apply_patch(&mut self.meta, update.meta);
+        apply_patch(&mut self.expires, update.expires);
+        if let Some(enabled) = update.enabled {
+            self.enabled = enabled;
+        }
+        self.updated_at = Some(now);
+        Ok(())
+    }
+
+    /// The key that replaces this one on rotation: a new id and secret with this key's
+    /// configuration, balance and refill.
+    pub fn rotated(
+        &self,
+        new_id: KeyId,
+        issued: IssuedKey,
+        now: UnixMillis,
+    ) -> (KeyRecord, IssuedKey) {
+        let record = KeyRecord {
+            id: new_id,
+            workspace_id: self.workspace_id.clone(),
+            api_id: self.api_id.clone(),
+            digest: issued.plaintext.digest(),
+            start: issued.start.clone(),
+            prefix: self.prefix.clone(),
+            byte_length: self.byte_length,
+            name: self.name.clone(),
+            meta: self.meta.clone(),
+            enabled: self.enabled,
+            expires: self.expires,
+            credits: self.credits,
+            created_at: now,
+            updated_at: None,
+            deleted_at: None,
+        };
+        (record, issued)
+    }
+}
+
+/// The old key's expiry after a rotation with `grace` milliseconds: the earlier of the end of
+/// the grace period and the expiry it already had, so a rotation never lengthens a key's life.
+pub fn expiry_after_rotation(
+    current: Option<UnixMillis>,
+    now: UnixMillis,
+    grace_ms: i64,
+) -> UnixMillis {
+    let end_of_grace = now.plus_millis(grace_ms.max(0));
+    match current {
+        Some(expires) => expires.min(end_of_grace),
+        None => end_of_grace,
+    }
+}
+
+fn apply_patch<T>(field: &mut Option<T>, patch: Patch<T>) {
+    match patch {
+        Patch::Keep => {}
+        Patch::Clear => *field = None,
+        Patch::Set(v) => *field = Some(v),
+    }
+}
+
+fn apply_credits_patch(
+    current: Option<Credits>,
+    patch: CreditsPatch,
+    now: UnixMillis,
+) -> Result<Option<Credits>, KeyUpdateError> {
+    let with_balance = match patch.remaining {
+        Patch::Keep => current,
+        Patch::Clear => None,
+        Patch::Set(n) => Some(match current {
+            Some(c) => c.with_remaining(n)?,
+            None => Credits::new(n, None, now)?,
+        }),
+    };
+    match (with_balance, patch.refill) {
+        (c, Patch::Keep) => Ok(c),
+        (Some(c), Patch::Clear) => Ok(Some(c.with_refill(None))),
+        (None, Patch::Clear) => Ok(None),
+        (Some(c), Patch::Set(refill)) => Ok(Some(c.with_refill(Some(refill)))),
+        (None, Patch::Set(_)) => Err(KeyUpdateError::RefillWithoutRemaining),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credits::RefillSchedule;
+    use crate::key_format;
+
+    fn now() -> UnixMillis {
+        UnixMillis::from_millis(1_795_816_081_000)
+    }
+
+    fn record() -> KeyRecord {
+        let issued = key_format::generate(None, ByteLength::DEFAULT);
+        KeyRecord {
+            id: KeyId::generate(now()),
+            workspace_id: WorkspaceId::generate(now()),
+            api_id: ApiId::generate(now()),
+            digest: issued.plaintext.digest(),
+            start: issued.start,
+            prefix: None,
+            byte_length: ByteLength::DEFAULT,
+            name: Some(KeyName::parse("first").unwrap()),
+            meta: None,
+            enabled: true,
+            expires: None,
+            credits: None,
+            created_at: now(),
+            updated_at: None,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn keep_clear_and_set() {
+        let mut key = record();
+        let update = KeyUpdate {
+            name: Patch::Clear,
+            expires: Patch::Set(now().plus_millis(1000)),
+            enabled: Some(false),
+            ..KeyUpdate::default()
+        };
+        key.apply_update(update, now()).unwrap();
+        assert_eq!(key.name, None);
+        assert_eq!(key.expires, Some(now().plus_millis(1000)));
+        assert!(!key.enabled);
+        assert_eq!(key.updated_at, Some(now()));
+    }
+
+    #[test]
+    fn credits_patch_rules() {
+        let daily = CreditRefill::new(RefillSchedule::Daily, 10).unwrap();
+        let mut key = record();
+        let refill_only = KeyUpdate {
+            credits: Patch::Set(CreditsPatch {
+                remaining: Patch::Keep,
+                refill: Patch::Set(daily),
+            }),
+            ..KeyUpdate::default()
+        };
+        assert_eq!(
+            key.apply_update(refill_only.clone(), now()),
+            Err(KeyUpdateError::RefillWithoutRemaining)
+        );
+        assert_eq!(key.credits, None, "a failed update changes nothing");
+
+        let both = KeyUpdate {
+            credits: Patch::Set(CreditsPatch {
+                remaining: Patch::Set(5),
+                refill: Patch::Set(daily),
+            }),
+            ..KeyUpdate::default()
+        };
+        key.apply_update(both, now()).unwrap();
+        assert_eq!(key.credits.map(|c| c.remaining()), Some(5));
+        assert_eq!(key.credits.and_then(|c| c.refill()), Some(daily));
+
+        key.apply_update(refill_only, now()).unwrap();
+        assert_eq!(key.credits.map(|c| c.remaining()), Some(5));
+
+        let unlimited = KeyUpdate {
+            credits: Patch::Clear,
+            ..KeyUpdate::default()
+        };
+        key.apply_update(unlimited, now()).unwrap();
+        assert_eq!(key.credits, None);
+    }
+
+    #[test]
+    fn rotation_never_lengthens_life() {
+        let soon = now().plus_millis(1_000);
+        assert_eq!(expiry_after_rotation(Some(soon), now(), 60_000), soon);
+        assert_eq!(
+            expiry_after_rotation(Some(now().plus_millis(3_600_000)), now(), 60_000),
+            now().plus_millis(60_000)
+        );
+        assert_eq!(expiry_after_rotation(None, now(), 0), now());
+    }
+
+    #[test]
+    fn rotated_key_copies_configuration() {
+        let mut old = record();
+        old.expires = Some(now().plus_millis(5));
+        old.credits = Some(Credits::new(7, None, now()).unwrap());
+        let issued = key_format::generate(None, ByteLength::DEFAULT);
+        let plaintext = issued.plaintext.clone();
+        let (new, _) = old.rotated(KeyId::generate(now()), issued, now());
+        assert_ne!(new.id, old.id);
+        assert_eq!(new.digest, plaintext.digest());
+        assert_eq!(new.name, old.name);
+        assert_eq!(new.expires, old.expires);
+        assert_eq!(new.credits.map(|c| c.remaining()), Some(7));
+    }
+}

@@ -1,0 +1,20 @@
+//! Keywarden's domain: what keys, APIs, credits and root keys are, and the rules that govern
+//! them. Nothing here performs I/O; storage is described by the traits in [`store`] and
+//! implemented elsewhere.
+
+pub mod api;
+pub mod credits;
+pub mod digest;
+pub mod id;
+pub mod key;
+pub mod key_change;
+pub mod key_format;
+pub mod meta;
+pub mod random;
+pub mod root_key;
+pub mod secret;
+pub mod store;
+pub mod text;
+pub mod time;
+pub mod verify;
+pub mod workspace;

@@ -1,0 +1,394 @@
+//! Root keys: a workspace's administrative credentials, and the permissions they carry.
+//!
+//! Permissions use the tuple form `<resource>.<target|*>.<action>`, e.g. `api.*.create_key`
+//! or `api.api_123.verify_key`. Checking one answers three ways (see [`Access`]) so callers
+//! can tell "may not do this at all" (403, naming the permission) from "may not do this to
+//! that object" (answered as if the object did not exist, so existence does not leak).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::digest::KeyDigest;
+use crate::id::{RootKeyId, WorkspaceId};
+use crate::key_format::{ByteLength, IssuedKey, KeyPrefix};
+use crate::text::Label;
+use crate::time::UnixMillis;
+
+/// Prefix of generated root keys, so scanners and people recognise them.
+pub const ROOT_KEY_PREFIX: &str = "kw_root";
+/// Shortest root key accepted from `KEYWARDEN_BOOTSTRAP_ROOT_KEY`.
+pub const MIN_BOOTSTRAP_KEY_LEN: usize = 24;
+
+/// The kinds of object root-key permissions talk about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Api,
+    Ratelimit,
+    Rbac,
+    Identity,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 4] = [Self::Api, Self::Ratelimit, Self::Rbac, Self::Identity];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Ratelimit => "ratelimit",
+            Self::Rbac => "rbac",
+            Self::Identity => "identity",
+        }
+    }
+
+    /// The actions a permission on this resource may name.
+    pub const fn actions(self) -> &'static [&'static str] {
+        match self {
+            Self::Api => &[
+                "read_api",
+                "create_api",
+                "delete_api",
+                "update_api",
+                "create_key",
+                "update_key",
+                "delete_key",
+                "encrypt_key",
+                "decrypt_key",
+                "read_key",
+                "verify_key",
+                "read_analytics",
+            ],
+            Self::Ratelimit => &[
+                "limit",
+                "create_namespace",
+                "read_namespace",
+                "update_namespace",
+                "delete_namespace",
+                "set_override",
+                "read_override",
+                "delete_override",
+                "list_overrides",
+            ],
+            Self::Rbac => &[
+                "create_permission",
+                "update_permission",
+                "delete_permission",
+                "read_permission",
+                "create_role",
+                "update_role",
+                "delete_role",
+                "read_role",
+                "add_permission_to_key",
+                "remove_permission_from_key",
+                "add_role_to_key",
+                "remove_role_from_key",
+                "add_permission_to_role",
+                "remove_permission_from_role",
+            ],
+            Self::Identity => &[
+                "create_identity",
+                "read_identity",
+                "update_identity",
+                "delete_identity",
+            ],
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Something a root key may be allowed to do: a resource and an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Operation {
+    pub resource: Resource,
+    pub action: &'static str,
+}
+
+impl Operation {
+    const fn api(action: &'static str) -> Self {
+        Self {
+            resource: Resource::Api,
+            action,
+        }
+    }
+
+    /// The wildcard permission that grants this operation everywhere.
+    pub fn wildcard_permission(self) -> String {
+        format!("{}.*.{}", self.resource.as_str(), self.action)
+    }
+
+    /// The permission that grants this operation on one target.
+    pub fn permission_for(self, target: &str) -> String {
+        format!("{}.{}.{}", self.resource.as_str(), target, self.action)
+    }
+}
+
+/// The operations endpoints check.
+pub mod ops {
+    use super::Operation;
+
+    pub const CREATE_API: Operation = Operation::api("create_api");
+    pub const READ_API: Operation = Operation::api("read_api");
+    pub const DELETE_API: Operation = Operation::api("delete_api");
+    pub const CREATE_KEY: Operation = Operation::api("create_key");
+    pub const READ_KEY: Operation = Operation::api("read_key");
+    pub const UPDATE_KEY: Operation = Operation::api("update_key");
+    pub const DELETE_KEY: Operation = Operation::api("delete_key");
+    pub const VERIFY_KEY: Operation = Operation::api("verify_key");
+    pub const ENCRYPT_KEY: Operation = Operation::api("encrypt_key");
+    pub const DECRYPT_KEY: Operation = Operation::api("decrypt_key");
+}
+
+/// Which objects a permission covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// `*`: every object of the resource in the workspace.
+    Any,
+    /// One object, by id.
+    Only(String),
+}
+
+/// One parsed permission, e.g. `api.*.create_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RootPermission {
+    resource: Resource,
+    scope: Scope,
+    action: &'static str,
+}
+
+/// Why a string is not a root-key permission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PermissionParseError {
+    #[error("'{0}' is not of the form <resource>.<id or *>.<action>")]
+    Shape(String),
+    #[error("'{0}' names an unknown resource; expected one of api, ratelimit, rbac, identity")]
+    Resource(String),
+    #[error("'{permission}' names an unknown action; {resource} actions are: {known}")]
+    Action {
+        permission: String,
+        resource: &'static str,
+        known: String,
+    },
+}
+
+impl FromStr for RootPermission {
+    type Err = PermissionParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let shape = || PermissionParseError::Shape(s.to_owned());
+        let (resource, rest) = s.split_once('.').ok_or_else(shape)?;
+        let (target, action) = rest.rsplit_once('.').ok_or_else(shape)?;
+        let resource = Resource::parse(resource)
+            .ok_or_else(|| PermissionParseError::Resource(s.to_owned()))?;
+        let scope = match target {
+            "*" => Scope::Any,
+            id if !id.is_empty()
+                && id.len() <= 255
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Scope::Only(id.to_owned())
+            }
+            _ => return Err(shape()),
+        };
+        let action = resource
+            .actions()
+            .iter()
+            .copied()
+            .find(|a| *a == action)
+            .ok_or_else(|| PermissionParseError::Action {
+                permission: s.to_owned(),
+                resource: resource.as_str(),
+                known: resource.actions().join(", "),
+            })?;
+        Ok(Self {
+            resource,
+            scope,
+            action,
+        })
+    }
+}
+
+impl fmt::Display for RootPermission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.scope {
+            Scope::Any => "*",
+            Scope::Only(id) => id,
+        };
+        write!(f, "{}.{}.{}", self.resource.as_str(), target, self.action)
+    }
+}
+
+/// The answer to "may this root key do that?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Granted,
+    /// The key holds this operation for other objects only: answer as if the object did not
+    /// exist.
+    OtherTargetsOnly,
+    /// The key does not hold this operation anywhere.
+    Denied,
+}
+
+/// The permissions of one root key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootPermissions(Vec<RootPermission>);
+
+impl RootPermissions {
+    pub fn new(permissions: Vec<RootPermission>) -> Self {
+        let mut permissions = permissions;
+        permissions.sort_by_key(ToString::to_string);
+        permissions.dedup();
+        Self(permissions)
+    }
+
+    /// Every operation on every object: what the bootstrap root key holds.
+    pub fn everything() -> Self {
+        Self::new(
+            Resource::ALL
+                .into_iter()
+                .flat_map(|resource| {
+                    resource
+                        .actions()
+                        .iter()
+                        .map(move |&action| RootPermission {
+                            resource,
+                            scope: Scope::Any,
+                            action,
+                        })
+                })
+                .collect(),
+        )
+    }
+
+    /// Parses a list of permission strings, failing on the first invalid one.
+    pub fn parse_all<S: AsRef<str>>(items: &[S]) -> Result<Self, PermissionParseError> {
+        let parsed = items
+            .iter()
+            .map(|s| s.as_ref().parse())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(parsed))
+    }
+
+    /// Whether `op` is allowed on `target` (an object id), or workspace-wide when `None`.
+    pub fn access(&self, op: Operation, target: Option<&str>) -> Access {
+        let mut elsewhere = false;
+        for p in self
+            .0
+            .iter()
+            .filter(|p| p.resource == op.resource && p.action == op.action)
+        {
+            match (&p.scope, target) {
+                (Scope::Any, _) => return Access::Granted,
+                (Scope::Only(id), Some(target)) if id == target => return Access::Granted,
+                (Scope::Only(_), _) => elsewhere = true,
+            }
+        }
+        if elsewhere {
+            Access::OtherTargetsOnly
+        } else {
+            Access::Denied
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &RootPermission> {
+        self.0.iter()
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// A stored root key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootKey {
+    pub id: RootKeyId,
+    pub workspace_id: WorkspaceId,
+    pub digest: KeyDigest,
+    pub start: String,
+    pub name: Option<Label>,
+    pub permissions: RootPermissions,
+    pub created_at: UnixMillis,
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// Generates a root key secret: `kw_root_…` with 32 random bytes.
+pub fn generate_root_key() -> IssuedKey {
+    let prefix = KeyPrefix::parse(ROOT_KEY_PREFIX).expect("the root key prefix is valid");
+    let len = ByteLength::new(32).expect("32 is a valid byte length");
+    crate::key_format::generate(Some(&prefix), len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for s in [
+            "api.*.create_key",
+            "api.api_123.verify_key",
+            "identity.*.read_identity",
+        ] {
+            let p: RootPermission = s.parse().unwrap();
+            assert_eq!(p.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn parse_rejects_unknown_parts() {
+        assert!(matches!(
+            "api.*".parse::<RootPermission>(),
+            Err(PermissionParseError::Shape(_))
+        ));
+        assert!(matches!(
+            "apis.*.create_key".parse::<RootPermission>(),
+            Err(PermissionParseError::Resource(_))
+        ));
+        assert!(matches!(
+            "api.*.create_keys".parse::<RootPermission>(),
+            Err(PermissionParseError::Action { .. })
+        ));
+        assert!(matches!(
+            "api.a-b.create_key".parse::<RootPermission>(),
+            Err(PermissionParseError::Shape(_))
+        ));
+    }
+
+    #[test]
+    fn access_distinguishes_denied_from_other_targets() {
+        let perms =
+            RootPermissions::parse_all(&["api.api_a.read_key", "api.*.create_key"]).unwrap();
+        assert_eq!(
+            perms.access(ops::CREATE_KEY, Some("api_b")),
+            Access::Granted
+        );
+        assert_eq!(perms.access(ops::READ_KEY, Some("api_a")), Access::Granted);
+        assert_eq!(
+            perms.access(ops::READ_KEY, Some("api_b")),
+            Access::OtherTargetsOnly
+        );
+        assert_eq!(perms.access(ops::DELETE_KEY, Some("api_a")), Access::Denied);
+        assert_eq!(perms.access(ops::READ_KEY, None), Access::OtherTargetsOnly);
+    }
+
+    #[test]
+    fn everything_grants_every_operation() {
+        let all = RootPermissions::everything();
+        for resource in Resource::ALL {
+            for &action in resource.actions() {
+                let op = Operation { resource, action };
+                assert_eq!(all.access(op, Some("x")), Access::Granted);
+                assert_eq!(all.access(op, None), Access::Granted);
+            }
+        }
+    }
+
+    #[test]
+    fn generated_root_keys_are_recognisable() {
+        let k = generate_root_key();
+        assert!(k.plaintext.expose().starts_with("kw_root_"));
+        assert!(crate::key_format::has_valid_checksum(k.plaintext.expose()));
+    }
+}

@@ -1,0 +1,177 @@
+//! The storage the domain needs, as traits. Implementations live in `keywarden-store`.
+//!
+//! Every method that reads or changes workspace data takes the workspace id, so an
+//! implementation cannot forget the tenant filter. Methods that decide something against
+//! current state (spending credits, applying an update, rotating) do it atomically inside the
+//! store, so concurrent requests, on one node or many, never act on a stale read.
+
+use async_trait::async_trait;
+
+use crate::api::Api;
+use crate::credits::SpendOutcome;
+use crate::digest::KeyDigest;
+use crate::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use crate::key::KeyRecord;
+use crate::key_change::{KeyChange, KeyChangeError};
+use crate::root_key::RootKey;
+use crate::time::UnixMillis;
+use crate::workspace::Workspace;
+
+/// A failure of the storage backend, or a uniqueness conflict.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (a key hash, a name) is already taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The backend failed; the cause is for logs, never for clients.
+    #[error("storage backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which page of a list to read: ids from `from` (inclusive), at most `limit` items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub from: Option<String>,
+    pub limit: usize,
+}
+
+/// One page of a list; `next` is the id the next page starts at, absent on the last page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Splits `limit + 1` rows, ordered by id, into a page and the start of the next one.
+    pub fn from_overfetch(mut rows: Vec<T>, limit: usize, id_of: impl Fn(&T) -> String) -> Self {
+        let next = if rows.len() > limit {
+            rows.truncate(limit + 1);
+            rows.pop().map(|row| id_of(&row))
+        } else {
+            None
+        };
+        Self { items: rows, next }
+    }
+}
+
+/// What spending credits on a verification did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditSpend {
+    Outcome(SpendOutcome),
+    /// The key has no balance: usage is unlimited.
+    Unlimited,
+    /// The key no longer exists.
+    KeyMissing,
+}
+
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// Creates `workspace` with `root_key` if no root key exists yet; returns whether it did.
+    /// Atomic, so two processes starting on one empty store bootstrap once.
+    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool>;
+    async fn insert_workspace(&self, workspace: &Workspace) -> StoreResult<()>;
+    async fn workspaces(&self) -> StoreResult<Vec<Workspace>>;
+}
+
+#[async_trait]
+pub trait RootKeyStore: Send + Sync {
+    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()>;
+    /// All root keys, revoked ones included, oldest first.
+    async fn root_keys(&self) -> StoreResult<Vec<RootKey>>;
+    /// Marks a root key revoked; returns whether one was active.
+    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool>;
+    /// A number that changes whenever any root key is created or revoked, by any process, so
+    /// servers can notice changes made by the CLI or other nodes cheaply.
+    async fn root_key_revision(&self) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait ApiStore: Send + Sync {
+    async fn insert_api(&self, api: &Api) -> StoreResult<()>;
+    /// A live API of the workspace.
+    async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>>;
+    /// Deletes an API and all its keys; returns the digests of the keys, or `None` when the
+    /// API does not exist.
+    async fn delete_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Vec<KeyDigest>>>;
+}
+
+/// The outcome of importing one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported,
+    /// A key with the same hash exists already.
+    Duplicate,
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Inserts a new key; `Conflict` if its digest exists.
+    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
+    /// Inserts keys in one transaction, skipping those whose digest exists.
+    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>>;
+    /// The key with this digest in any workspace, soft-deleted ones included: verification
+    /// needs to tell them apart from keys that never existed.
+    async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>>;
+    /// A live (not deleted) key of the workspace.
+    async fn key(&self, workspace: &WorkspaceId, id: &KeyId) -> StoreResult<Option<KeyRecord>>;
+    /// Live keys of one API, ordered by id.
+    async fn keys_of_api(
+        &self,
+        workspace: &WorkspaceId,
+        api: &ApiId,
+        page: PageRequest,
+    ) -> StoreResult<Page<KeyRecord>>;
+    /// Applies a change to a live key atomically; returns the key after the change.
+    async fn change_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &KeyId,
+        change: KeyChange,
+        now: UnixMillis,
+    ) -> StoreResult<Result<KeyRecord, KeyChangeError>>;
+    /// Deletes a live key (softly, keeping the row, unless `permanent`); returns it.
+    async fn delete_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &KeyId,
+        permanent: bool,
+        now: UnixMillis,
+    ) -> StoreResult<Option<KeyRecord>>;
+    /// Inserts `new` and shortens the old key's life to `old_expires` unless it already ends
+    /// sooner, in one transaction; returns the old key after the change, or `None` when the
+    /// old key does not exist (then nothing is inserted).
+    async fn rotate_key(
+        &self,
+        workspace: &WorkspaceId,
+        old: &KeyId,
+        new: &KeyRecord,
+        old_expires: UnixMillis,
+    ) -> StoreResult<Option<KeyRecord>>;
+    /// Spends `cost` credits of a key atomically (applying a refill that fell due first).
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: i64,
+        now: UnixMillis,
+    ) -> StoreResult<CreditSpend>;
+    /// Applies every refill that fell due; returns the digests of keys whose balance changed.
+    async fn refill_due_credits(&self, now: UnixMillis) -> StoreResult<Vec<KeyDigest>>;
+    /// Digests of every key that can still be presented (live or soft-deleted), to seed the
+    /// in-memory filter of known keys.
+    async fn all_key_digests(&self) -> StoreResult<Vec<KeyDigest>>;
+}
+
+/// Everything a server needs from storage.
+#[async_trait]
+pub trait Store: WorkspaceStore + RootKeyStore + ApiStore + KeyStore {
+    /// Waits until every accepted write is durable; called on shutdown.
+    async fn flush(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,142 @@
+//! The server as a value: built from settings and a store, bound to its listener (port 0
+//! allowed), then run until a shutdown signal. Tests build the same thing as `main`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use keywarden_core::store::Store;
+use keywarden_core::time::Clock;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::http;
+use crate::service::{Keywarden, ServiceSettings};
+use crate::state::AppState;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub service: ServiceSettings,
+    /// How often to look for root keys created or revoked by other processes.
+    pub root_key_poll: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            service: ServiceSettings::default(),
+            root_key_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    service: Arc<Keywarden>,
+    settings: ServerSettings,
+}
+
+impl Application {
+    /// Loads the in-memory views from `store` and binds the listener.
+    pub async fn build(
+        settings: ServerSettings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let service = Keywarden::start(store, clock, &settings.service)
+            .await
+            .context("could not load keys and root keys from the store")?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("could not listen on {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            service: Arc::new(service),
+            settings,
+        })
+    }
+
+    /// The address actually bound (the port is chosen by the OS when configured as 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.settings.listen)
+    }
+
+    pub fn service(&self) -> Arc<Keywarden> {
+        Arc::clone(&self.service)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish, stops background work and waits until every write is durable.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let background = [
+            tokio::spawn(poll_root_keys(
+                Arc::clone(&self.service),
+                self.settings.root_key_poll,
+            )),
+            tokio::spawn(refill_credits(Arc::clone(&self.service))),
+        ];
+        let router = http::router(AppState {
+            service: Arc::clone(&self.service),
+        });
+        tracing::info!(address = %self.local_addr(), "listening");
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed");
+        stop(background);
+        self.service
+            .store()
+            .flush()
+            .await
+            .context("could not flush writes to the store")?;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+fn stop(tasks: [JoinHandle<()>; 2]) {
+    for task in tasks {
+        task.abort();
+    }
+}
+
+async fn poll_root_keys(service: Arc<Keywarden>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = service.refresh_root_keys().await {
+            tracing::warn!(error = ?e, "could not refresh root keys");
+        }
+    }
+}
+
+/// Applies refills at startup (catching up after downtime) and after every midnight UTC.
+async fn refill_credits(service: Arc<Keywarden>) {
+    loop {
+        let wait = match service.refill_due_credits().await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(keys = n, "credits refilled");
+                }
+                // Wake at least hourly, so a clock that jumps does not delay refills long.
+                u64::try_from(service.millis_until_next_refill())
+                    .unwrap_or(0)
+                    .min(3_600_000)
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "credit refill failed; retrying in a minute");
+                60_000
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+}

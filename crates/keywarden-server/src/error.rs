@@ -1,0 +1,108 @@
+//! The one error type of the server: every failure a request can meet, each mapped to the
+//! Unkey error envelope (status, title, detail, type URL) in `http::response`.
+
+use keywarden_core::store::StoreError;
+
+/// A problem with one request field, reported in the 400 envelope's `errors[]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// Where the problem is, e.g. `body.credits.refill.amount`.
+    pub location: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl FieldError {
+    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// What kind of object was not found; each has its own error type URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Key,
+    Api,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON, has wrong types, or breaks a bound.
+    #[error("{detail}")]
+    InvalidInput {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("the Authorization header is missing")]
+    MissingAuthorization,
+    #[error("the Authorization header is malformed")]
+    MalformedAuthorization,
+    #[error("the root key is unknown or revoked")]
+    UnknownRootKey,
+    /// The root key holds no permission for the operation, anywhere.
+    #[error("missing permission: {0}")]
+    MissingPermission(String),
+    #[error("{detail}")]
+    NotFound { what: Missing, detail: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    /// Anything that is the server's fault. The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 for one field.
+    pub fn invalid_field(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(vec![FieldError::new(location, message)])
+    }
+
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        Self::InvalidInput {
+            detail: "One or more fields failed validation".into(),
+            errors,
+        }
+    }
+
+    pub fn key_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Key,
+            detail: "The requested key was not found.".into(),
+        }
+    }
+
+    pub fn api_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Api,
+            detail: "The requested API was not found.".into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            e @ StoreError::Backend(_) => Self::Internal(anyhow::Error::new(e)),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Per-request context that responses need: the request id and how errors should be typed.
+//!
+//! A middleware sets it for the whole handling of a request (task-local), so every response,
+//! including extractor rejections and the 404 fallback, carries the same `requestId`.
+
+use axum::extract::Request;
+use axum::http::header::ACCEPT;
+use axum::middleware::Next;
+use axum::response::Response;
+use keywarden_core::id::new_request_id;
+use keywarden_core::time::{Clock, SystemClock};
+
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    /// Whether error bodies go out as `application/problem+json` (the client accepts it).
+    pub problem_json: bool,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// The current request's context; outside a request, a fresh id.
+pub fn current() -> RequestContext {
+    CONTEXT
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| RequestContext {
+            request_id: new_request_id(SystemClock.now()),
+            problem_json: false,
+        })
+}
+
+/// Errors are `application/problem+json` only when the client's `Accept` allows it, as Unkey
+/// does; the SDKs send `Accept: application/json` and get plain JSON.
+fn wants_problem_json(accept: &str) -> bool {
+    accept.contains("application/problem+json")
+        || accept.contains("application/*")
+        || accept.contains("*/*")
+}
+
+pub async fn with_request_context(request: Request, next: Next) -> Response {
+    let problem_json = request
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(wants_problem_json);
+    let context = RequestContext {
+        request_id: new_request_id(SystemClock.now()),
+        problem_json,
+    };
+    CONTEXT.scope(context, next.run(request)).await
+}

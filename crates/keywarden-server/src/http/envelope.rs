@@ -1,0 +1,84 @@
+//! Success responses: `{ "meta": { "requestId" }, "data": … }`, plus `pagination` on lists.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::context;
+
+#[derive(Serialize)]
+struct Meta {
+    #[serde(rename = "requestId")]
+    request_id: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    meta: Meta,
+    data: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pagination: Option<&'a Pagination>,
+}
+
+/// The pagination member of list responses. `cursor` is absent on the last page: the SDKs'
+/// pagers stop only when it is.
+#[derive(Debug, Serialize)]
+pub struct Pagination {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(rename = "hasMore")]
+    pub has_more: bool,
+}
+
+impl Pagination {
+    pub fn from_next(next: Option<String>) -> Self {
+        Self {
+            has_more: next.is_some(),
+            cursor: next,
+        }
+    }
+}
+
+/// A 200 response with `data`.
+pub struct Data<T>(pub T);
+
+/// A 200 list response with `data` and `pagination`.
+pub struct Paginated<T>(pub T, pub Pagination);
+
+/// An empty `data: {}` response.
+#[derive(Serialize)]
+pub struct Empty {}
+
+pub fn json_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) -> Response {
+    let envelope = Envelope {
+        meta: Meta {
+            request_id: context::current().request_id,
+        },
+        data,
+        pagination,
+    };
+    match serde_json::to_vec(&envelope) {
+        Ok(body) => json_response(StatusCode::OK, "application/json", body),
+        Err(e) => super::error::internal_response(&anyhow::Error::new(e)),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Data<T> {
+    fn into_response(self) -> Response {
+        envelope_response(&self.0, None)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Paginated<T> {
+    fn into_response(self) -> Response {
+        envelope_response(&self.0, Some(&self.1))
+    }
+}

@@ -1,0 +1,176 @@
+//! Turning [`ApiError`] into the Unkey error envelope:
+//! `{ "meta": { "requestId" }, "error": { "title", "detail", "status", "type", "errors"? } }`.
+//! `errors` is present exactly on 400s, as the SDKs require.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::context;
+use super::envelope::json_response;
+use crate::error::{ApiError, FieldError, Missing};
+
+const DOCS: &str = "https://unkey.com/docs/errors";
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    meta: Meta,
+    error: Problem<'a>,
+}
+
+#[derive(Serialize)]
+struct Meta {
+    #[serde(rename = "requestId")]
+    request_id: String,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    title: &'static str,
+    detail: String,
+    status: u16,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidInput { .. }
+            | Self::MissingAuthorization
+            | Self::MalformedAuthorization => StatusCode::BAD_REQUEST,
+            Self::UnknownRootKey => StatusCode::UNAUTHORIZED,
+            Self::MissingPermission(_) => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. }
+            | Self::MissingAuthorization
+            | Self::MalformedAuthorization => "Bad Request",
+            Self::UnknownRootKey => "Unauthorized",
+            Self::MissingPermission(_) => "Insufficient Permissions",
+            Self::NotFound { .. } | Self::RouteNotFound(_) => "Not Found",
+            Self::Conflict(_) => "Conflicting Resource",
+            Self::PreconditionFailed(_) => "Precondition Failed",
+            Self::PayloadTooLarge { .. } => "Request Entity Too Large",
+            Self::MethodNotAllowed(_) => "Method Not Allowed",
+            Self::Internal(_) => "Internal Server Error",
+        }
+    }
+
+    fn type_path(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { .. } => "unkey/application/invalid_input",
+            Self::MissingAuthorization => "unkey/authentication/missing",
+            Self::MalformedAuthorization => "unkey/authentication/malformed",
+            Self::UnknownRootKey => "unkey/authentication/key_not_found",
+            Self::MissingPermission(_) => "unkey/authorization/insufficient_permissions",
+            Self::NotFound {
+                what: Missing::Key, ..
+            } => "unkey/data/key_not_found",
+            Self::NotFound {
+                what: Missing::Api, ..
+            } => "unkey/data/api_not_found",
+            Self::Conflict(_) => "unkey/data/conflict",
+            Self::PreconditionFailed(_) => "unkey/application/precondition_failed",
+            Self::PayloadTooLarge { .. } => "unkey/application/request_too_large",
+            Self::RouteNotFound(_) | Self::MethodNotAllowed(_) => "unkey/application/not_found",
+            Self::Internal(_) => "unkey/application/unexpected_error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::InvalidInput { detail, .. } => detail.clone(),
+            Self::MissingAuthorization => {
+                "Authorization header is required: send 'Authorization: Bearer <root key>'.".into()
+            }
+            Self::MalformedAuthorization => {
+                "Authorization header must have the form 'Bearer <root key>'.".into()
+            }
+            Self::UnknownRootKey => "The provided root key is invalid or has been revoked.".into(),
+            Self::MissingPermission(p) => {
+                format!("The root key lacks the permission to do this. Missing permission: {p}")
+            }
+            Self::NotFound { detail, .. } => detail.clone(),
+            Self::Conflict(m) | Self::PreconditionFailed(m) => m.clone(),
+            Self::PayloadTooLarge { limit } => {
+                format!("The request body exceeds the limit of {limit} bytes.")
+            }
+            Self::RouteNotFound(path) => format!("No endpoint exists at {path}."),
+            Self::MethodNotAllowed(method) => {
+                format!("Method {method} is not allowed on this endpoint; use POST.")
+            }
+            Self::Internal(_) => {
+                "Something went wrong on our side. The request id identifies it in the server's logs."
+                    .into()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            return internal_response(cause);
+        }
+        let context = context::current();
+        let errors = match &self {
+            Self::InvalidInput { errors, .. } => Some(errors.as_slice()),
+            Self::MissingAuthorization | Self::MalformedAuthorization => Some(&[][..]),
+            _ => None,
+        };
+        let status = self.status();
+        let body = ErrorBody {
+            meta: Meta {
+                request_id: context.request_id,
+            },
+            error: Problem {
+                title: self.title(),
+                detail: self.detail(),
+                status: status.as_u16(),
+                kind: format!("{DOCS}/{}", self.type_path()),
+                errors,
+            },
+        };
+        let content_type = if context.problem_json {
+            "application/problem+json"
+        } else {
+            "application/json"
+        };
+        match serde_json::to_vec(&body) {
+            Ok(bytes) => json_response(status, content_type, bytes),
+            Err(e) => internal_response(&anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// A 500 that says nothing about the cause; the cause goes to the log with the request id.
+pub fn internal_response(cause: &anyhow::Error) -> Response {
+    let context = context::current();
+    tracing::error!(request_id = %context.request_id, error = ?cause, "request failed");
+    let body = serde_json::json!({
+        "meta": { "requestId": context.request_id },
+        "error": {
+            "title": "Internal Server Error",
+            "detail": "Something went wrong on our side. The request id identifies it in the server's logs.",
+            "status": 500,
+            "type": format!("{DOCS}/unkey/application/unexpected_error"),
+        }
+    });
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+}

@@ -1,0 +1,43 @@
+//! `keys.*`: the key lifecycle and verification.
+
+mod create;
+mod credits;
+mod delete;
+mod migrate;
+mod read;
+mod reroll;
+mod update;
+mod verify;
+
+use axum::Router;
+use axum::routing::post;
+use keywarden_core::id::KeyId;
+
+use super::fields::Fields;
+use super::wire::parse_id;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/keys.createKey", post(create::create_key))
+        .route("/v2/keys.verifyKey", post(verify::verify_key))
+        .route("/v2/keys.getKey", post(read::get_key))
+        .route("/v2/keys.whoami", post(read::whoami))
+        .route("/v2/keys.updateKey", post(update::update_key))
+        .route("/v2/keys.deleteKey", post(delete::delete_key))
+        .route("/v2/keys.rerollKey", post(reroll::reroll_key))
+        .route("/v2/keys.updateCredits", post(credits::update_credits))
+        .route("/v2/keys.migrateKeys", post(migrate::migrate_keys))
+}
+
+/// The `keyId` every single-key endpoint takes: 3..255 characters of `[a-zA-Z0-9_]`.
+fn key_id(f: &mut Fields, value: Option<String>) -> Option<KeyId> {
+    f.required("body.keyId", value)
+        .and_then(|s| parse_id(f, "body.keyId", &s, 3, KeyId::parse))
+}
+
+/// The plaintext `key` of verify and whoami: 1..512 characters.
+fn plaintext_key(f: &mut Fields, value: Option<String>) -> Option<String> {
+    let key = f.required("body.key", value)?;
+    f.length("body.key", &key, 1, 512).then_some(key)
+}

@@ -1,0 +1,103 @@
+//! `keys.updateKey`: a partial update where an omitted field stays and `null` clears.
+
+use axum::extract::State;
+use keywarden_core::id::KeyId;
+use keywarden_core::key::{CreditsPatch, KeyUpdate, Patch};
+use keywarden_core::text::KeyName;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::key_id;
+use crate::error::ApiError;
+use crate::http::envelope::{Data, Empty};
+use crate::http::extract::ApiJson;
+use crate::http::fields::{Fields, Nullable};
+use crate::http::wire::{RefillBody, parse_expires, parse_meta, parse_refill};
+use crate::service::Caller;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateCreditsBody {
+    #[serde(default)]
+    remaining: Nullable<i64>,
+    #[serde(default)]
+    refill: Nullable<RefillBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateKeyBody {
+    key_id: Option<String>,
+    #[serde(default)]
+    name: Nullable<String>,
+    #[serde(default)]
+    external_id: Nullable<String>,
+    #[serde(default)]
+    meta: Nullable<Map<String, Value>>,
+    #[serde(default)]
+    expires: Nullable<i64>,
+    #[serde(default)]
+    credits: Nullable<UpdateCreditsBody>,
+    ratelimits: Option<Vec<Value>>,
+    enabled: Option<bool>,
+    roles: Option<Vec<Value>>,
+    permissions: Option<Vec<Value>>,
+}
+
+/// Converts a nullable wire field with `parse`, recording errors; `None` when it failed.
+fn patch<T, U>(value: Nullable<T>, parse: impl FnOnce(T) -> Option<U>) -> Option<Patch<U>> {
+    Some(match value {
+        Nullable::Absent => Patch::Keep,
+        Nullable::Null => Patch::Clear,
+        Nullable::Value(v) => Patch::Set(parse(v)?),
+    })
+}
+
+fn credits_patch(f: &mut Fields, body: UpdateCreditsBody) -> Option<CreditsPatch> {
+    let remaining = patch(body.remaining, |n| {
+        f.range("body.credits.remaining", n, 0, i64::MAX)
+    })?;
+    let refill = patch(body.refill, |r| parse_refill(f, "body.credits.refill", r))?;
+    Some(CreditsPatch { remaining, refill })
+}
+
+fn parse(body: UpdateKeyBody) -> Result<(KeyId, KeyUpdate), ApiError> {
+    let mut f = Fields::new();
+    let id = key_id(&mut f, body.key_id);
+    if let Nullable::Value(_) = body.external_id {
+        f.unsupported("body.externalId", "identities");
+    }
+    f.unsupported_items("body.ratelimits", body.ratelimits.as_deref(), "rate limits");
+    f.unsupported_items("body.roles", body.roles.as_deref(), "roles");
+    f.unsupported_items(
+        "body.permissions",
+        body.permissions.as_deref(),
+        "permissions",
+    );
+    let name = patch(body.name, |n| f.check("body.name", KeyName::parse(&n)));
+    let meta = patch(body.meta, |m| parse_meta(&mut f, "body.meta", m));
+    let expires = patch(body.expires, |e| parse_expires(&mut f, "body.expires", e));
+    let credits = patch(body.credits, |c| credits_patch(&mut f, c));
+    let update = match (name, meta, expires, credits) {
+        (Some(name), Some(meta), Some(expires), Some(credits)) => Some(KeyUpdate {
+            name,
+            meta,
+            expires,
+            credits,
+            enabled: body.enabled,
+        }),
+        _ => None,
+    };
+    f.finish(id.zip(update))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn update_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdateKeyBody>,
+) -> Result<Data<Empty>, ApiError> {
+    let (id, update) = parse(body)?;
+    state.service.update_key(&caller, &id, update).await?;
+    Ok(Data(Empty {}))
+}

@@ -1,0 +1,56 @@
+//! The HTTP edge: routes in the Unkey v2 style (`POST /v2/<group>.<operation>`), extractors,
+//! and the success and error envelopes.
+
+mod apis;
+mod context;
+mod envelope;
+mod error;
+mod extract;
+mod fields;
+mod keys;
+mod liveness;
+mod wire;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Method;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use extract::MAX_BODY_BYTES;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2/liveness", get(liveness::liveness))
+        .merge(apis::routes())
+        .merge(keys::routes())
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(context::with_request_context))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn route_not_found(request: Request) -> ApiError {
+    ApiError::RouteNotFound(request.uri().path().to_owned())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// A panic is a bug; the client gets the generic 500 and the log gets the message.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}

@@ -1,0 +1,197 @@
+//! Schemas shared by several endpoints (§3 of the wire reference): key data, credits and
+//! refills, in both directions, and id parsing with the wire's bounds.
+
+use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule};
+use keywarden_core::id::IdError;
+use keywarden_core::key::{KeyRecord, MAX_EXPIRES};
+use keywarden_core::meta::Meta;
+use keywarden_core::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+use super::fields::{Fields, Nullable};
+use crate::service::NewCredits;
+
+/// Parses an id with the wire's pattern and a minimum length.
+pub fn parse_id<T>(
+    f: &mut Fields,
+    location: &str,
+    value: &str,
+    min_len: usize,
+    parse: impl FnOnce(&str) -> Result<T, IdError>,
+) -> Option<T> {
+    if value.len() < min_len {
+        f.error(location, format!("must be at least {min_len} characters"));
+        return None;
+    }
+    f.check(location, parse(value))
+}
+
+/// An absolute time in Unix milliseconds within the wire's range for `expires`.
+pub fn parse_expires(f: &mut Fields, location: &str, value: i64) -> Option<UnixMillis> {
+    f.range(location, value, 0, MAX_EXPIRES)
+        .map(UnixMillis::from_millis)
+}
+
+pub fn parse_meta(
+    f: &mut Fields,
+    location: &str,
+    value: serde_json::Map<String, serde_json::Value>,
+) -> Option<Meta> {
+    f.check(location, Meta::new(value))
+}
+
+/// `KeyCreditsRefill` in requests.
+#[derive(Debug, Deserialize)]
+pub struct RefillBody {
+    pub interval: Option<String>,
+    pub amount: Option<i64>,
+    #[serde(rename = "refillDay")]
+    pub refill_day: Option<i64>,
+}
+
+pub fn parse_refill(f: &mut Fields, location: &str, body: RefillBody) -> Option<CreditRefill> {
+    let interval = f.required(&format!("{location}.interval"), body.interval);
+    let monthly = match interval.as_deref() {
+        Some("daily") => Some(false),
+        Some("monthly") => Some(true),
+        Some(_) => {
+            f.error(
+                format!("{location}.interval"),
+                "must be one of \"daily\", \"monthly\"",
+            );
+            None
+        }
+        None => None,
+    };
+    let amount = f
+        .required(&format!("{location}.amount"), body.amount)
+        .and_then(|a| f.range(&format!("{location}.amount"), a, 1, i64::MAX));
+    let day = match body.refill_day {
+        Some(d) => Some(f.range(&format!("{location}.refillDay"), d, 1, 31)?),
+        None => None,
+    };
+    let (monthly, amount) = (monthly?, amount?);
+    f.check(
+        &format!("{location}.refillDay"),
+        CreditRefill::from_wire(monthly, amount, day),
+    )
+}
+
+/// `KeyCreditsData` in requests: `remaining` is required and may be `null` (unlimited).
+#[derive(Debug, Deserialize)]
+pub struct CreditsBody {
+    #[serde(default)]
+    pub remaining: Nullable<i64>,
+    pub refill: Option<RefillBody>,
+}
+
+/// Parses a starting balance; `Some(None)` is "unlimited", `None` an error (recorded).
+pub fn parse_new_credits(
+    f: &mut Fields,
+    location: &str,
+    body: CreditsBody,
+) -> Option<Option<NewCredits>> {
+    let remaining_loc = format!("{location}.remaining");
+    let remaining = match body.remaining {
+        Nullable::Absent => {
+            f.required::<()>(&remaining_loc, None);
+            return None;
+        }
+        Nullable::Null => None,
+        Nullable::Value(n) => Some(f.range(&remaining_loc, n, 0, i64::MAX)?),
+    };
+    let refill = match body.refill {
+        Some(r) => Some(parse_refill(f, &format!("{location}.refill"), r)?),
+        None => None,
+    };
+    match (remaining, refill) {
+        (None, Some(_)) => {
+            f.error(
+                format!("{location}.refill"),
+                "a refill needs a credit balance: set remaining to a number",
+            );
+            None
+        }
+        (None, None) => Some(None),
+        (Some(remaining), refill) => Some(Some(NewCredits { remaining, refill })),
+    }
+}
+
+/// `KeyCreditsRefill` in responses.
+#[derive(Debug, Serialize)]
+pub struct RefillData {
+    interval: &'static str,
+    amount: i64,
+    #[serde(rename = "refillDay", skip_serializing_if = "Option::is_none")]
+    refill_day: Option<u8>,
+}
+
+/// `KeyCreditsData` in responses; `remaining` is always present, `null` when unlimited.
+#[derive(Debug, Serialize)]
+pub struct CreditsData {
+    remaining: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refill: Option<RefillData>,
+}
+
+impl CreditsData {
+    pub fn of(credits: Option<&Credits>) -> Self {
+        Self {
+            remaining: credits.map(Credits::remaining),
+            refill: credits.and_then(Credits::refill).map(|r| {
+                let (interval, refill_day) = match r.schedule() {
+                    RefillSchedule::Daily => ("daily", None),
+                    RefillSchedule::Monthly { day } => ("monthly", Some(day)),
+                };
+                RefillData {
+                    interval,
+                    amount: r.amount(),
+                    refill_day,
+                }
+            }),
+        }
+    }
+}
+
+/// `KeyResponseData`: a key as getKey, whoami and listKeys show it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyData<'a> {
+    key_id: &'a str,
+    start: &'a str,
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<i64>,
+    /// Keywarden extension: the API (keyspace) the key belongs to.
+    api_id: &'a str,
+    permissions: [&'a str; 0],
+    roles: [&'a str; 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credits: Option<CreditsData>,
+}
+
+impl<'a> KeyData<'a> {
+    pub fn of(key: &'a KeyRecord) -> Self {
+        Self {
+            key_id: key.id.as_str(),
+            start: &key.start,
+            enabled: key.enabled,
+            name: key.name.as_ref().map(|n| n.as_str()),
+            meta: key.meta.as_ref(),
+            created_at: key.created_at.as_millis(),
+            updated_at: key.updated_at.map(UnixMillis::as_millis),
+            expires: key.expires.map(UnixMillis::as_millis),
+            api_id: key.api_id.as_str(),
+            permissions: [],
+            roles: [],
+            credits: key.credits.as_ref().map(|c| CreditsData::of(Some(c))),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The in-memory view of keys that verification reads.
+//!
+//! Two layers. A set of every known key digest (eight bytes each) answers "no such key" for
+//! random or revoked keys without touching the store, so guessing cannot load it. Behind it,
+//! a bounded cache of key records, filled on demand and invalidated on every change.
+//!
+//! Invalidation races with loading: a load that read the store just before a change commits
+//! could put a stale record back after the change invalidated it. Every change bumps
+//! `changes` *before* invalidating, and every load re-checks `changes` *after* inserting; if
+//! it moved, the load removes what it inserted. Whichever of the two comes last removes the
+//! stale record.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keywarden_core::digest::KeyDigest;
+use keywarden_core::key::KeyRecord;
+use keywarden_core::store::{KeyStore, StoreResult};
+use moka::sync::Cache;
+use parking_lot::RwLock;
+
+/// Hashes a `u64` as itself: digests are uniformly random already.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>;
+
+/// A cached lookup result; `None` remembers that the store has no such key.
+type Entry = Option<Arc<KeyRecord>>;
+
+pub struct KeyCache {
+    /// How many stored keys share each digest head; a count so removing one of two keys
+    /// with the same eight bytes keeps the other.
+    known: RwLock<DigestMap<u32>>,
+    records: Cache<KeyDigest, Entry, BuildHasherDefault<DigestHasher>>,
+    changes: AtomicU64,
+}
+
+impl KeyCache {
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            known: RwLock::new(DigestMap::default()),
+            records: Cache::builder()
+                .max_capacity(capacity)
+                .build_with_hasher(BuildHasherDefault::default()),
+            changes: AtomicU64::new(0),
+        }
+    }
+
+    /// Fills the set of known digests from the store; called once at startup.
+    pub async fn load_known(&self, store: &dyn KeyStore) -> StoreResult<usize> {
+        let digests = store.all_key_digests().await?;
+        let mut known = DigestMap::default();
+        for digest in &digests {
+            *known.entry(digest.index()).or_insert(0) += 1;
+        }
+        *self.known.write() = known;
+        Ok(digests.len())
+    }
+
+    /// The key with this digest, from memory when possible.
+    pub async fn lookup(&self, digest: &KeyDigest, store: &dyn KeyStore) -> StoreResult<Entry> {
+        if !self.known.read().contains_key(&digest.index()) {
+            return Ok(None);
+        }
+        if let Some(entry) = self.records.get(digest) {
+            return Ok(entry);
+        }
+        let before = self.changes.load(Ordering::SeqCst);
+        let entry = store.key_by_digest(digest).await?.map(Arc::new);
+        self.records.insert(*digest, entry.clone());
+        if self.changes.load(Ordering::SeqCst) != before {
+            self.records.invalidate(digest);
+        }
+        Ok(entry)
+    }
+
+    /// The key with this digest as the store has it now, bypassing cached records (for reads
+    /// that show balances, which spends change without invalidating). Unknown digests are
+    /// still answered from memory.
+    pub async fn lookup_fresh(
+        &self,
+        digest: &KeyDigest,
+        store: &dyn KeyStore,
+    ) -> StoreResult<Entry> {
+        if !self.known.read().contains_key(&digest.index()) {
+            return Ok(None);
+        }
+        Ok(store.key_by_digest(digest).await?.map(Arc::new))
+    }
+
+    /// A key with this digest was stored.
+    pub fn added(&self, digest: &KeyDigest) {
+        *self.known.write().entry(digest.index()).or_insert(0) += 1;
+        self.changed(digest);
+    }
+
+    /// The key with this digest was erased from the store.
+    pub fn removed(&self, digest: &KeyDigest) {
+        {
+            let mut known = self.known.write();
+            if let Some(count) = known.get_mut(&digest.index()) {
+                *count -= 1;
+                if *count == 0 {
+                    known.remove(&digest.index());
+                }
+            }
+        }
+        self.changed(digest);
+    }
+
+    /// The key with this digest changed in the store.
+    pub fn changed(&self, digest: &KeyDigest) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.records.invalidate(digest);
+    }
+}

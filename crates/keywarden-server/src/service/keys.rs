@@ -1,0 +1,366 @@
+//! Keys: issue, read, change, delete, rotate, adjust credits and import.
+
+use std::sync::Arc;
+
+use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
+use keywarden_core::digest::KeyDigest;
+use keywarden_core::id::{ApiId, KeyId};
+use keywarden_core::key::{KeyRecord, KeyUpdate, expiry_after_rotation};
+use keywarden_core::key_change::{KeyChange, KeyChangeError};
+use keywarden_core::key_format::{self, ByteLength, KeyPrefix};
+use keywarden_core::meta::Meta;
+use keywarden_core::root_key::ops;
+use keywarden_core::secret::PlaintextKey;
+use keywarden_core::store::ImportOutcome;
+use keywarden_core::text::KeyName;
+use keywarden_core::time::UnixMillis;
+
+use super::{Caller, Keywarden};
+use crate::error::ApiError;
+
+/// A starting credit balance with an optional refill.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCredits {
+    pub remaining: i64,
+    pub refill: Option<CreditRefill>,
+}
+
+/// A key to issue (`keys.createKey`).
+#[derive(Debug)]
+pub struct NewKey {
+    pub api_id: ApiId,
+    pub prefix: Option<KeyPrefix>,
+    pub byte_length: Option<ByteLength>,
+    pub name: Option<KeyName>,
+    pub meta: Option<Meta>,
+    pub expires: Option<UnixMillis>,
+    /// `None`: unlimited usage.
+    pub credits: Option<NewCredits>,
+    pub enabled: bool,
+    pub recoverable: bool,
+}
+
+/// A key just issued: its id and the plaintext, returned this once.
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub key_id: KeyId,
+    pub key: PlaintextKey,
+}
+
+/// `keys.updateCredits`.
+#[derive(Debug, Clone, Copy)]
+pub enum CreditsOperation {
+    /// `None`: unlimited.
+    Set(Option<i64>),
+    Adjust(CreditAdjustment),
+}
+
+/// A key imported by hash (`keys.migrateKeys`); `digest` is `None` when the given hash is not
+/// a SHA-256 digest, which fails that key alone.
+#[derive(Debug)]
+pub struct ImportedKey {
+    pub hash: String,
+    pub digest: Option<KeyDigest>,
+    pub name: Option<KeyName>,
+    pub meta: Option<Meta>,
+    pub expires: Option<UnixMillis>,
+    pub enabled: bool,
+    pub credits: Option<NewCredits>,
+}
+
+/// What `keys.migrateKeys` did: imported keys with their new ids, and the hashes that failed.
+#[derive(Debug, Default)]
+pub struct MigrationReport {
+    pub migrated: Vec<(String, KeyId)>,
+    pub failed: Vec<String>,
+}
+
+fn recoverable_unavailable() -> ApiError {
+    ApiError::PreconditionFailed(
+        "Recoverable keys are not available: this server has no encryption master key \
+         configured. Create the key with recoverable: false."
+            .into(),
+    )
+}
+
+fn credits_of(new: Option<NewCredits>, now: UnixMillis) -> Result<Option<Credits>, ApiError> {
+    new.map(|c| Credits::new(c.remaining, c.refill, now))
+        .transpose()
+        .map_err(|e| ApiError::invalid_field("body.credits.remaining", e.to_string()))
+}
+
+fn change_error(e: KeyChangeError) -> ApiError {
+    match e {
+        KeyChangeError::NotFound => ApiError::key_not_found(),
+        KeyChangeError::Update(e) => ApiError::invalid_field("body.credits", e.to_string()),
+        KeyChangeError::Adjustment(e) => ApiError::invalid_field("body.operation", e.to_string()),
+        KeyChangeError::NegativeCredits(e) => ApiError::invalid_field("body.value", e.to_string()),
+    }
+}
+
+impl Keywarden {
+    pub async fn create_key(&self, caller: &Caller, new: NewKey) -> Result<CreatedKey, ApiError> {
+        let not_found = || ApiError::NotFound {
+            what: crate::error::Missing::Api,
+            detail: "The specified API was not found.".into(),
+        };
+        caller.require_on(ops::CREATE_KEY, new.api_id.as_str(), not_found)?;
+        let api = self
+            .store
+            .api(caller.workspace(), &new.api_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if new.recoverable {
+            caller.require_on(ops::ENCRYPT_KEY, api.id.as_str(), not_found)?;
+            return Err(recoverable_unavailable());
+        }
+        let now = self.now();
+        let prefix = new.prefix.or(api.default_prefix);
+        let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
+        let issued = key_format::generate(prefix.as_ref(), byte_length);
+        let record = KeyRecord {
+            id: KeyId::generate(now),
+            workspace_id: caller.workspace().clone(),
+            api_id: api.id,
+            digest: issued.plaintext.digest(),
+            start: issued.start,
+            prefix,
+            byte_length,
+            name: new.name,
+            meta: new.meta,
+            enabled: new.enabled,
+            expires: new.expires,
+            credits: credits_of(new.credits, now)?,
+            created_at: now,
+            updated_at: None,
+            deleted_at: None,
+        };
+        self.store.insert_key(&record).await?;
+        self.keys.added(&record.digest);
+        tracing::info!(key_id = %record.id, api_id = %record.api_id, "key created");
+        Ok(CreatedKey {
+            key_id: record.id,
+            key: issued.plaintext,
+        })
+    }
+
+    /// A live key of the caller's workspace that the caller may act on with `op`.
+    async fn reachable_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        op: keywarden_core::root_key::Operation,
+    ) -> Result<KeyRecord, ApiError> {
+        caller.require_somewhere(op)?;
+        let key = self
+            .store
+            .key(caller.workspace(), id)
+            .await?
+            .ok_or_else(ApiError::key_not_found)?;
+        caller.require_on(op, key.api_id.as_str(), ApiError::key_not_found)?;
+        Ok(key)
+    }
+
+    pub async fn get_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        decrypt: bool,
+    ) -> Result<KeyRecord, ApiError> {
+        let key = self.reachable_key(caller, id, ops::READ_KEY).await?;
+        if decrypt {
+            caller.require_on(
+                ops::DECRYPT_KEY,
+                key.api_id.as_str(),
+                ApiError::key_not_found,
+            )?;
+        }
+        Ok(key)
+    }
+
+    /// The key whose plaintext is `key`. Unknown keys, deleted keys and keys outside the
+    /// caller's reach all answer 404.
+    pub async fn whoami(&self, caller: &Caller, key: &str) -> Result<Arc<KeyRecord>, ApiError> {
+        caller.require_somewhere(ops::READ_KEY)?;
+        let record = self
+            .keys
+            .lookup_fresh(&KeyDigest::of(key), self.store.as_ref())
+            .await?
+            .filter(|k| k.deleted_at.is_none() && &k.workspace_id == caller.workspace())
+            .ok_or_else(ApiError::key_not_found)?;
+        caller.require_on(
+            ops::READ_KEY,
+            record.api_id.as_str(),
+            ApiError::key_not_found,
+        )?;
+        Ok(record)
+    }
+
+    pub async fn update_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        update: KeyUpdate,
+    ) -> Result<(), ApiError> {
+        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        if update.is_empty() {
+            return Ok(());
+        }
+        let key = self
+            .store
+            .change_key(
+                caller.workspace(),
+                id,
+                KeyChange::Update(update),
+                self.now(),
+            )
+            .await?
+            .map_err(change_error)?;
+        self.keys.changed(&key.digest);
+        tracing::info!(key_id = %id, "key updated");
+        Ok(())
+    }
+
+    pub async fn delete_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        permanent: bool,
+    ) -> Result<(), ApiError> {
+        self.reachable_key(caller, id, ops::DELETE_KEY).await?;
+        let key = self
+            .store
+            .delete_key(caller.workspace(), id, permanent, self.now())
+            .await?
+            .ok_or_else(ApiError::key_not_found)?;
+        if permanent {
+            self.keys.removed(&key.digest);
+        } else {
+            self.keys.changed(&key.digest);
+        }
+        tracing::info!(key_id = %id, permanent, "key deleted");
+        Ok(())
+    }
+
+    /// Issues a replacement for a key. The old key stays valid for `grace_ms`, but never longer
+    /// than it already would have.
+    pub async fn reroll_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        grace_ms: i64,
+    ) -> Result<CreatedKey, ApiError> {
+        let old = self.reachable_key(caller, id, ops::CREATE_KEY).await?;
+        let prefix = match &old.prefix {
+            Some(prefix) => Some(prefix.clone()),
+            None => self
+                .store
+                .api(caller.workspace(), &old.api_id)
+                .await?
+                .and_then(|api| api.default_prefix),
+        };
+        let now = self.now();
+        let issued = key_format::generate(prefix.as_ref(), old.byte_length);
+        let (mut new, issued) = old.rotated(KeyId::generate(now), issued, now);
+        new.prefix = prefix;
+        let old_expires = expiry_after_rotation(old.expires, now, grace_ms);
+        let old_after = self
+            .store
+            .rotate_key(caller.workspace(), id, &new, old_expires)
+            .await?
+            .ok_or_else(ApiError::key_not_found)?;
+        self.keys.changed(&old_after.digest);
+        self.keys.added(&new.digest);
+        tracing::info!(old_key_id = %id, new_key_id = %new.id, "key rerolled");
+        Ok(CreatedKey {
+            key_id: new.id,
+            key: issued.plaintext,
+        })
+    }
+
+    pub async fn update_credits(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        operation: CreditsOperation,
+    ) -> Result<Option<Credits>, ApiError> {
+        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        let change = match operation {
+            CreditsOperation::Set(value) => KeyChange::SetCredits(value),
+            CreditsOperation::Adjust(adjustment) => KeyChange::AdjustCredits(adjustment),
+        };
+        let key = self
+            .store
+            .change_key(caller.workspace(), id, change, self.now())
+            .await?
+            .map_err(change_error)?;
+        self.keys.changed(&key.digest);
+        Ok(key.credits)
+    }
+
+    /// Imports keys by hash into an API. Keys whose hash is malformed or already stored fail
+    /// one by one; the others are imported together.
+    pub async fn migrate_keys(
+        &self,
+        caller: &Caller,
+        api_id: &ApiId,
+        keys: Vec<ImportedKey>,
+    ) -> Result<MigrationReport, ApiError> {
+        let not_found = || ApiError::NotFound {
+            what: crate::error::Missing::Api,
+            detail: "The specified API was not found.".into(),
+        };
+        caller.require_on(ops::CREATE_KEY, api_id.as_str(), not_found)?;
+        let api = self
+            .store
+            .api(caller.workspace(), api_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let now = self.now();
+        let mut report = MigrationReport::default();
+        let mut records = Vec::with_capacity(keys.len());
+        let mut hashes = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(digest) = key.digest else {
+                report.failed.push(key.hash);
+                continue;
+            };
+            records.push(KeyRecord {
+                id: KeyId::generate(now),
+                workspace_id: caller.workspace().clone(),
+                api_id: api.id.clone(),
+                digest,
+                // The plaintext was never seen, so there is nothing to show.
+                start: String::new(),
+                prefix: None,
+                byte_length: api.default_byte_length,
+                name: key.name,
+                meta: key.meta,
+                enabled: key.enabled,
+                expires: key.expires,
+                credits: credits_of(key.credits, now)?,
+                created_at: now,
+                updated_at: None,
+                deleted_at: None,
+            });
+            hashes.push(key.hash);
+        }
+        let outcomes = self.store.import_keys(&records).await?;
+        for ((record, hash), outcome) in records.into_iter().zip(hashes).zip(outcomes) {
+            match outcome {
+                ImportOutcome::Imported => {
+                    self.keys.added(&record.digest);
+                    report.migrated.push((hash, record.id));
+                }
+                ImportOutcome::Duplicate => report.failed.push(hash),
+            }
+        }
+        tracing::info!(
+            api_id = %api_id,
+            migrated = report.migrated.len(),
+            failed = report.failed.len(),
+            "keys migrated"
+        );
+        Ok(report)
+    }
+}

@@ -1,0 +1,86 @@
+//! The server's use cases: what each endpoint does, over the core's domain and the store.
+//! Handlers call these with domain values; nothing here knows about HTTP or JSON.
+
+mod apis;
+mod bootstrap;
+mod key_cache;
+mod keys;
+mod refill;
+mod root_keys;
+mod verify;
+
+use std::sync::Arc;
+
+use keywarden_core::store::{Store, StoreResult};
+use keywarden_core::time::{Clock, UnixMillis};
+
+pub use apis::NewApi;
+pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
+pub use key_cache::KeyCache;
+pub use keys::{CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey};
+pub use root_keys::{Caller, RootKeyDirectory};
+pub use verify::{Verification, VerifyInput};
+
+use crate::error::ApiError;
+
+/// Tunables of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Most key records held in memory.
+    pub key_cache_capacity: u64,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            key_cache_capacity: 100_000,
+        }
+    }
+}
+
+/// The application: store, clock and the in-memory views the hot path reads.
+pub struct Keywarden {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: KeyCache,
+    root_keys: RootKeyDirectory,
+}
+
+impl Keywarden {
+    /// Loads the in-memory views (known key digests, root keys) from the store.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: &ServiceSettings,
+    ) -> StoreResult<Self> {
+        let keys = KeyCache::new(settings.key_cache_capacity);
+        let known = keys.load_known(store.as_ref()).await?;
+        let root_keys = RootKeyDirectory::default();
+        root_keys.refresh(store.as_ref()).await?;
+        tracing::info!(known_keys = known, "key index loaded");
+        Ok(Self {
+            store,
+            clock,
+            keys,
+            root_keys,
+        })
+    }
+
+    pub fn now(&self) -> UnixMillis {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Finds the root key presented as a bearer token.
+    pub fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        self.root_keys.authenticate(token)
+    }
+
+    /// Picks up root keys created or revoked elsewhere (CLI, other nodes).
+    pub async fn refresh_root_keys(&self) -> StoreResult<()> {
+        self.root_keys.refresh(self.store.as_ref()).await
+    }
+}

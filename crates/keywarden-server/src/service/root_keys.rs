@@ -1,0 +1,129 @@
+//! Root-key authentication: every active root key is held in memory, so authenticating a
+//! request never touches the store, and unknown root keys cannot load it. The set is reloaded
+//! when the store's root-key revision changes, which also picks up keys created or revoked by
+//! the CLI in another process.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keywarden_core::digest::KeyDigest;
+use keywarden_core::id::WorkspaceId;
+use keywarden_core::root_key::{Access, Operation, RootKey};
+use keywarden_core::store::{RootKeyStore, StoreResult};
+use parking_lot::RwLock;
+
+use crate::error::ApiError;
+
+/// The active root keys, indexed by the head of their digest.
+#[derive(Default)]
+pub struct RootKeyDirectory {
+    state: RwLock<DirectoryState>,
+}
+
+#[derive(Default)]
+struct DirectoryState {
+    revision: Option<i64>,
+    by_index: HashMap<u64, Vec<Arc<RootKey>>>,
+}
+
+impl RootKeyDirectory {
+    /// Reloads the root keys if the store's revision moved since the last load.
+    pub async fn refresh(&self, store: &dyn RootKeyStore) -> StoreResult<()> {
+        let revision = store.root_key_revision().await?;
+        if self.state.read().revision == Some(revision) {
+            return Ok(());
+        }
+        let mut by_index: HashMap<u64, Vec<Arc<RootKey>>> = HashMap::new();
+        for key in store.root_keys().await? {
+            if key.revoked_at.is_none() {
+                by_index
+                    .entry(key.digest.index())
+                    .or_default()
+                    .push(Arc::new(key));
+            }
+        }
+        let count: usize = by_index.values().map(Vec::len).sum();
+        *self.state.write() = DirectoryState {
+            revision: Some(revision),
+            by_index,
+        };
+        tracing::debug!(revision, active = count, "root keys loaded");
+        Ok(())
+    }
+
+    /// Finds the root key whose secret is `token`. The map lookup uses eight digest bytes; the
+    /// full digests are then compared in constant time.
+    pub fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        let digest = KeyDigest::of(token);
+        let state = self.state.read();
+        state
+            .by_index
+            .get(&digest.index())
+            .and_then(|candidates| candidates.iter().find(|k| k.digest.ct_eq(&digest)))
+            .map(|key| Caller {
+                root_key: Arc::clone(key),
+            })
+            .ok_or(ApiError::UnknownRootKey)
+    }
+}
+
+/// An authenticated root key: the capability a request acts with.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    root_key: Arc<RootKey>,
+}
+
+impl Caller {
+    pub fn workspace(&self) -> &WorkspaceId {
+        &self.root_key.workspace_id
+    }
+
+    pub fn root_key(&self) -> &RootKey {
+        &self.root_key
+    }
+
+    /// Whether the root key may perform `op` on `target`.
+    pub fn access(&self, op: Operation, target: Option<&str>) -> Access {
+        self.root_key.permissions.access(op, target)
+    }
+
+    /// Fails with 403 when the root key holds `op` nowhere. Holding it only for other objects
+    /// passes here; the caller then answers "not found" for objects outside its reach.
+    pub fn require_somewhere(&self, op: Operation) -> Result<(), ApiError> {
+        match self.access(op, None) {
+            Access::Denied => Err(missing(op, None)),
+            Access::Granted | Access::OtherTargetsOnly => Ok(()),
+        }
+    }
+
+    /// Requires `op` workspace-wide (`<resource>.*.<action>`).
+    pub fn require_everywhere(&self, op: Operation) -> Result<(), ApiError> {
+        match self.access(op, None) {
+            Access::Granted => Ok(()),
+            Access::Denied | Access::OtherTargetsOnly => Err(missing(op, None)),
+        }
+    }
+
+    /// Requires `op` on `target`: 403 when the root key holds `op` nowhere, `not_found` when it
+    /// holds it only for other objects, so existence does not leak.
+    pub fn require_on(
+        &self,
+        op: Operation,
+        target: &str,
+        not_found: impl FnOnce() -> ApiError,
+    ) -> Result<(), ApiError> {
+        match self.access(op, Some(target)) {
+            Access::Granted => Ok(()),
+            Access::OtherTargetsOnly => Err(not_found()),
+            Access::Denied => Err(missing(op, Some(target))),
+        }
+    }
+}
+
+fn missing(op: Operation, target: Option<&str>) -> ApiError {
+    let wildcard = op.wildcard_permission();
+    ApiError::MissingPermission(match target {
+        Some(target) => format!("{wildcard} (or {})", op.permission_for(target)),
+        None => wildcard,
+    })
+}

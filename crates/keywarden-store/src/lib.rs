@@ -1,0 +1,28 @@
+//! Keywarden's storage backends, implementing the traits of `keywarden_core::store`.
+//!
+//! SQLite is the embedded default: one file, WAL journal, synchronous commits, every write
+//! committed before it is acknowledged.
+
+mod location;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use keywarden_core::store::Store;
+
+pub use location::{StoreLocation, StoreLocationError};
+pub use sqlite::SqliteStore;
+
+/// Opens (creating if needed) the store at `location`.
+pub fn open(location: &StoreLocation) -> Result<Arc<dyn Store>, OpenError> {
+    match location {
+        StoreLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("could not open the SQLite database")]
+    Sqlite(#[from] sqlite::SqliteOpenError),
+}

@@ -1,0 +1,258 @@
+//! Converting between rows and domain records.
+//!
+//! A row that does not convert (hand-edited or corrupt data) is a `FromSqlConversionFailure`,
+//! which surfaces as a backend error rather than a wrong answer.
+
+use keywarden_core::api::Api;
+use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule};
+use keywarden_core::digest::KeyDigest;
+use keywarden_core::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use keywarden_core::key::KeyRecord;
+use keywarden_core::key_format::{ByteLength, KeyPrefix};
+use keywarden_core::meta::Meta;
+use keywarden_core::root_key::{RootKey, RootPermissions};
+use keywarden_core::text::{ApiName, KeyName, Label};
+use keywarden_core::time::UnixMillis;
+use keywarden_core::workspace::Workspace;
+use rusqlite::types::Type;
+use rusqlite::{Row, named_params};
+
+fn bad<E: std::error::Error + Send + Sync + 'static>(column: usize, e: E) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Invalid(String);
+
+fn invalid(column: usize, what: &str) -> rusqlite::Error {
+    bad(
+        column,
+        Invalid(format!("invalid {what} in column {column}")),
+    )
+}
+
+fn millis(v: Option<i64>) -> Option<UnixMillis> {
+    v.map(UnixMillis::from_millis)
+}
+
+pub const KEY_COLUMNS: &str = "id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
+    meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
+    last_refill_at, created_at, updated_at, deleted_at";
+
+pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let api_id: String = row.get(2)?;
+    let hash: String = row.get(3)?;
+    let prefix: Option<String> = row.get(5)?;
+    let byte_length: i64 = row.get(6)?;
+    let name: Option<String> = row.get(7)?;
+    let meta: Option<String> = row.get(8)?;
+    let remaining: Option<i64> = row.get(11)?;
+    let interval: Option<String> = row.get(12)?;
+    let amount: Option<i64> = row.get(13)?;
+    let day: Option<i64> = row.get(14)?;
+    let last_refill_at: Option<i64> = row.get(15)?;
+    let refill = match interval.as_deref() {
+        None => None,
+        Some(interval) => Some(
+            CreditRefill::from_wire(interval == "monthly", amount.unwrap_or(0), day)
+                .map_err(|e| bad(12, e))?,
+        ),
+    };
+    let created_at = UnixMillis::from_millis(row.get(16)?);
+    let credits = remaining
+        .map(|r| Credits::from_stored(r, refill, millis(last_refill_at).unwrap_or(created_at)));
+    Ok(KeyRecord {
+        id: KeyId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        api_id: ApiId::parse(&api_id).map_err(|e| bad(2, e))?,
+        digest: KeyDigest::from_base64(&hash).map_err(|e| bad(3, e))?,
+        start: row.get(4)?,
+        prefix: prefix
+            .map(|p| KeyPrefix::parse(&p))
+            .transpose()
+            .map_err(|e| bad(5, e))?,
+        byte_length: ByteLength::new(byte_length).ok_or_else(|| invalid(6, "byte length"))?,
+        name: name
+            .map(|n| KeyName::parse(&n))
+            .transpose()
+            .map_err(|e| bad(7, e))?,
+        meta: meta
+            .map(|m| serde_json::from_str::<Meta>(&m))
+            .transpose()
+            .map_err(|e| bad(8, e))?,
+        enabled: row.get(9)?,
+        expires: millis(row.get(10)?),
+        credits,
+        created_at,
+        updated_at: millis(row.get(17)?),
+        deleted_at: millis(row.get(18)?),
+    })
+}
+
+/// The columns of a key that change after creation, in SQL form.
+struct KeyState {
+    name: Option<String>,
+    meta: Option<String>,
+    enabled: bool,
+    expires: Option<i64>,
+    remaining: Option<i64>,
+    interval: Option<&'static str>,
+    amount: Option<i64>,
+    day: Option<i64>,
+    last_refill_at: Option<i64>,
+    updated_at: Option<i64>,
+    deleted_at: Option<i64>,
+}
+
+impl KeyState {
+    fn of(key: &KeyRecord) -> rusqlite::Result<Self> {
+        let refill = key.credits.and_then(|c| c.refill());
+        let (interval, day) = match refill.map(|r| r.schedule()) {
+            None => (None, None),
+            Some(RefillSchedule::Daily) => (Some("daily"), None),
+            Some(RefillSchedule::Monthly { day }) => (Some("monthly"), Some(i64::from(day))),
+        };
+        let meta = key
+            .meta
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Self {
+            name: key.name.as_ref().map(|n| n.as_str().to_owned()),
+            meta,
+            enabled: key.enabled,
+            expires: key.expires.map(UnixMillis::as_millis),
+            remaining: key.credits.map(|c| c.remaining()),
+            interval,
+            amount: refill.map(|r| r.amount()),
+            day,
+            last_refill_at: key.credits.map(|c| c.last_refill_at().as_millis()),
+            updated_at: key.updated_at.map(UnixMillis::as_millis),
+            deleted_at: key.deleted_at.map(UnixMillis::as_millis),
+        })
+    }
+}
+
+/// Inserts a new key row.
+pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Result<()> {
+    let state = KeyState::of(key)?;
+    conn.prepare_cached(
+        "INSERT INTO keys (id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
+         meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
+         last_refill_at, created_at, updated_at, deleted_at) VALUES (:id, :workspace_id, \
+         :api_id, :hash, :start, :prefix, :byte_length, :name, :meta, :enabled, :expires, \
+         :remaining, :interval, :amount, :day, :last_refill_at, :created_at, :updated_at, \
+         :deleted_at)",
+    )?
+    .execute(named_params! {
+        ":id": key.id.as_str(),
+        ":workspace_id": key.workspace_id.as_str(),
+        ":api_id": key.api_id.as_str(),
+        ":hash": key.digest.to_base64(),
+        ":start": key.start,
+        ":prefix": key.prefix.as_ref().map(KeyPrefix::as_str),
+        ":byte_length": i64::from(key.byte_length.get()),
+        ":name": state.name,
+        ":meta": state.meta,
+        ":enabled": state.enabled,
+        ":expires": state.expires,
+        ":remaining": state.remaining,
+        ":interval": state.interval,
+        ":amount": state.amount,
+        ":day": state.day,
+        ":last_refill_at": state.last_refill_at,
+        ":created_at": key.created_at.as_millis(),
+        ":updated_at": state.updated_at,
+        ":deleted_at": state.deleted_at,
+    })?;
+    Ok(())
+}
+
+/// Writes the columns of `key` that change after creation.
+pub fn update_key_state(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Result<()> {
+    let state = KeyState::of(key)?;
+    conn.prepare_cached(
+        "UPDATE keys SET name = :name, meta = :meta, enabled = :enabled, expires = :expires, \
+         credits_remaining = :remaining, refill_interval = :interval, refill_amount = :amount, \
+         refill_day = :day, last_refill_at = :last_refill_at, updated_at = :updated_at, \
+         deleted_at = :deleted_at WHERE id = :id",
+    )?
+    .execute(named_params! {
+        ":id": key.id.as_str(),
+        ":name": state.name,
+        ":meta": state.meta,
+        ":enabled": state.enabled,
+        ":expires": state.expires,
+        ":remaining": state.remaining,
+        ":interval": state.interval,
+        ":amount": state.amount,
+        ":day": state.day,
+        ":last_refill_at": state.last_refill_at,
+        ":updated_at": state.updated_at,
+        ":deleted_at": state.deleted_at,
+    })?;
+    Ok(())
+}
+
+pub const API_COLUMNS: &str =
+    "id, workspace_id, name, default_prefix, default_byte_length, delete_protection, created_at";
+
+pub fn api_from_row(row: &Row<'_>) -> rusqlite::Result<Api> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let name: String = row.get(2)?;
+    let prefix: Option<String> = row.get(3)?;
+    let byte_length: i64 = row.get(4)?;
+    Ok(Api {
+        id: ApiId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        name: ApiName::parse(&name).map_err(|e| bad(2, e))?,
+        default_prefix: prefix
+            .map(|p| KeyPrefix::parse(&p))
+            .transpose()
+            .map_err(|e| bad(3, e))?,
+        default_byte_length: ByteLength::new(byte_length)
+            .ok_or_else(|| invalid(4, "byte length"))?,
+        delete_protection: row.get(5)?,
+        created_at: UnixMillis::from_millis(row.get(6)?),
+    })
+}
+
+pub const ROOT_KEY_COLUMNS: &str =
+    "id, workspace_id, hash, start, name, permissions, created_at, revoked_at";
+
+pub fn root_key_from_row(row: &Row<'_>) -> rusqlite::Result<RootKey> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let hash: String = row.get(2)?;
+    let name: Option<String> = row.get(4)?;
+    let permissions: String = row.get(5)?;
+    let permissions: Vec<String> = serde_json::from_str(&permissions).map_err(|e| bad(5, e))?;
+    Ok(RootKey {
+        id: RootKeyId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        digest: KeyDigest::from_base64(&hash).map_err(|e| bad(2, e))?,
+        start: row.get(3)?,
+        name: name
+            .map(|n| Label::parse(&n))
+            .transpose()
+            .map_err(|e| bad(4, e))?,
+        permissions: RootPermissions::parse_all(&permissions).map_err(|e| bad(5, e))?,
+        created_at: UnixMillis::from_millis(row.get(6)?),
+        revoked_at: millis(row.get(7)?),
+    })
+}
+
+pub fn workspace_from_row(row: &Row<'_>) -> rusqlite::Result<Workspace> {
+    let id: String = row.get(0)?;
+    let name: String = row.get(1)?;
+    Ok(Workspace {
+        id: WorkspaceId::parse(&id).map_err(|e| bad(0, e))?,
+        name: Label::parse(&name).map_err(|e| bad(1, e))?,
+        created_at: UnixMillis::from_millis(row.get(2)?),
+    })
+}

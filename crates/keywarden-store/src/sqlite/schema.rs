@@ -1,0 +1,86 @@
+//! The SQLite schema and its migrations, applied in order and recorded in `user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE workspaces (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE root_keys (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    hash          TEXT NOT NULL UNIQUE,
+    start         TEXT NOT NULL,
+    name          TEXT,
+    permissions   TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    revoked_at    INTEGER
+) STRICT;
+
+-- Counters that change with every change of a kind of object, polled by servers to notice
+-- changes made by other processes.
+CREATE TABLE revisions (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+) STRICT;
+INSERT INTO revisions (name, value) VALUES ('root_keys', 0);
+
+CREATE TABLE apis (
+    id                   TEXT PRIMARY KEY,
+    workspace_id         TEXT NOT NULL REFERENCES workspaces(id),
+    name                 TEXT NOT NULL,
+    default_prefix       TEXT,
+    default_byte_length  INTEGER NOT NULL,
+    delete_protection    INTEGER NOT NULL DEFAULT 0,
+    created_at           INTEGER NOT NULL,
+    deleted_at           INTEGER
+) STRICT;
+CREATE INDEX apis_by_workspace ON apis (workspace_id, id);
+
+CREATE TABLE keys (
+    id                 TEXT PRIMARY KEY,
+    workspace_id       TEXT NOT NULL REFERENCES workspaces(id),
+    api_id             TEXT NOT NULL REFERENCES apis(id),
+    hash               TEXT NOT NULL UNIQUE,
+    start              TEXT NOT NULL,
+    prefix             TEXT,
+    byte_length        INTEGER NOT NULL,
+    name               TEXT,
+    meta               TEXT,
+    enabled            INTEGER NOT NULL,
+    expires            INTEGER,
+    credits_remaining  INTEGER,
+    refill_interval    TEXT,
+    refill_amount      INTEGER,
+    refill_day         INTEGER,
+    last_refill_at     INTEGER,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER,
+    deleted_at         INTEGER
+) STRICT;
+CREATE INDEX keys_by_api ON keys (workspace_id, api_id, id);
+CREATE INDEX keys_with_refill ON keys (id) WHERE refill_interval IS NOT NULL;
+"];
+
+/// Brings the database to the latest schema version.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(version + 1).unwrap_or(i64::MAX),
+        )?;
+    }
+    tx.commit()
+}
+
+/// The schema version this build writes.
+pub const LATEST_VERSION: usize = MIGRATIONS.len();

@@ -1,0 +1,92 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keywarden",
+    version,
+    about = "A self-hosted API key service speaking the Unkey v2 API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage root keys directly in the store.
+    #[command(subcommand)]
+    RootKey(RootKeyCommand),
+}
+
+/// Settings every command that opens the store shares. Each flag overrides the config file
+/// and the environment.
+#[derive(Debug, Args, Default)]
+pub struct StoreArgs {
+    /// Database URL: a SQLite file path or sqlite://PATH [env: KEYWARDEN_DATABASE_URL]
+    /// [default: sqlite://keywarden.db]
+    #[arg(long = "database", value_name = "URL")]
+    pub database: Option<String>,
+    /// TOML file with settings (listen, database_url, log_format, key_cache_capacity).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [env: KEYWARDEN_LISTEN] [default: 127.0.0.1:7070]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Log format [env: KEYWARDEN_LOG_FORMAT] [default: text]
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootKeyCommand {
+    /// Create a root key and print it once on stdout.
+    Create {
+        /// A permission such as api.*.create_key or api.<apiId>.verify_key; repeatable.
+        #[arg(long = "permission", value_name = "PERMISSION", required = true)]
+        permissions: Vec<String>,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+        /// The workspace the key administers; needed only when the store has several.
+        #[arg(long, value_name = "WORKSPACE_ID")]
+        workspace: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List root keys (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a root key by id; running servers stop accepting it within about a second.
+    Revoke {
+        /// The root key's id (rootkey_…).
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}

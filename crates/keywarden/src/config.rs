@@ -1,0 +1,110 @@
+//! Layered configuration: defaults, then the TOML file given with `--config`, then
+//! `KEYWARDEN_*` environment variables, then command-line flags. Unknown settings in the file
+//! are an error, so a typo does not silently fall back to a default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context as _;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::LogFormat;
+
+/// Every setting, with its default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub log_format: LogFormat,
+    pub key_cache_capacity: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            database_url: "sqlite://keywarden.db".into(),
+            log_format: LogFormat::Text,
+            key_cache_capacity: 100_000,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The environment variables that map to settings. Others with the prefix (such as
+/// `KEYWARDEN_BOOTSTRAP_ROOT_KEY`, a secret read separately) are not settings.
+const ENV_SETTINGS: &[&str] = &["listen", "database_url", "log_format", "key_cache_capacity"];
+
+pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(file) = file {
+        if !file.is_file() {
+            anyhow::bail!("config file {} does not exist", file.display());
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(Env::prefixed("KEYWARDEN_").only(ENV_SETTINGS))
+        .merge(Serialized::defaults(overrides))
+        .extract()
+        .context("invalid configuration")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_settings_in_the_file_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kw.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisten_adress = \"x\"\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("listen_adress"), "{err:#}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kw.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\ndatabase_url = \"a.db\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let config = load(
+            Some(&file),
+            Overrides {
+                database_url: Some("b.db".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert_eq!(config.database_url, "b.db");
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let err = load(
+            Some(Path::new("/nonexistent/kw.toml")),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

@@ -1,0 +1,29 @@
+//! The `keywarden` binary: parses the command line and hands over to the library crates.
+
+mod cli;
+mod config;
+mod logging;
+mod root_key_command;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::RootKey(args) => root_key_command::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `keywarden root-key create | list | revoke`, working on the store directly. A running
+//! server notices the change within about a second.
+
+use anyhow::{Context as _, bail};
+use keywarden_core::id::{RootKeyId, WorkspaceId};
+use keywarden_core::root_key::{RootKey, RootPermissions, generate_root_key};
+use keywarden_core::store::Store;
+use keywarden_core::text::Label;
+use keywarden_core::time::{Clock, SystemClock, UnixMillis};
+use keywarden_store::StoreLocation;
+
+use crate::cli::{RootKeyCommand, StoreArgs};
+use crate::config::{self, Overrides};
+
+fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    let config = config::load(
+        args.config.as_deref(),
+        Overrides {
+            database_url: args.database,
+            ..Overrides::default()
+        },
+    )?;
+    let location = StoreLocation::parse(&config.database_url)?;
+    keywarden_store::open(&location).context("could not open the store")
+}
+
+pub async fn run(command: RootKeyCommand) -> anyhow::Result<()> {
+    match command {
+        RootKeyCommand::Create {
+            permissions,
+            name,
+            workspace,
+            store,
+        } => create(open_store(store)?.as_ref(), &permissions, name, workspace).await,
+        RootKeyCommand::List { store } => list(open_store(store)?.as_ref()).await,
+        RootKeyCommand::Revoke { id, store } => revoke(open_store(store)?.as_ref(), &id).await,
+    }
+}
+
+async fn choose_workspace(
+    store: &dyn Store,
+    requested: Option<String>,
+) -> anyhow::Result<WorkspaceId> {
+    let workspaces = store.workspaces().await?;
+    match requested {
+        Some(id) => workspaces
+            .into_iter()
+            .find(|w| w.id.as_str() == id)
+            .map(|w| w.id)
+            .with_context(|| format!("no workspace {id} in this store")),
+        None => match workspaces.as_slice() {
+            [] => {
+                bail!("the store has no workspace yet; start `keywarden serve` once to create one")
+            }
+            [only] => Ok(only.id.clone()),
+            _ => bail!("the store has several workspaces; choose one with --workspace"),
+        },
+    }
+}
+
+async fn create(
+    store: &dyn Store,
+    permissions: &[String],
+    name: Option<String>,
+    workspace: Option<String>,
+) -> anyhow::Result<()> {
+    let permissions = RootPermissions::parse_all(permissions)?;
+    let name = name
+        .map(|n| Label::parse(&n))
+        .transpose()
+        .context("--name must be 1 to 255 characters")?;
+    let workspace_id = choose_workspace(store, workspace).await?;
+    let now = SystemClock.now();
+    let issued = generate_root_key();
+    let key = RootKey {
+        id: RootKeyId::generate(now),
+        workspace_id,
+        digest: issued.plaintext.digest(),
+        start: issued.start,
+        name,
+        permissions,
+        created_at: now,
+        revoked_at: None,
+    };
+    store.insert_root_key(&key).await?;
+    store.flush().await?;
+    eprintln!(
+        "Created root key {} for workspace {}. It is printed below once; store it now.",
+        key.id, key.workspace_id
+    );
+    println!("{}", issued.plaintext.expose());
+    Ok(())
+}
+
+fn format_time(t: UnixMillis) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t.as_millis() / 1000)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.as_millis().to_string())
+}
+
+async fn list(store: &dyn Store) -> anyhow::Result<()> {
+    let keys = store.root_keys().await?;
+    if keys.is_empty() {
+        eprintln!("no root keys");
+    }
+    for key in keys {
+        let status = match key.revoked_at {
+            Some(t) => format!("revoked {}", format_time(t)),
+            None => "active".into(),
+        };
+        println!(
+            "{}\t{}\t{}…\t{}\tcreated {}\t{}\t{}",
+            key.id,
+            key.workspace_id,
+            key.start,
+            key.name.as_ref().map_or("-", |n| n.as_str()),
+            format_time(key.created_at),
+            status,
+            key.permissions.to_strings().join(","),
+        );
+    }
+    Ok(())
+}
+
+async fn revoke(store: &dyn Store, id: &str) -> anyhow::Result<()> {
+    let id = RootKeyId::parse(id).context("not a root key id")?;
+    if !store.revoke_root_key(&id, SystemClock.now()).await? {
+        bail!("no active root key {id}");
+    }
+    store.flush().await?;
+    eprintln!("Revoked root key {id}.");
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `keywarden serve`.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use keywarden_core::secret::PlaintextKey;
+use keywarden_core::time::{Clock, SystemClock};
+use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::{Application, ServerSettings};
+use keywarden_store::StoreLocation;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, Overrides};
+use crate::logging;
+
+const BOOTSTRAP_ENV: &str = "KEYWARDEN_BOOTSTRAP_ROOT_KEY";
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config::load(
+        args.store.config.as_deref(),
+        Overrides {
+            listen: args.listen,
+            database_url: args.store.database,
+            log_format: args.log_format,
+        },
+    )?;
+    logging::init(config.log_format);
+
+    let location = StoreLocation::parse(&config.database_url)?;
+    let store = keywarden_store::open(&location).context("could not open the store")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+    let from_env = std::env::var(BOOTSTRAP_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(PlaintextKey::new);
+    match bootstrap(store.as_ref(), clock.now(), from_env).await? {
+        Bootstrap::AlreadyInitialised => {}
+        Bootstrap::FromEnvironment { workspace } => {
+            tracing::info!(workspace_id = %workspace, "created the first workspace with the root key from {BOOTSTRAP_ENV}");
+        }
+        Bootstrap::Generated {
+            workspace,
+            root_key,
+        } => print_root_key(&workspace.to_string(), &root_key),
+    }
+
+    let settings = ServerSettings {
+        listen: config.listen,
+        service: ServiceSettings {
+            key_cache_capacity: config.key_cache_capacity,
+        },
+        ..ServerSettings::default()
+    };
+    let app = Application::build(settings, store, clock).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+/// The one time a generated root key is shown. Written to stderr directly, never through the
+/// logger, so log pipelines do not capture it.
+fn print_root_key(workspace: &str, key: &PlaintextKey) {
+    eprintln!(
+        "\n\
+         Keywarden created workspace {workspace} and its first root key, which holds every\n\
+         permission:\n\
+         \n    {}\n\n\
+         Store it now (for example in a secret manager): it will not be shown again.\n",
+        key.expose()
+    );
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "could not listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
