@@ -87,9 +87,11 @@ impl Keywarden {
             .api(caller.workspace(), api_id)
             .await?
             .ok_or_else(ApiError::api_not_found)?;
-        Ok(self
+        let mut page = self
             .store
             .keys_of_api(caller.workspace(), api_id, page)
-            .await?)
+            .await?;
+        page.items = page.items.into_iter().map(|k| self.as_of_now(k)).collect();
+        Ok(page)
     }
 }

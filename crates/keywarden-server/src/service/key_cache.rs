@@ -100,11 +100,11 @@ impl KeyCache {
         &self,
         digest: &KeyDigest,
         store: &dyn KeyStore,
-    ) -> StoreResult<Entry> {
+    ) -> StoreResult<Option<KeyRecord>> {
         if !self.known.read().contains_key(&digest.index()) {
             return Ok(None);
         }
-        Ok(store.key_by_digest(digest).await?.map(Arc::new))
+        store.key_by_digest(digest).await
     }
 
     /// A key with this digest was stored.

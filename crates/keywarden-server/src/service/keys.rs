@@ -1,7 +1,5 @@
 //! Keys: issue, read, change, delete, rotate, adjust credits and import.
 
-use std::sync::Arc;
-
 use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};
@@ -175,12 +173,21 @@ impl Keywarden {
                 ApiError::key_not_found,
             )?;
         }
-        Ok(key)
+        Ok(self.as_of_now(key))
+    }
+
+    /// A key as readers should see it now: with any refill that fell due applied, even if
+    /// the store has not been written yet (that happens on the next spend or refill pass).
+    pub(super) fn as_of_now(&self, mut key: KeyRecord) -> KeyRecord {
+        if let Some(credits) = key.credits.as_mut() {
+            credits.apply_due_refill(self.now());
+        }
+        key
     }
 
     /// The key whose plaintext is `key`. Unknown keys, deleted keys and keys outside the
     /// caller's reach all answer 404.
-    pub async fn whoami(&self, caller: &Caller, key: &str) -> Result<Arc<KeyRecord>, ApiError> {
+    pub async fn whoami(&self, caller: &Caller, key: &str) -> Result<KeyRecord, ApiError> {
         caller.require_somewhere(ops::READ_KEY)?;
         let record = self
             .keys
@@ -193,7 +200,7 @@ impl Keywarden {
             record.api_id.as_str(),
             ApiError::key_not_found,
         )?;
-        Ok(record)
+        Ok(self.as_of_now(record))
     }
 
     pub async fn update_key(

@@ -1,0 +1,462 @@
+//! `spawn_app()` and friends: a server on port 0 with a fresh SQLite file, a controllable
+//! clock, and a store wrapper that counts reads so tests can prove what stays in memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use keywarden_core::api::Api;
+use keywarden_core::digest::KeyDigest;
+use keywarden_core::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use keywarden_core::key::KeyRecord;
+use keywarden_core::key_change::{KeyChange, KeyChangeError};
+use keywarden_core::root_key::{RootKey, RootPermissions};
+use keywarden_core::secret::PlaintextKey;
+use keywarden_core::store::{
+    ApiStore, CreditSpend, ImportOutcome, KeyStore, Page, PageRequest, RootKeyStore, Store,
+    StoreResult, WorkspaceStore,
+};
+use keywarden_core::text::Label;
+use keywarden_core::time::{Clock, UnixMillis};
+use keywarden_core::workspace::Workspace;
+use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::{Application, ServerSettings};
+use keywarden_store::SqliteStore;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const ROOT_KEY: &str = "kw_root_integration_test_0123456789";
+
+/// A clock tests move by hand. Starts at 2026-11-27T12:00:00Z.
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub const START: i64 = 1_795_780_800_000;
+
+    pub fn set(&self, t: i64) {
+        self.0.store(t, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> UnixMillis {
+        UnixMillis::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<TestClock>,
+    pub store: Arc<CountingStore>,
+    pub workspace: WorkspaceId,
+    pub dir: Arc<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A response: status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// Asserts a 200 and returns `data`.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(
+            self.status, 200,
+            "expected 200, got {}: {}",
+            self.status, self.body
+        );
+        self.data()
+    }
+
+    /// Asserts an error status and the envelope shape; returns `error`.
+    pub fn err(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status, status,
+            "expected {status}, got {}: {}",
+            self.status, self.body
+        );
+        let error = &self.body["error"];
+        assert_eq!(error["status"], status, "{}", self.body);
+        assert!(
+            error["title"].is_string() && error["detail"].is_string(),
+            "{}",
+            self.body
+        );
+        assert!(
+            error["type"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("https://unkey.com/docs/errors/"),
+            "{}",
+            self.body
+        );
+        assert!(
+            self.body["meta"]["requestId"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("req_"),
+            "{}",
+            self.body
+        );
+        assert_eq!(
+            error.get("errors").is_some(),
+            status == 400,
+            "{}",
+            self.body
+        );
+        error
+    }
+
+    /// Asserts a 400 naming `location` among its field errors.
+    pub fn invalid_at(&self, location: &str) {
+        let error = self.err(400);
+        let errors = error["errors"].as_array().expect("errors array");
+        assert!(
+            errors.iter().any(|e| e["location"] == location),
+            "no error at {location}: {}",
+            self.body
+        );
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), TestClock::START).await
+}
+
+/// Starts a server on the store in `dir` (reusing it if it exists) with the clock at `now`.
+pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>, now: i64) -> TestApp {
+    let clock = Arc::new(TestClock(AtomicI64::new(now)));
+    let sqlite = SqliteStore::open(&dir.path().join("keywarden.db")).expect("open store");
+    let store = Arc::new(CountingStore::new(Arc::new(sqlite)));
+    let workspace = match bootstrap(
+        store.as_ref(),
+        clock.now(),
+        Some(PlaintextKey::new(ROOT_KEY.to_owned())),
+    )
+    .await
+    .expect("bootstrap")
+    {
+        Bootstrap::FromEnvironment { workspace } => workspace,
+        Bootstrap::AlreadyInitialised => store.workspaces().await.unwrap()[0].id.clone(),
+        Bootstrap::Generated { .. } => unreachable!("a root key was given"),
+    };
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        service: ServiceSettings {
+            key_cache_capacity: 10_000,
+        },
+        root_key_poll: std::time::Duration::from_millis(50),
+    };
+    let app = Application::build(settings, store.clone(), clock.clone())
+        .await
+        .expect("build app");
+    let base_url = format!("http://{}", app.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let stopped = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base_url,
+        client: reqwest::Client::new(),
+        clock,
+        store,
+        workspace,
+        dir,
+        shutdown: Some(tx),
+        stopped: Some(stopped),
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` to `/v2/<operation>` with the bootstrap root key.
+    pub async fn call(&self, operation: &str, body: Value) -> Reply {
+        self.call_as(ROOT_KEY, operation, body).await
+    }
+
+    pub async fn call_as(&self, root_key: &str, operation: &str, body: Value) -> Reply {
+        let response = self
+            .client
+            .post(format!("{}/v2/{operation}", self.base_url))
+            .bearer_auth(root_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        reply(response).await
+    }
+
+    pub async fn create_api(&self, name: &str) -> String {
+        let reply = self.call("apis.createApi", json!({ "name": name })).await;
+        reply.ok()["apiId"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a key with `extra` fields; returns `(keyId, key)`.
+    pub async fn create_key(&self, api_id: &str, extra: Value) -> (String, String) {
+        let mut body = json!({ "apiId": api_id });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let reply = self.call("keys.createKey", body).await;
+        let data = reply.ok();
+        (
+            data["keyId"].as_str().unwrap().to_owned(),
+            data["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn verify(&self, key: &str) -> Value {
+        self.call("keys.verifyKey", json!({ "key": key }))
+            .await
+            .ok()
+            .clone()
+    }
+
+    /// A root key of this workspace with only `permissions`, installed directly in the store.
+    pub async fn root_key_with(&self, permissions: &[&str]) -> String {
+        self.root_key_in(&self.workspace, permissions).await
+    }
+
+    pub async fn root_key_in(&self, workspace: &WorkspaceId, permissions: &[&str]) -> String {
+        let secret = keywarden_core::root_key::generate_root_key();
+        let now = self.clock.now();
+        let key = RootKey {
+            id: RootKeyId::generate(now),
+            workspace_id: workspace.clone(),
+            digest: secret.plaintext.digest(),
+            start: secret.start,
+            name: None,
+            permissions: RootPermissions::parse_all(permissions).unwrap(),
+            created_at: now,
+            revoked_at: None,
+        };
+        self.store.insert_root_key(&key).await.unwrap();
+        let token = secret.plaintext.expose().to_owned();
+        self.wait_for_root_key(&token).await;
+        token
+    }
+
+    /// A second workspace with its own all-powerful root key.
+    pub async fn other_workspace(&self) -> (WorkspaceId, String) {
+        let now = self.clock.now();
+        let workspace = Workspace {
+            id: WorkspaceId::generate(now),
+            name: Label::parse("other").unwrap(),
+            created_at: now,
+        };
+        self.store.insert_workspace(&workspace).await.unwrap();
+        let all: Vec<String> = RootPermissions::everything().to_strings();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let key = self.root_key_in(&workspace.id, &all).await;
+        (workspace.id, key)
+    }
+
+    /// Waits until the server's root-key poll has picked up `token`.
+    pub async fn wait_for_root_key(&self, token: &str) {
+        for _ in 0..200 {
+            let status = self
+                .client
+                .post(format!("{}/v2/keys.getKey", self.base_url))
+                .bearer_auth(token)
+                .json(&json!({ "keyId": "key_probe" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            if status != 401 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the server never accepted the new root key");
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    Reply { status, body }
+}
+
+/// SHA-256 of `key`, base64: how keys are stored and imported.
+pub fn hash_of(key: &str) -> String {
+    KeyDigest::of(key).to_base64()
+}
+
+/// Delegates to SQLite and counts the reads verification must avoid.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    pub key_reads: AtomicUsize,
+}
+
+impl CountingStore {
+    fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            key_reads: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn key_reads(&self) -> usize {
+        self.key_reads.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl WorkspaceStore for CountingStore {
+    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool> {
+        self.inner.bootstrap(workspace, root_key).await
+    }
+    async fn insert_workspace(&self, workspace: &Workspace) -> StoreResult<()> {
+        self.inner.insert_workspace(workspace).await
+    }
+    async fn workspaces(&self) -> StoreResult<Vec<Workspace>> {
+        self.inner.workspaces().await
+    }
+}
+
+#[async_trait]
+impl RootKeyStore for CountingStore {
+    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()> {
+        self.inner.insert_root_key(key).await
+    }
+    async fn root_keys(&self) -> StoreResult<Vec<RootKey>> {
+        self.inner.root_keys().await
+    }
+    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool> {
+        self.inner.revoke_root_key(id, now).await
+    }
+    async fn root_key_revision(&self) -> StoreResult<i64> {
+        self.inner.root_key_revision().await
+    }
+}
+
+#[async_trait]
+impl ApiStore for CountingStore {
+    async fn insert_api(&self, api: &Api) -> StoreResult<()> {
+        self.inner.insert_api(api).await
+    }
+    async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>> {
+        self.inner.api(workspace, id).await
+    }
+    async fn delete_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Vec<KeyDigest>>> {
+        self.inner.delete_api(workspace, id, now).await
+    }
+}
+
+#[async_trait]
+impl KeyStore for CountingStore {
+    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()> {
+        self.inner.insert_key(key).await
+    }
+    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>> {
+        self.inner.import_keys(keys).await
+    }
+    async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
+        self.key_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.key_by_digest(digest).await
+    }
+    async fn key(&self, workspace: &WorkspaceId, id: &KeyId) -> StoreResult<Option<KeyRecord>> {
+        self.inner.key(workspace, id).await
+    }
+    async fn keys_of_api(
+        &self,
+        workspace: &WorkspaceId,
+        api: &ApiId,
+        page: PageRequest,
+    ) -> StoreResult<Page<KeyRecord>> {
+        self.inner.keys_of_api(workspace, api, page).await
+    }
+    async fn change_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &KeyId,
+        change: KeyChange,
+        now: UnixMillis,
+    ) -> StoreResult<Result<KeyRecord, KeyChangeError>> {
+        self.inner.change_key(workspace, id, change, now).await
+    }
+    async fn delete_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &KeyId,
+        permanent: bool,
+        now: UnixMillis,
+    ) -> StoreResult<Option<KeyRecord>> {
+        self.inner.delete_key(workspace, id, permanent, now).await
+    }
+    async fn rotate_key(
+        &self,
+        workspace: &WorkspaceId,
+        old: &KeyId,
+        new: &KeyRecord,
+        old_expires: UnixMillis,
+    ) -> StoreResult<Option<KeyRecord>> {
+        self.inner
+            .rotate_key(workspace, old, new, old_expires)
+            .await
+    }
+    async fn spend_credits(
+        &self,
+        id: &KeyId,
+        cost: i64,
+        now: UnixMillis,
+    ) -> StoreResult<CreditSpend> {
+        self.inner.spend_credits(id, cost, now).await
+    }
+    async fn refill_due_credits(&self, now: UnixMillis) -> StoreResult<Vec<KeyDigest>> {
+        self.inner.refill_due_credits(now).await
+    }
+    async fn all_key_digests(&self) -> StoreResult<Vec<KeyDigest>> {
+        self.inner.all_key_digests().await
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn flush(&self) -> StoreResult<()> {
+        self.inner.flush().await
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests: the real server on an ephemeral port over a temporary SQLite store,
+//! driven over HTTP.
+
+mod apis;
+mod auth;
+mod concurrency;
+mod credits;
+mod errors;
+mod helpers;
+mod isolation;
+mod keys;
+mod migrate;
+mod pagination;
+mod refill;
+mod reroll;
+mod verify;
