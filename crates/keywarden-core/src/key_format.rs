@@ -238,6 +238,13 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_verifies() {
+        // docs/keys.md
+        assert!(has_valid_checksum("sk_live_CN2pTu9mN7xqZ8fK3kX8vQ1w16ZjeL"));
+        assert!(!has_valid_checksum("sk_live_CN2pTu9mN7xqZ8fK3kX8vQ1x16ZjeL"));
+    }
+
+    #[test]
     fn wrong_shapes_are_not_keys() {
         assert!(!has_valid_checksum(""));
         assert!(!has_valid_checksum("sk_"));
