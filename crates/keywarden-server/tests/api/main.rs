@@ -6,6 +6,7 @@ mod auth;
 mod concurrency;
 mod credits;
 mod errors;
+mod fuzz;
 mod helpers;
 mod isolation;
 mod keys;
