@@ -59,6 +59,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// The object is protected against this change (e.g. delete protection); also a 412.
+    #[error("{0}")]
+    Protected(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("no route for {0}")]

@@ -45,7 +45,7 @@ impl ApiError {
             Self::MissingPermission(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionFailed(_) | Self::Protected(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -61,7 +61,7 @@ impl ApiError {
             Self::MissingPermission(_) => "Insufficient Permissions",
             Self::NotFound { .. } | Self::RouteNotFound(_) => "Not Found",
             Self::Conflict(_) => "Conflicting Resource",
-            Self::PreconditionFailed(_) => "Precondition Failed",
+            Self::PreconditionFailed(_) | Self::Protected(_) => "Precondition Failed",
             Self::PayloadTooLarge { .. } => "Request Entity Too Large",
             Self::MethodNotAllowed(_) => "Method Not Allowed",
             Self::Internal(_) => "Internal Server Error",
@@ -83,6 +83,7 @@ impl ApiError {
             } => "unkey/data/api_not_found",
             Self::Conflict(_) => "unkey/data/conflict",
             Self::PreconditionFailed(_) => "unkey/application/precondition_failed",
+            Self::Protected(_) => "unkey/application/protected_resource",
             Self::PayloadTooLarge { .. } => "unkey/application/request_too_large",
             Self::RouteNotFound(_) | Self::MethodNotAllowed(_) => "unkey/application/not_found",
             Self::Internal(_) => "unkey/application/unexpected_error",
@@ -103,7 +104,7 @@ impl ApiError {
                 format!("The root key lacks the permission to do this. Missing permission: {p}")
             }
             Self::NotFound { detail, .. } => detail.clone(),
-            Self::Conflict(m) | Self::PreconditionFailed(m) => m.clone(),
+            Self::Conflict(m) | Self::PreconditionFailed(m) | Self::Protected(m) => m.clone(),
             Self::PayloadTooLarge { limit } => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }

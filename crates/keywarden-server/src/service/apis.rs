@@ -54,7 +54,7 @@ impl Keywarden {
             .await?
             .ok_or_else(ApiError::api_not_found)?;
         if api.delete_protection {
-            return Err(ApiError::PreconditionFailed(
+            return Err(ApiError::Protected(
                 "The API has delete protection enabled; it cannot be deleted.".into(),
             ));
         }

@@ -71,7 +71,7 @@ async fn delete_protected_api_is_412_and_keeps_it() {
     let error = error.err(412);
     assert_eq!(
         error["type"],
-        "https://unkey.com/docs/errors/unkey/application/precondition_failed"
+        "https://unkey.com/docs/errors/unkey/application/protected_resource"
     );
     app.call("apis.getApi", json!({ "apiId": api_id }))
         .await
