@@ -5,7 +5,8 @@
 //! creation. Pagination relies on this: a page is "ids greater than or equal to the cursor".
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,8 +62,8 @@ fn monotonic(now: UnixMillis) -> UnixMillis {
     UnixMillis::from_millis(now.as_millis().max(previous + 1))
 }
 
-/// A new id body: creation time then randomness, 16 base62 characters.
-fn new_id_body(prefix: &str, now: UnixMillis) -> String {
+/// `prefix_` followed by the time in 8 base62 characters and 8 more characters from `tail`.
+fn compose_id(prefix: &str, now: UnixMillis, tail: [u8; RANDOM_CHARS]) -> String {
     let mut out = String::with_capacity(prefix.len() + 1 + TIME_CHARS + RANDOM_CHARS);
     out.push_str(prefix);
     out.push('_');
@@ -73,21 +74,43 @@ fn new_id_body(prefix: &str, now: UnixMillis) -> String {
         t /= 62;
     }
     out.extend(time_chars.iter().map(|&b| char::from(b)));
-    let mut bytes = [0u8; RANDOM_CHARS];
-    random::fill(&mut bytes);
     // 256 is not a multiple of 62, so `% 62` is slightly biased; ids need uniqueness, not
     // uniformity, and 62^8 values per millisecond leave collisions out of reach.
     out.extend(
-        bytes
-            .iter()
+        tail.iter()
             .map(|&b| char::from(BASE62[usize::from(b) % 62])),
     );
     out
 }
 
-/// Generates a request id, `req_…`, for the response envelope.
+/// A new object id body: creation time then OS randomness.
+fn new_id_body(prefix: &str, now: UnixMillis) -> String {
+    let mut tail = [0u8; RANDOM_CHARS];
+    random::fill(&mut tail);
+    compose_id(prefix, now, tail)
+}
+
+static REQUEST_SEED: OnceLock<u64> = OnceLock::new();
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// SplitMix64's finaliser: a bijection on `u64` that scatters consecutive inputs.
+fn splitmix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Generates a request id, `req_…`, for the response envelope. Request ids must be unique,
+/// not unguessable, and one is made per request: a process-wide random seed plus a counter,
+/// scattered, instead of a system call for randomness each time.
 pub fn new_request_id(now: UnixMillis) -> String {
-    new_id_body("req", now)
+    let seed = *REQUEST_SEED.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        random::fill(&mut bytes);
+        u64::from_le_bytes(bytes)
+    });
+    let n = splitmix64(seed.wrapping_add(REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)));
+    compose_id("req", now, n.to_le_bytes())
 }
 
 macro_rules! id_type {
@@ -202,6 +225,18 @@ mod tests {
     fn ids_at_the_same_millisecond_differ() {
         let now = UnixMillis::from_millis(42);
         assert_ne!(KeyId::generate(now), KeyId::generate(now));
+    }
+
+    #[test]
+    fn request_ids_are_distinct() {
+        let now = UnixMillis::from_millis(42);
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id(now)).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(
+            ids.iter()
+                .all(|id| id.starts_with("req_") && id.len() == 20)
+        );
     }
 
     #[test]

@@ -241,7 +241,9 @@ mod tests {
     fn the_documented_example_verifies() {
         // docs/keys.md
         assert!(has_valid_checksum("sk_live_CN2pTu9mN7xqZ8fK3kX8vQ1w16ZjeL"));
-        assert!(!has_valid_checksum("sk_live_CN2pTu9mN7xqZ8fK3kX8vQ1x16ZjeL"));
+        assert!(!has_valid_checksum(
+            "sk_live_CN2pTu9mN7xqZ8fK3kX8vQ1x16ZjeL"
+        ));
     }
 
     #[test]

@@ -74,7 +74,7 @@ struct CreateApiData {
     api_id: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn create_api(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,7 +112,7 @@ struct ApiData {
     delete_protection: bool,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_api(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,7 +128,7 @@ async fn get_api(
     }))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn delete_api(
     State(state): State<AppState>,
     caller: Caller,
@@ -185,7 +185,7 @@ impl TryFrom<ListKeysBody> for ListKeys {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,

@@ -90,7 +90,7 @@ pub struct CreateKeyData {
     key: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,

@@ -61,7 +61,7 @@ fn operation(
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn update_credits(
     State(state): State<AppState>,
     caller: Caller,

@@ -20,7 +20,7 @@ pub struct DeleteKeyBody {
     permanent: bool,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_key(
     State(state): State<AppState>,
     caller: Caller,

@@ -92,7 +92,7 @@ pub struct MigrateKeysData {
     failed: Vec<String>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn migrate_keys(
     State(state): State<AppState>,
     caller: Caller,

@@ -21,7 +21,7 @@ pub struct GetKeyBody {
     decrypt: bool,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn get_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -39,7 +39,7 @@ pub struct WhoamiBody {
     key: Option<String>,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn whoami(
     State(state): State<AppState>,
     caller: Caller,

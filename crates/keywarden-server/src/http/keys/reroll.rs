@@ -27,7 +27,7 @@ pub struct RerollKeyData {
     key: String,
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn reroll_key(
     State(state): State<AppState>,
     caller: Caller,

@@ -91,7 +91,7 @@ fn parse(body: UpdateKeyBody) -> Result<(KeyId, KeyUpdate), ApiError> {
     f.finish(id.zip(update))
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn update_key(
     State(state): State<AppState>,
     caller: Caller,

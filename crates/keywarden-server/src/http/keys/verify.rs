@@ -123,7 +123,7 @@ impl<'a> VerifyKeyData<'a> {
     }
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify_key(
     State(state): State<AppState>,
     caller: Caller,
