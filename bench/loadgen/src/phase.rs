@@ -1,0 +1,196 @@
+//! The measured phases: what each sends and what each expects back.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use clap::ValueEnum;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+
+use crate::client::{Body, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// `GET /v2/liveness`: the HTTP stack alone, the baseline.
+    Liveness,
+    /// `keys.verifyKey` with keys that exist (cached after their first use).
+    VerifyValid,
+    /// `keys.verifyKey` with a fresh random key each request.
+    VerifyUnknown,
+    /// `keys.createKey`: one store write per request.
+    CreateKey,
+}
+
+impl Phase {
+    pub const ALL: [Self; 4] = [
+        Self::Liveness,
+        Self::VerifyValid,
+        Self::VerifyUnknown,
+        Self::CreateKey,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Liveness => "liveness",
+            Self::VerifyValid => "verify-valid",
+            Self::VerifyUnknown => "verify-unknown",
+            Self::CreateKey => "create-key",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+pub const LIVENESS: &str = "/v2/liveness";
+pub const CREATE_API: &str = "/v2/apis.createApi";
+pub const CREATE_KEY: &str = "/v2/keys.createKey";
+pub const VERIFY_KEY: &str = "/v2/keys.verifyKey";
+
+/// Prefix of every key the benchmark creates, and of the unknown keys it makes up.
+pub const KEY_PREFIX: &str = "sk";
+
+/// Everything the phases need, shared by all workers.
+pub struct Workload {
+    pub target: Target,
+    /// `{"key":"…"}` for every created key.
+    pub valid_bodies: Vec<Bytes>,
+    /// `{"apiId":"…","prefix":"sk"}`.
+    pub create_key_body: Bytes,
+    /// Length of the random part of made-up keys: that of the created keys, so unknown and
+    /// valid keys cost the same to hash and parse.
+    pub unknown_body_len: usize,
+}
+
+pub fn create_key_body(api_id: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "apiId": api_id, "prefix": KEY_PREFIX }).to_string())
+}
+
+pub fn verify_body(key: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "key": key }).to_string())
+}
+
+/// Per-worker state that decides each request.
+pub struct Cursor {
+    rng: XorShift,
+    next_key: usize,
+}
+
+impl Cursor {
+    /// Worker `index` of `workers` starts at its own share of the keys, so every key is used.
+    pub fn new(index: usize, workers: usize, keys: usize, seed: u64) -> Self {
+        Self {
+            rng: XorShift::new(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            next_key: (index * keys).checked_div(workers.max(1)).unwrap_or(0),
+        }
+    }
+}
+
+const BASE58: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+impl Workload {
+    pub fn request(&self, phase: Phase, cursor: &mut Cursor) -> Request<Body> {
+        match phase {
+            Phase::Liveness => self.target.get(LIVENESS),
+            Phase::VerifyValid => {
+                let i = cursor.next_key % self.valid_bodies.len();
+                cursor.next_key = i + 1;
+                self.target.post(VERIFY_KEY, self.valid_bodies[i].clone())
+            }
+            Phase::VerifyUnknown => {
+                let mut body = Vec::with_capacity(self.unknown_body_len + 16);
+                body.extend_from_slice(b"{\"key\":\"");
+                body.extend_from_slice(KEY_PREFIX.as_bytes());
+                body.push(b'_');
+                for _ in 0..self.unknown_body_len {
+                    let r = cursor.rng.next() % 58;
+                    body.push(BASE58[usize::try_from(r).unwrap_or(0)]);
+                }
+                body.extend_from_slice(b"\"}");
+                self.target.post(VERIFY_KEY, Bytes::from(body))
+            }
+            Phase::CreateKey => self.target.post(CREATE_KEY, self.create_key_body.clone()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Data<'a> {
+    valid: Option<bool>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    key_id: Option<Cow<'a, str>>,
+}
+
+/// Checks that a response is the one `phase` expects; the error says how it differs.
+pub fn check(phase: Phase, status: StatusCode, body: &[u8]) -> Result<(), String> {
+    if status != StatusCode::OK {
+        return Err(format!("{phase}: HTTP {status}: {}", snippet(body)));
+    }
+    let data = serde_json::from_slice::<Envelope<'_>>(body)
+        .ok()
+        .and_then(|e| e.data)
+        .ok_or_else(|| format!("{phase}: no JSON `data` in {}", snippet(body)))?;
+    let ok = match phase {
+        Phase::Liveness => data.message.as_deref() == Some("OK"),
+        Phase::VerifyValid => data.valid == Some(true) && data.code.as_deref() == Some("VALID"),
+        Phase::VerifyUnknown => {
+            data.valid == Some(false) && data.code.as_deref() == Some("NOT_FOUND")
+        }
+        Phase::CreateKey => {
+            data.key_id.as_deref().is_some_and(|k| !k.is_empty())
+                && data
+                    .key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(KEY_PREFIX))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{phase}: unexpected response {}", snippet(body)))
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
+
+/// xorshift64*: plenty for making up keys, and no dependency.
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
