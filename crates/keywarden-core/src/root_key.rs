@@ -98,46 +98,79 @@ impl Resource {
     }
 }
 
-/// Something a root key may be allowed to do: a resource and an action.
+/// Something a root key may be allowed to do: a resource and one of its actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Operation {
     pub resource: Resource,
-    pub action: &'static str,
+    /// Index into `resource.actions()`, so checks compare numbers, not strings.
+    action: u8,
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 impl Operation {
-    const fn api(action: &'static str) -> Self {
-        Self {
-            resource: Resource::Api,
-            action,
+    /// The operation `action` on `resource`. In a `const` an unknown action fails the build.
+    pub const fn new(resource: Resource, action: &str) -> Self {
+        let actions = resource.actions();
+        let mut i = 0;
+        while i < actions.len() {
+            if str_eq(actions[i], action) {
+                return Self {
+                    resource,
+                    action: i as u8,
+                };
+            }
+            i += 1;
         }
+        panic!("unknown action for this resource");
+    }
+
+    pub fn action(self) -> &'static str {
+        self.resource.actions()[usize::from(self.action)]
     }
 
     /// The wildcard permission that grants this operation everywhere.
     pub fn wildcard_permission(self) -> String {
-        format!("{}.*.{}", self.resource.as_str(), self.action)
+        format!("{}.*.{}", self.resource.as_str(), self.action())
     }
 
     /// The permission that grants this operation on one target.
     pub fn permission_for(self, target: &str) -> String {
-        format!("{}.{}.{}", self.resource.as_str(), target, self.action)
+        format!("{}.{}.{}", self.resource.as_str(), target, self.action())
+    }
+
+    fn bit(self) -> u32 {
+        1 << self.action
     }
 }
 
 /// The operations endpoints check.
 pub mod ops {
-    use super::Operation;
+    use super::{Operation, Resource};
 
-    pub const CREATE_API: Operation = Operation::api("create_api");
-    pub const READ_API: Operation = Operation::api("read_api");
-    pub const DELETE_API: Operation = Operation::api("delete_api");
-    pub const CREATE_KEY: Operation = Operation::api("create_key");
-    pub const READ_KEY: Operation = Operation::api("read_key");
-    pub const UPDATE_KEY: Operation = Operation::api("update_key");
-    pub const DELETE_KEY: Operation = Operation::api("delete_key");
-    pub const VERIFY_KEY: Operation = Operation::api("verify_key");
-    pub const ENCRYPT_KEY: Operation = Operation::api("encrypt_key");
-    pub const DECRYPT_KEY: Operation = Operation::api("decrypt_key");
+    pub const CREATE_API: Operation = Operation::new(Resource::Api, "create_api");
+    pub const READ_API: Operation = Operation::new(Resource::Api, "read_api");
+    pub const DELETE_API: Operation = Operation::new(Resource::Api, "delete_api");
+    pub const CREATE_KEY: Operation = Operation::new(Resource::Api, "create_key");
+    pub const READ_KEY: Operation = Operation::new(Resource::Api, "read_key");
+    pub const UPDATE_KEY: Operation = Operation::new(Resource::Api, "update_key");
+    pub const DELETE_KEY: Operation = Operation::new(Resource::Api, "delete_key");
+    pub const VERIFY_KEY: Operation = Operation::new(Resource::Api, "verify_key");
+    pub const ENCRYPT_KEY: Operation = Operation::new(Resource::Api, "encrypt_key");
+    pub const DECRYPT_KEY: Operation = Operation::new(Resource::Api, "decrypt_key");
 }
 
 /// Which objects a permission covers.
@@ -152,9 +185,8 @@ pub enum Scope {
 /// One parsed permission, e.g. `api.*.create_key`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RootPermission {
-    resource: Resource,
+    operation: Operation,
     scope: Scope,
-    action: &'static str,
 }
 
 /// Why a string is not a root-key permission.
@@ -194,17 +226,18 @@ impl FromStr for RootPermission {
         let action = resource
             .actions()
             .iter()
-            .copied()
-            .find(|a| *a == action)
+            .position(|a| *a == action)
             .ok_or_else(|| PermissionParseError::Action {
                 permission: s.to_owned(),
                 resource: resource.as_str(),
                 known: resource.actions().join(", "),
             })?;
         Ok(Self {
-            resource,
+            operation: Operation {
+                resource,
+                action: u8::try_from(action).expect("fewer than 256 actions"),
+            },
             scope,
-            action,
         })
     }
 }
@@ -215,7 +248,13 @@ impl fmt::Display for RootPermission {
             Scope::Any => "*",
             Scope::Only(id) => id,
         };
-        write!(f, "{}.{}.{}", self.resource.as_str(), target, self.action)
+        write!(
+            f,
+            "{}.{}.{}",
+            self.operation.resource.as_str(),
+            target,
+            self.operation.action()
+        )
     }
 }
 
@@ -232,14 +271,33 @@ pub enum Access {
 
 /// The permissions of one root key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RootPermissions(Vec<RootPermission>);
+pub struct RootPermissions {
+    /// Every permission, sorted, for display and storage.
+    listed: Vec<RootPermission>,
+    /// Per resource, a bit per action held with scope `*`: the common case, checked in O(1).
+    everywhere: [u32; Resource::ALL.len()],
+    /// Permissions scoped to one object, scanned only when no wildcard grants the operation.
+    scoped: Vec<(Operation, String)>,
+}
 
 impl RootPermissions {
     pub fn new(permissions: Vec<RootPermission>) -> Self {
-        let mut permissions = permissions;
-        permissions.sort_by_key(ToString::to_string);
-        permissions.dedup();
-        Self(permissions)
+        let mut listed = permissions;
+        listed.sort_by_key(ToString::to_string);
+        listed.dedup();
+        let mut everywhere = [0u32; Resource::ALL.len()];
+        let mut scoped = Vec::new();
+        for p in &listed {
+            match &p.scope {
+                Scope::Any => everywhere[p.operation.resource as usize] |= p.operation.bit(),
+                Scope::Only(id) => scoped.push((p.operation, id.clone())),
+            }
+        }
+        Self {
+            listed,
+            everywhere,
+            scoped,
+        }
     }
 
     /// Every operation on every object: what the bootstrap root key holds.
@@ -248,14 +306,13 @@ impl RootPermissions {
             Resource::ALL
                 .into_iter()
                 .flat_map(|resource| {
-                    resource
-                        .actions()
-                        .iter()
-                        .map(move |&action| RootPermission {
+                    (0..resource.actions().len()).map(move |action| RootPermission {
+                        operation: Operation {
                             resource,
-                            scope: Scope::Any,
-                            action,
-                        })
+                            action: u8::try_from(action).expect("fewer than 256 actions"),
+                        },
+                        scope: Scope::Any,
+                    })
                 })
                 .collect(),
         )
@@ -272,17 +329,15 @@ impl RootPermissions {
 
     /// Whether `op` is allowed on `target` (an object id), or workspace-wide when `None`.
     pub fn access(&self, op: Operation, target: Option<&str>) -> Access {
+        if self.everywhere[op.resource as usize] & op.bit() != 0 {
+            return Access::Granted;
+        }
         let mut elsewhere = false;
-        for p in self
-            .0
-            .iter()
-            .filter(|p| p.resource == op.resource && p.action == op.action)
-        {
-            match (&p.scope, target) {
-                (Scope::Any, _) => return Access::Granted,
-                (Scope::Only(id), Some(target)) if id == target => return Access::Granted,
-                (Scope::Only(_), _) => elsewhere = true,
+        for (_, id) in self.scoped.iter().filter(|(held, _)| *held == op) {
+            if target == Some(id.as_str()) {
+                return Access::Granted;
             }
+            elsewhere = true;
         }
         if elsewhere {
             Access::OtherTargetsOnly
@@ -292,11 +347,11 @@ impl RootPermissions {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &RootPermission> {
-        self.0.iter()
+        self.listed.iter()
     }
 
     pub fn to_strings(&self) -> Vec<String> {
-        self.0.iter().map(ToString::to_string).collect()
+        self.listed.iter().map(ToString::to_string).collect()
     }
 }
 
@@ -378,7 +433,7 @@ mod tests {
         let all = RootPermissions::everything();
         for resource in Resource::ALL {
             for &action in resource.actions() {
-                let op = Operation { resource, action };
+                let op = Operation::new(resource, action);
                 assert_eq!(all.access(op, Some("x")), Access::Granted);
                 assert_eq!(all.access(op, None), Access::Granted);
             }

@@ -65,8 +65,10 @@ fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) ->
         data,
         pagination,
     };
-    match serde_json::to_vec(&envelope) {
-        Ok(body) => json_response(StatusCode::OK, "application/json", body),
+    // Most responses fit; growing the buffer while serializing costs more than the slack.
+    let mut body = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut body, &envelope) {
+        Ok(()) => json_response(StatusCode::OK, "application/json", body),
         Err(e) => super::error::internal_response(&anyhow::Error::new(e)),
     }
 }

@@ -39,20 +39,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "the request body is empty; expected a JSON document",
             ));
         }
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // The plain parser is the fast path; only a body that fails is parsed again with
+        // path tracking, to name the field in the 400.
+        let value = serde_json::from_slice(&bytes).map_err(|_| field_error::<T>(&bytes))?;
+        Ok(Self(value))
+    }
+}
+
+/// Parses `bytes` again, tracking the path, to report where and why it failed.
+fn field_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let error = match result {
+        Err(e) => {
             let path = e.path().to_string();
             let location = if path == "." || path == "?" {
                 "body".to_owned()
             } else {
                 format!("body.{path}")
             };
-            ApiError::invalid_field(location, e.into_inner().to_string())
-        })?;
-        de.end()
-            .map_err(|e| ApiError::invalid_field("body", e.to_string()))?;
-        Ok(Self(value))
-    }
+            return ApiError::invalid_field(location, e.into_inner().to_string());
+        }
+        Ok(_) => de.end().err(),
+    };
+    ApiError::invalid_field(
+        "body",
+        error.map_or_else(
+            || "the request body is not valid JSON".to_owned(),
+            |e| e.to_string(),
+        ),
+    )
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

@@ -2,7 +2,8 @@
 //!
 //! Two layers. A set of every known key digest (eight bytes each) answers "no such key" for
 //! random or revoked keys without touching the store, so guessing cannot load it. Behind it,
-//! a bounded cache of key records, filled on demand and invalidated on every change.
+//! a bounded cache of key records (quick_cache: a sharded, read-locked map with
+//! CLOCK-style eviction, much cheaper per hit than an LRU with per-read bookkeeping), filled on demand and invalidated on every change.
 //!
 //! Invalidation races with loading: a load that read the store just before a change commits
 //! could put a stale record back after the change invalidated it. Every change bumps
@@ -18,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::store::{KeyStore, StoreResult};
-use moka::sync::Cache;
 use parking_lot::RwLock;
+use quick_cache::sync::Cache;
 
 /// Hashes a `u64` as itself: digests are uniformly random already.
 #[derive(Default)]
@@ -50,7 +51,7 @@ pub struct KeyCache {
     /// How many stored keys share each digest head; a count so removing one of two keys
     /// with the same eight bytes keeps the other.
     known: RwLock<DigestMap<u32>>,
-    records: Cache<KeyDigest, Entry, BuildHasherDefault<DigestHasher>>,
+    records: Cache<KeyDigest, Entry, quick_cache::UnitWeighter, BuildHasherDefault<DigestHasher>>,
     changes: AtomicU64,
 }
 
@@ -58,9 +59,13 @@ impl KeyCache {
     pub fn new(capacity: u64) -> Self {
         Self {
             known: RwLock::new(DigestMap::default()),
-            records: Cache::builder()
-                .max_capacity(capacity)
-                .build_with_hasher(BuildHasherDefault::default()),
+            records: Cache::with(
+                usize::try_from(capacity).unwrap_or(usize::MAX),
+                capacity,
+                quick_cache::UnitWeighter,
+                BuildHasherDefault::default(),
+                quick_cache::sync::DefaultLifecycle::default(),
+            ),
             changes: AtomicU64::new(0),
         }
     }
@@ -88,7 +93,7 @@ impl KeyCache {
         let entry = store.key_by_digest(digest).await?.map(Arc::new);
         self.records.insert(*digest, entry.clone());
         if self.changes.load(Ordering::SeqCst) != before {
-            self.records.invalidate(digest);
+            self.records.remove(digest);
         }
         Ok(entry)
     }
@@ -130,6 +135,6 @@ impl KeyCache {
     /// The key with this digest changed in the store.
     pub fn changed(&self, digest: &KeyDigest) {
         self.changes.fetch_add(1, Ordering::SeqCst);
-        self.records.invalidate(digest);
+        self.records.remove(digest);
     }
 }
