@@ -5,6 +5,8 @@
 //! creation. Pagination relies on this: a page is "ids greater than or equal to the cursor".
 
 use std::fmt;
+
+use compact_str::CompactString;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -118,7 +120,7 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(CompactString);
 
         impl $name {
             /// The prefix of ids this server generates for this kind of object.
@@ -127,14 +129,14 @@ macro_rules! id_type {
             /// A fresh id created at `now`, sorting after every id this process generated
             /// before.
             pub fn generate(now: UnixMillis) -> Self {
-                Self(new_id_body($prefix, monotonic(now)))
+                Self(new_id_body($prefix, monotonic(now)).into())
             }
 
             /// Accepts any string of id shape. Ids from elsewhere (imports, other servers)
             /// need not carry this server's prefix; they simply will not be found.
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 check_id_shape(s)?;
-                Ok(Self(s.to_owned()))
+                Ok(Self(CompactString::from(s)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -146,13 +148,13 @@ macro_rules! id_type {
             type Error = IdError;
             fn try_from(s: String) -> Result<Self, IdError> {
                 check_id_shape(&s)?;
-                Ok(Self(s))
+                Ok(Self(CompactString::from(s)))
             }
         }
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0
+                id.0.into_string()
             }
         }
 
