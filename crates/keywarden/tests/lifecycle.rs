@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Launch, ROOT_KEY, ServerProcess, binary, call};
+use common::{Launch, ROOT_KEY, ServerProcess, binary, call, poll_status};
 use serde_json::json;
 
 #[tokio::test]
@@ -276,22 +276,15 @@ async fn root_key_cli_creates_lists_and_revokes_beside_a_running_server() {
     assert!(token.starts_with("kw_root_"), "{token}");
 
     // The server picks the new key up by itself.
-    let mut status = 0;
-    for _ in 0..100 {
-        status = call(
-            &client,
-            &server,
-            &token,
-            "apis.createApi",
-            json!({ "name": "by-cli" }),
-        )
-        .await
-        .0;
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = poll_status(
+        &client,
+        &server,
+        &token,
+        "apis.createApi",
+        json!({ "name": "by-cli" }),
+        |s| s == 200,
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, _) = call(
         &client,
@@ -325,22 +318,15 @@ async fn root_key_cli_creates_lists_and_revokes_beside_a_running_server() {
         "{}",
         String::from_utf8_lossy(&revoked.stderr)
     );
-    let mut status = 0;
-    for _ in 0..100 {
-        status = call(
-            &client,
-            &server,
-            &token,
-            "apis.createApi",
-            json!({ "name": "after" }),
-        )
-        .await
-        .0;
-        if status == 401 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = poll_status(
+        &client,
+        &server,
+        &token,
+        "apis.createApi",
+        json!({ "name": "after" }),
+        |s| s == 401,
+    )
+    .await;
     assert_eq!(
         status, 401,
         "a revoked root key stops working within seconds"

@@ -136,26 +136,19 @@ fn create_limited_root_key(dir: &Path) -> String {
 /// A running server picks up root keys created by the CLI within about a second: poll until
 /// the new key is accepted (any answer but 401).
 async fn wait_until_authenticated(server: &ServerProcess, root_key: &str) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, body) = common::call(
-            &client,
-            server,
-            root_key,
-            "apis.getApi",
-            serde_json::json!({ "apiId": "api_sdkprobe0000" }),
-        )
-        .await;
-        if status != 401 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not accept the limited root key within 15 s; last answer: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = common::poll_status(
+        &reqwest::Client::new(),
+        server,
+        root_key,
+        "apis.getApi",
+        serde_json::json!({ "apiId": "api_sdkprobe0000" }),
+        |s| s != 401,
+    )
+    .await;
+    assert_ne!(
+        status, 401,
+        "the server did not accept the limited root key within 15 s"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ use super::envelope::json_response;
 use crate::error::{ApiError, FieldError, Missing};
 
 const DOCS: &str = "https://unkey.com/docs/errors";
+const INTERNAL_DETAIL: &str =
+    "Something went wrong on our side. The request id identifies it in the server's logs.";
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -112,10 +114,7 @@ impl ApiError {
             Self::MethodNotAllowed(method) => {
                 format!("Method {method} is not allowed on this endpoint; use POST.")
             }
-            Self::Internal(_) => {
-                "Something went wrong on our side. The request id identifies it in the server's logs."
-                    .into()
-            }
+            Self::Internal(_) => INTERNAL_DETAIL.into(),
         }
     }
 }
@@ -164,7 +163,7 @@ pub fn internal_response(cause: &anyhow::Error) -> Response {
         "meta": { "requestId": context.request_id },
         "error": {
             "title": "Internal Server Error",
-            "detail": "Something went wrong on our side. The request id identifies it in the server's logs.",
+            "detail": INTERNAL_DETAIL,
             "status": 500,
             "type": format!("{DOCS}/unkey/application/unexpected_error"),
         }

@@ -16,8 +16,6 @@ mod workspaces;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use keywarden_core::store::{Store, StoreError, StoreResult};
@@ -55,9 +53,10 @@ pub enum SqliteOpenError {
 
 /// The SQLite implementation of every store trait.
 pub struct SqliteStore {
+    /// The writer thread runs until the last handle is dropped, committing what is queued;
+    /// `flush` waits for durability.
     writer: Writer,
     readers: Readers,
-    writer_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SqliteStore {
@@ -83,11 +82,10 @@ impl SqliteStore {
             path: path.to_owned(),
             source,
         })?;
-        let (writer, handle) = Writer::start(conn).map_err(SqliteOpenError::Thread)?;
+        let writer = Writer::start(conn).map_err(SqliteOpenError::Thread)?;
         Ok(Self {
             writer,
             readers: Readers::new(path.to_owned()),
-            writer_thread: Mutex::new(Some(handle)),
         })
     }
 
@@ -106,17 +104,6 @@ impl SqliteStore {
             WriteError::Job(e) => backend(e),
             WriteError::Commit(reason) => StoreError::Backend(reason.into()),
         })
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // The writer thread exits once the last `Writer` handle is gone; jobs already queued
-        // are committed first. Joining here is not possible (`writer` drops after this body),
-        // so `flush` is what callers use to wait for durability.
-        if let Ok(mut handle) = self.writer_thread.lock() {
-            handle.take();
-        }
     }
 }
 

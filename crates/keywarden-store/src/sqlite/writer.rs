@@ -39,13 +39,14 @@ pub enum WriteError<E> {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection) -> std::io::Result<(Self, thread::JoinHandle<()>)> {
+    /// Starts the writer thread on `conn`. It exits once every handle is dropped and the
+    /// queue is drained.
+    pub fn start(conn: Connection) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let handle = thread::Builder::new()
+        thread::Builder::new()
             .name("keywarden-sqlite-writer".into())
             .spawn(move || run(conn, queue))?;
-        Ok((Self { jobs }, handle))
+        Ok(Self { jobs })
     }
 
     /// Runs `f` in the writer's transaction and returns its result once committed.

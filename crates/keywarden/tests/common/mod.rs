@@ -161,3 +161,24 @@ pub async fn call(
     let json = response.json().await.expect("json body");
     (status, json)
 }
+
+/// Repeats a call until its status satisfies `done`, for up to 15 s, and returns the last
+/// status. Root keys created or revoked by the CLI reach a running server by polling, so
+/// tests wait for the change rather than sleeping a fixed time.
+pub async fn poll_status(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    root_key: &str,
+    operation: &str,
+    body: serde_json::Value,
+    done: impl Fn(u16) -> bool,
+) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = call(client, server, root_key, operation, body.clone()).await;
+        if done(status) || Instant::now() >= deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -2,6 +2,7 @@
 //! root-key problem is an error.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use keywarden_core::id::ApiId;
 use keywarden_core::meta::Meta;
 use serde::{Deserialize, Serialize};
@@ -128,8 +129,7 @@ pub async fn verify_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<VerifyKeyBody>,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
+) -> Result<Response, ApiError> {
     let verification = state.service.verify(&caller, body.try_into()?).await?;
     Ok(Data(VerifyKeyData::of(&verification)).into_response())
 }
