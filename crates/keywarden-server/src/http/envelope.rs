@@ -73,6 +73,20 @@ fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) ->
     }
 }
 
+/// A 200 response whose `data` is already-serialized JSON (`data` must be one JSON value).
+pub fn data_json_response(data: &[u8]) -> Response {
+    let request_id = context::current().request_id;
+    let mut body = Vec::with_capacity(data.len() + request_id.len() + 40);
+    body.extend_from_slice(b"{\"meta\":{\"requestId\":");
+    // Request ids are ASCII letters, digits and `_`, but serializing keeps that an assumption
+    // this function does not rely on.
+    let _ = serde_json::to_writer(&mut body, &request_id);
+    body.extend_from_slice(b"},\"data\":");
+    body.extend_from_slice(data);
+    body.push(b'}');
+    json_response(StatusCode::OK, "application/json", body)
+}
+
 impl<T: Serialize> IntoResponse for Data<T> {
     fn into_response(self) -> Response {
         envelope_response(&self.0, None)

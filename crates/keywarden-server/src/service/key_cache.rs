@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::key::KeyRecord;
@@ -44,8 +44,40 @@ impl Hasher for DigestHasher {
 
 type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>;
 
+/// A cached key record, with a slot where the HTTP layer keeps the part of the verification
+/// response that depends only on the record, rendered on first use. A change to the key
+/// replaces the whole entry, so the rendering can never be stale.
+#[derive(Debug)]
+pub struct CachedKey {
+    record: KeyRecord,
+    presentation: OnceLock<Box<[u8]>>,
+}
+
+impl CachedKey {
+    fn new(record: KeyRecord) -> Self {
+        Self {
+            record,
+            presentation: OnceLock::new(),
+        }
+    }
+
+    /// The rendering of this record, made by `render` the first time it is asked for.
+    pub fn presentation(&self, render: impl FnOnce(&KeyRecord) -> Vec<u8>) -> &[u8] {
+        self.presentation
+            .get_or_init(|| render(&self.record).into_boxed_slice())
+    }
+}
+
+impl std::ops::Deref for CachedKey {
+    type Target = KeyRecord;
+
+    fn deref(&self) -> &KeyRecord {
+        &self.record
+    }
+}
+
 /// A cached lookup result; `None` remembers that the store has no such key.
-type Entry = Option<Arc<KeyRecord>>;
+type Entry = Option<Arc<CachedKey>>;
 
 pub struct KeyCache {
     /// How many stored keys share each digest head; a count so removing one of two keys
@@ -90,7 +122,10 @@ impl KeyCache {
             return Ok(entry);
         }
         let before = self.changes.load(Ordering::SeqCst);
-        let entry = store.key_by_digest(digest).await?.map(Arc::new);
+        let entry = store
+            .key_by_digest(digest)
+            .await?
+            .map(|record| Arc::new(CachedKey::new(record)));
         self.records.insert(*digest, entry.clone());
         if self.changes.load(Ordering::SeqCst) != before {
             self.records.remove(digest);

@@ -16,7 +16,7 @@ use keywarden_core::time::{Clock, UnixMillis};
 
 pub use apis::NewApi;
 pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
-pub use key_cache::KeyCache;
+pub use key_cache::{CachedKey, KeyCache};
 pub use keys::{CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey};
 pub use root_keys::{Caller, RootKeyDirectory};
 pub use verify::{Verification, VerifyInput};

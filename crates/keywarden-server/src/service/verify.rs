@@ -9,12 +9,11 @@ use std::sync::Arc;
 use keywarden_core::credits::SpendOutcome;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::ApiId;
-use keywarden_core::key::KeyRecord;
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::store::CreditSpend;
 use keywarden_core::verify::{VerifyCode, check_key_state};
 
-use super::{Caller, Keywarden};
+use super::{CachedKey, Caller, Keywarden};
 use crate::error::ApiError;
 
 /// A verification request, validated.
@@ -32,7 +31,7 @@ pub struct VerifyInput {
 pub struct Verification {
     pub code: VerifyCode,
     /// Present for every outcome except `NOT_FOUND`.
-    pub key: Option<Arc<KeyRecord>>,
+    pub key: Option<Arc<CachedKey>>,
     /// The balance after this verification, for keys with a balance.
     pub credits: Option<i64>,
 }

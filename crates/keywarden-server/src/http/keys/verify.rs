@@ -2,15 +2,17 @@
 //! root-key problem is an error.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use keywarden_core::id::ApiId;
+use keywarden_core::key::KeyRecord;
 use keywarden_core::meta::Meta;
+use keywarden_core::verify::VerifyCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::plaintext_key;
 use crate::error::ApiError;
-use crate::http::envelope::Data;
+use crate::http::envelope::data_json_response;
 use crate::http::extract::ApiJson;
 use crate::http::fields::Fields;
 use crate::http::wire::parse_id;
@@ -80,48 +82,74 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
     }
 }
 
+/// The outcome part of a verification response.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyKeyData<'a> {
+struct Outcome {
     valid: bool,
     code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keyspace_id: Option<&'a str>,
+}
+
+/// The part of a verification response that depends only on the key, so it is rendered once
+/// per cached key and reused for every verification of it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyFields<'a> {
+    key_id: &'a str,
+    keyspace_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     meta: Option<&'a Meta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    credits: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    permissions: Option<[&'a str; 0]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    roles: Option<[&'a str; 0]>,
+    enabled: bool,
+    permissions: [&'a str; 0],
+    roles: [&'a str; 0],
 }
 
-impl<'a> VerifyKeyData<'a> {
-    fn of(v: &'a Verification) -> Self {
-        let key = v.key.as_deref();
+impl<'a> KeyFields<'a> {
+    fn of(key: &'a KeyRecord) -> Self {
         Self {
-            valid: v.code == keywarden_core::verify::VerifyCode::Valid,
-            code: v.code.as_str(),
-            key_id: key.map(|k| k.id.as_str()),
-            keyspace_id: key.map(|k| k.api_id.as_str()),
-            name: key.and_then(|k| k.name.as_ref()).map(|n| n.as_str()),
-            meta: key.and_then(|k| k.meta.as_ref()),
-            expires: key.and_then(|k| k.expires).map(|e| e.as_millis()),
-            credits: v.credits,
-            enabled: key.map(|k| k.enabled),
-            permissions: key.map(|_| []),
-            roles: key.map(|_| []),
+            key_id: key.id.as_str(),
+            keyspace_id: key.api_id.as_str(),
+            name: key.name.as_ref().map(|n| n.as_str()),
+            meta: key.meta.as_ref(),
+            expires: key.expires.map(|e| e.as_millis()),
+            enabled: key.enabled,
+            permissions: [],
+            roles: [],
         }
     }
+}
+
+/// The `data` object of a verification: `{valid, code}`, then the key's fields when the
+/// outcome shows them, then `credits` when the key has a balance.
+fn verification_json(v: &Verification) -> Vec<u8> {
+    let outcome = Outcome {
+        valid: v.code == VerifyCode::Valid,
+        code: v.code.as_str(),
+    };
+    let mut out = Vec::with_capacity(256);
+    // Serializing these types cannot fail: they hold only strings, numbers and JSON maps.
+    let _ = serde_json::to_writer(&mut out, &outcome);
+    if let Some(key) = &v.key {
+        let fields = key.presentation(|record| {
+            serde_json::to_vec(&KeyFields::of(record)).unwrap_or_else(|_| b"{}".to_vec())
+        });
+        // Both are objects: drop the outcome's closing brace and the fields' opening one.
+        if fields.len() > 2 {
+            out.pop();
+            out.push(b',');
+            out.extend_from_slice(&fields[1..]);
+        }
+    }
+    if let Some(credits) = v.credits {
+        out.pop();
+        out.extend_from_slice(b",\"credits\":");
+        let _ = serde_json::to_writer(&mut out, &credits);
+        out.push(b'}');
+    }
+    out
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
@@ -131,5 +159,5 @@ pub async fn verify_key(
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
     let verification = state.service.verify(&caller, body.try_into()?).await?;
-    Ok(Data(VerifyKeyData::of(&verification)).into_response())
+    Ok(data_json_response(&verification_json(&verification)))
 }
