@@ -33,10 +33,6 @@ impl KeyDigest {
         Self(Sha256::digest(key.as_bytes()).into())
     }
 
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -102,21 +102,22 @@ impl KeyRecord {
         Ok(())
     }
 
-    /// The key that replaces this one on rotation: a new id and secret with this key's
-    /// configuration, balance and refill.
+    /// The key that replaces this one on rotation: a new id and secret (`issued`, made with
+    /// `prefix`) with this key's configuration, balance and refill.
     pub fn rotated(
         &self,
         new_id: KeyId,
-        issued: IssuedKey,
+        prefix: Option<KeyPrefix>,
+        issued: &IssuedKey,
         now: UnixMillis,
-    ) -> (KeyRecord, IssuedKey) {
-        let record = KeyRecord {
+    ) -> KeyRecord {
+        KeyRecord {
             id: new_id,
             workspace_id: self.workspace_id.clone(),
             api_id: self.api_id.clone(),
             digest: issued.plaintext.digest(),
             start: issued.start.clone(),
-            prefix: self.prefix.clone(),
+            prefix,
             byte_length: self.byte_length,
             name: self.name.clone(),
             meta: self.meta.clone(),
@@ -126,8 +127,7 @@ impl KeyRecord {
             created_at: now,
             updated_at: None,
             deleted_at: None,
-        };
-        (record, issued)
+        }
     }
 }
 
@@ -279,7 +279,7 @@ mod tests {
         old.credits = Some(Credits::new(7, None, now()).unwrap());
         let issued = key_format::generate(None, ByteLength::DEFAULT);
         let plaintext = issued.plaintext.clone();
-        let (new, _) = old.rotated(KeyId::generate(now()), issued, now());
+        let new = old.rotated(KeyId::generate(now()), None, &issued, now());
         assert_ne!(new.id, old.id);
         assert_eq!(new.digest, plaintext.digest());
         assert_eq!(new.name, old.name);

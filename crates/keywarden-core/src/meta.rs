@@ -23,10 +23,6 @@ impl Meta {
         }
         Ok(Self(map))
     }
-
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
-    }
 }
 
 #[cfg(test)]

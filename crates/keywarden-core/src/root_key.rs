@@ -346,10 +346,6 @@ impl RootPermissions {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &RootPermission> {
-        self.listed.iter()
-    }
-
     pub fn to_strings(&self) -> Vec<String> {
         self.listed.iter().map(ToString::to_string).collect()
     }

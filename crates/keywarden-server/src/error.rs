@@ -93,6 +93,14 @@ impl ApiError {
         }
     }
 
+    /// The 404 of endpoints that take an API to put keys into, as Unkey words it.
+    pub fn specified_api_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Api,
+            detail: "The specified API was not found.".into(),
+        }
+    }
+
     pub fn api_not_found() -> Self {
         Self::NotFound {
             what: Missing::Api,

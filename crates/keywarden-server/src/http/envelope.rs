@@ -73,16 +73,17 @@ fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) ->
     }
 }
 
-/// A 200 response whose `data` is already-serialized JSON (`data` must be one JSON value).
-pub fn data_json_response(data: &[u8]) -> Response {
+/// A 200 response whose `data` is written as JSON by `write_data` (exactly one JSON value),
+/// into the same buffer as the envelope.
+pub fn data_json_response(write_data: impl FnOnce(&mut Vec<u8>)) -> Response {
     let request_id = context::current().request_id;
-    let mut body = Vec::with_capacity(data.len() + request_id.len() + 40);
+    let mut body = Vec::with_capacity(512);
     body.extend_from_slice(b"{\"meta\":{\"requestId\":");
     // Request ids are ASCII letters, digits and `_`, but serializing keeps that an assumption
     // this function does not rely on.
     let _ = serde_json::to_writer(&mut body, &request_id);
     body.extend_from_slice(b"},\"data\":");
-    body.extend_from_slice(data);
+    write_data(&mut body);
     body.push(b'}');
     json_response(StatusCode::OK, "application/json", body)
 }

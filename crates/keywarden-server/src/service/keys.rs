@@ -1,5 +1,6 @@
 //! Keys: issue, read, change, delete, rotate, adjust credits and import.
 
+use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};
@@ -97,19 +98,28 @@ fn change_error(e: KeyChangeError) -> ApiError {
 }
 
 impl Keywarden {
-    pub async fn create_key(&self, caller: &Caller, new: NewKey) -> Result<CreatedKey, ApiError> {
-        let not_found = || ApiError::NotFound {
-            what: crate::error::Missing::Api,
-            detail: "The specified API was not found.".into(),
-        };
-        caller.require_on(ops::CREATE_KEY, new.api_id.as_str(), not_found)?;
-        let api = self
-            .store
-            .api(caller.workspace(), &new.api_id)
+    /// The API that new keys (created or imported) go into, if the caller may issue keys
+    /// there; otherwise as if it did not exist.
+    async fn api_for_new_keys(&self, caller: &Caller, api_id: &ApiId) -> Result<Api, ApiError> {
+        caller.require_on(
+            ops::CREATE_KEY,
+            api_id.as_str(),
+            ApiError::specified_api_not_found,
+        )?;
+        self.store
+            .api(caller.workspace(), api_id)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(ApiError::specified_api_not_found)
+    }
+
+    pub async fn create_key(&self, caller: &Caller, new: NewKey) -> Result<CreatedKey, ApiError> {
+        let api = self.api_for_new_keys(caller, &new.api_id).await?;
         if new.recoverable {
-            caller.require_on(ops::ENCRYPT_KEY, api.id.as_str(), not_found)?;
+            caller.require_on(
+                ops::ENCRYPT_KEY,
+                api.id.as_str(),
+                ApiError::specified_api_not_found,
+            )?;
             return Err(recoverable_unavailable());
         }
         let now = self.now();
@@ -268,8 +278,7 @@ impl Keywarden {
         };
         let now = self.now();
         let issued = key_format::generate(prefix.as_ref(), old.byte_length);
-        let (mut new, issued) = old.rotated(KeyId::generate(now), issued, now);
-        new.prefix = prefix;
+        let new = old.rotated(KeyId::generate(now), prefix, &issued, now);
         let old_expires = expiry_after_rotation(old.expires, now, grace_ms);
         let old_after = self
             .store
@@ -313,16 +322,7 @@ impl Keywarden {
         api_id: &ApiId,
         keys: Vec<ImportedKey>,
     ) -> Result<MigrationReport, ApiError> {
-        let not_found = || ApiError::NotFound {
-            what: crate::error::Missing::Api,
-            detail: "The specified API was not found.".into(),
-        };
-        caller.require_on(ops::CREATE_KEY, api_id.as_str(), not_found)?;
-        let api = self
-            .store
-            .api(caller.workspace(), api_id)
-            .await?
-            .ok_or_else(not_found)?;
+        let api = self.api_for_new_keys(caller, api_id).await?;
         let now = self.now();
         let mut report = MigrationReport::default();
         let mut records = Vec::with_capacity(keys.len());

@@ -78,10 +78,6 @@ impl Caller {
         &self.root_key.workspace_id
     }
 
-    pub fn root_key(&self) -> &RootKey {
-        &self.root_key
-    }
-
     /// Whether the root key may perform `op` on `target`.
     pub fn access(&self, op: Operation, target: Option<&str>) -> Access {
         self.root_key.permissions.access(op, target)

@@ -122,16 +122,15 @@ impl<'a> KeyFields<'a> {
     }
 }
 
-/// The `data` object of a verification: `{valid, code}`, then the key's fields when the
-/// outcome shows them, then `credits` when the key has a balance.
-fn verification_json(v: &Verification) -> Vec<u8> {
+/// Writes the `data` object of a verification: `{valid, code}`, then the key's fields when
+/// the outcome shows them, then `credits` when the key has a balance.
+fn write_verification(out: &mut Vec<u8>, v: &Verification) {
     let outcome = Outcome {
         valid: v.code == VerifyCode::Valid,
         code: v.code.as_str(),
     };
-    let mut out = Vec::with_capacity(256);
     // Serializing these types cannot fail: they hold only strings, numbers and JSON maps.
-    let _ = serde_json::to_writer(&mut out, &outcome);
+    let _ = serde_json::to_writer(&mut *out, &outcome);
     if let Some(key) = &v.key {
         let fields = key.presentation(|record| {
             serde_json::to_vec(&KeyFields::of(record)).unwrap_or_else(|_| b"{}".to_vec())
@@ -146,10 +145,9 @@ fn verification_json(v: &Verification) -> Vec<u8> {
     if let Some(credits) = v.credits {
         out.pop();
         out.extend_from_slice(b",\"credits\":");
-        let _ = serde_json::to_writer(&mut out, &credits);
+        let _ = serde_json::to_writer(&mut *out, &credits);
         out.push(b'}');
     }
-    out
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
@@ -159,5 +157,7 @@ pub async fn verify_key(
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
     let verification = state.service.verify(&caller, body.try_into()?).await?;
-    Ok(data_json_response(&verification_json(&verification)))
+    Ok(data_json_response(|out| {
+        write_verification(out, &verification)
+    }))
 }
