@@ -192,6 +192,26 @@ id_type!(
     RootKeyId,
     "rootkey"
 );
+id_type!(
+    /// An identity: the owner of keys, e.g. one customer, with limits its keys share.
+    IdentityId,
+    "id"
+);
+id_type!(
+    /// A named rate limit attached to a key or an identity.
+    RatelimitId,
+    "rl"
+);
+id_type!(
+    /// A namespace of the standalone rate limiter.
+    NamespaceId,
+    "rlns"
+);
+id_type!(
+    /// A per-identifier override in a rate-limit namespace.
+    OverrideId,
+    "rlor"
+);
 
 #[cfg(test)]
 mod tests {

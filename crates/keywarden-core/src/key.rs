@@ -4,8 +4,10 @@
 use crate::credits::{CreditRefill, Credits, NegativeCredits};
 use crate::digest::KeyDigest;
 use crate::id::{ApiId, KeyId, WorkspaceId};
+use crate::identity::Identity;
 use crate::key_format::{ByteLength, IssuedKey, KeyPrefix};
 use crate::meta::Meta;
+use crate::named_limit::{LimitSpec, NamedLimit, replace_by_name};
 use crate::text::KeyName;
 use crate::time::UnixMillis;
 
@@ -30,6 +32,10 @@ pub struct KeyRecord {
     pub expires: Option<UnixMillis>,
     /// `None` means unlimited usage.
     pub credits: Option<Credits>,
+    /// The identity the key belongs to, as it was when the key was read.
+    pub identity: Option<Identity>,
+    /// The key's own named limits; its identity's are in `identity`.
+    pub ratelimits: Vec<NamedLimit>,
     pub created_at: UnixMillis,
     pub updated_at: Option<UnixMillis>,
     pub deleted_at: Option<UnixMillis>,
@@ -61,6 +67,10 @@ pub struct KeyUpdate {
     /// `Clear` makes usage unlimited and removes any refill.
     pub credits: Patch<CreditsPatch>,
     pub enabled: Option<bool>,
+    /// `Set` links the key to an identity (created beforehand if needed); `Clear` unlinks.
+    pub identity: Patch<Identity>,
+    /// Replaces the key's limits by name.
+    pub ratelimits: Option<Vec<LimitSpec>>,
 }
 
 /// Why an update cannot be applied to a key.
@@ -95,6 +105,10 @@ impl KeyRecord {
         apply_patch(&mut self.name, update.name);
         apply_patch(&mut self.meta, update.meta);
         apply_patch(&mut self.expires, update.expires);
+        apply_patch(&mut self.identity, update.identity);
+        if let Some(limits) = update.ratelimits {
+            self.ratelimits = replace_by_name(&self.ratelimits, limits, now);
+        }
         if let Some(enabled) = update.enabled {
             self.enabled = enabled;
         }
@@ -103,7 +117,8 @@ impl KeyRecord {
     }
 
     /// The key that replaces this one on rotation: a new id and secret (`issued`, made with
-    /// `prefix`) with this key's configuration, balance and refill.
+    /// `prefix`) with this key's configuration, balance, refill, identity and limits. The
+    /// limits get new ids: they belong to the new key and count from zero.
     pub fn rotated(
         &self,
         new_id: KeyId,
@@ -124,6 +139,20 @@ impl KeyRecord {
             enabled: self.enabled,
             expires: self.expires,
             credits: self.credits,
+            identity: self.identity.clone(),
+            ratelimits: replace_by_name(
+                &[],
+                self.ratelimits
+                    .iter()
+                    .map(|l| LimitSpec {
+                        name: l.name.clone(),
+                        limit: l.limit,
+                        duration: l.duration,
+                        auto_apply: l.auto_apply,
+                    })
+                    .collect(),
+                now,
+            ),
             created_at: now,
             updated_at: None,
             deleted_at: None,
@@ -200,6 +229,8 @@ mod tests {
             enabled: true,
             expires: None,
             credits: None,
+            identity: None,
+            ratelimits: Vec::new(),
             created_at: now(),
             updated_at: None,
             deleted_at: None,

@@ -9,7 +9,7 @@ use crate::time::UnixMillis;
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyChange {
     /// `keys.updateKey`.
-    Update(KeyUpdate),
+    Update(Box<KeyUpdate>),
     /// `keys.updateCredits` with `set`: `None` makes usage unlimited and removes any refill.
     SetCredits(Option<i64>),
     /// `keys.updateCredits` with `increment` or `decrement`.
@@ -33,7 +33,7 @@ impl KeyRecord {
     /// Applies `change` at `now`. On error the record is unchanged.
     pub fn apply(&mut self, change: KeyChange, now: UnixMillis) -> Result<(), KeyChangeError> {
         match change {
-            KeyChange::Update(update) => self.apply_update(update, now)?,
+            KeyChange::Update(update) => self.apply_update(*update, now)?,
             KeyChange::SetCredits(None) => {
                 self.credits = None;
                 self.updated_at = Some(now);

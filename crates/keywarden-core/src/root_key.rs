@@ -171,6 +171,17 @@ pub mod ops {
     pub const VERIFY_KEY: Operation = Operation::new(Resource::Api, "verify_key");
     pub const ENCRYPT_KEY: Operation = Operation::new(Resource::Api, "encrypt_key");
     pub const DECRYPT_KEY: Operation = Operation::new(Resource::Api, "decrypt_key");
+
+    pub const CREATE_IDENTITY: Operation = Operation::new(Resource::Identity, "create_identity");
+    pub const READ_IDENTITY: Operation = Operation::new(Resource::Identity, "read_identity");
+    pub const UPDATE_IDENTITY: Operation = Operation::new(Resource::Identity, "update_identity");
+    pub const DELETE_IDENTITY: Operation = Operation::new(Resource::Identity, "delete_identity");
+
+    pub const LIMIT: Operation = Operation::new(Resource::Ratelimit, "limit");
+    pub const CREATE_NAMESPACE: Operation = Operation::new(Resource::Ratelimit, "create_namespace");
+    pub const SET_OVERRIDE: Operation = Operation::new(Resource::Ratelimit, "set_override");
+    pub const READ_OVERRIDE: Operation = Operation::new(Resource::Ratelimit, "read_override");
+    pub const DELETE_OVERRIDE: Operation = Operation::new(Resource::Ratelimit, "delete_override");
 }
 
 /// Which objects a permission covers.

@@ -10,9 +10,11 @@ use async_trait::async_trait;
 use crate::api::Api;
 use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
-use crate::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use crate::id::{ApiId, KeyId, NamespaceId, RootKeyId, WorkspaceId};
+use crate::identity::{ExternalId, Identity, IdentityUpdate};
 use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
+use crate::namespace::{Identifier, Namespace, RateOverride};
 use crate::root_key::RootKey;
 use crate::time::UnixMillis;
 use crate::workspace::Workspace;
@@ -122,11 +124,13 @@ pub trait KeyStore: Send + Sync {
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>>;
     /// A live (not deleted) key of the workspace.
     async fn key(&self, workspace: &WorkspaceId, id: &KeyId) -> StoreResult<Option<KeyRecord>>;
-    /// Live keys of one API, ordered by id.
+    /// Live keys of one API, ordered by id; only those of the identity with `external_id`
+    /// when given.
     async fn keys_of_api(
         &self,
         workspace: &WorkspaceId,
         api: &ApiId,
+        external_id: Option<&ExternalId>,
         page: PageRequest,
     ) -> StoreResult<Page<KeyRecord>>;
     /// Applies a change to a live key atomically; returns the key after the change.
@@ -169,9 +173,87 @@ pub trait KeyStore: Send + Sync {
     async fn all_key_digests(&self) -> StoreResult<Vec<KeyDigest>>;
 }
 
+/// Identities. A `reference` is an identity id or an external id, as the wire accepts both.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Inserts a new identity; `Conflict` if its external id is taken in the workspace.
+    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()>;
+    /// The identity with `candidate`'s external id, inserting `candidate` when there is none,
+    /// atomically, so concurrent first uses of one external id make one identity.
+    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity>;
+    async fn identity(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Identity>>;
+    /// Identities ordered by id; with `search`, those whose id or external id contains it,
+    /// ignoring case.
+    async fn identities(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Identity>>;
+    /// Applies `update` atomically; returns the identity after it and the digests of its
+    /// keys, whose cached views now show stale identity data. `None` when it does not exist.
+    async fn update_identity(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: IdentityUpdate,
+        now: UnixMillis,
+    ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>>;
+    /// Deletes an identity and unlinks its keys (which keep working without its limits);
+    /// returns their digests, or `None` when it does not exist.
+    async fn delete_identity(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Vec<KeyDigest>>>;
+}
+
+/// Namespaces of the standalone limiter and their overrides. A namespace `reference` is its
+/// id or its name.
+#[async_trait]
+pub trait NamespaceStore: Send + Sync {
+    async fn namespace(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Namespace>>;
+    /// The namespace with `candidate`'s name, inserting `candidate` when there is none,
+    /// atomically.
+    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace>;
+    /// Every override of a namespace, for the in-memory matcher.
+    async fn overrides(
+        &self,
+        workspace: &WorkspaceId,
+        namespace: &NamespaceId,
+    ) -> StoreResult<Vec<RateOverride>>;
+    /// Overrides of a namespace ordered by id.
+    async fn overrides_page(
+        &self,
+        workspace: &WorkspaceId,
+        namespace: &NamespaceId,
+        page: PageRequest,
+    ) -> StoreResult<Page<RateOverride>>;
+    /// Inserts `candidate`, or updates the limit and window of the override that has its
+    /// identifier (keeping that one's id); returns the stored override.
+    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride>;
+    /// Deletes the override with exactly this identifier; returns whether there was one.
+    async fn delete_override(
+        &self,
+        workspace: &WorkspaceId,
+        namespace: &NamespaceId,
+        identifier: &Identifier,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
-pub trait Store: WorkspaceStore + RootKeyStore + ApiStore + KeyStore {
+pub trait Store:
+    WorkspaceStore + RootKeyStore + ApiStore + KeyStore + IdentityStore + NamespaceStore
+{
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;
 }

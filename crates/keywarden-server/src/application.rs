@@ -82,6 +82,7 @@ impl Application {
                 self.settings.root_key_poll,
             )),
             tokio::spawn(refill_credits(Arc::clone(&self.service))),
+            tokio::spawn(sweep_limits(Arc::clone(&self.service))),
         ];
         let router = http::router(AppState {
             service: Arc::clone(&self.service),
@@ -102,7 +103,7 @@ impl Application {
     }
 }
 
-fn stop(tasks: [JoinHandle<()>; 2]) {
+fn stop(tasks: [JoinHandle<()>; 3]) {
     for task in tasks {
         task.abort();
     }
@@ -115,6 +116,23 @@ async fn poll_root_keys(service: Arc<Keywarden>, every: Duration) {
         interval.tick().await;
         if let Err(e) = service.refresh_root_keys().await {
             tracing::warn!(error = ?e, "could not refresh root keys");
+        }
+    }
+}
+
+/// Drops the state of rate-limit windows that have ended, so memory follows the identifiers
+/// in active use.
+async fn sweep_limits(service: Arc<Keywarden>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(10));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let service = Arc::clone(&service);
+        let swept = tokio::task::spawn_blocking(move || service.sweep_limits())
+            .await
+            .unwrap_or(0);
+        if swept > 0 {
+            tracing::debug!(swept, "ended rate-limit windows dropped");
         }
     }
 }

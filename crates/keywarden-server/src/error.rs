@@ -33,6 +33,9 @@ impl FieldError {
 pub enum Missing {
     Key,
     Api,
+    Identity,
+    Namespace,
+    Override,
 }
 
 /// Every way a request can fail.
@@ -57,6 +60,9 @@ pub enum ApiError {
     NotFound { what: Missing, detail: String },
     #[error("{0}")]
     Conflict(String),
+    /// `identities.createIdentity` with an external id already in use.
+    #[error("{0}")]
+    IdentityExists(String),
     #[error("{0}")]
     PreconditionFailed(String),
     /// The object is protected against this change (e.g. delete protection); also a 412.
@@ -98,6 +104,27 @@ impl ApiError {
         Self::NotFound {
             what: Missing::Api,
             detail: "The specified API was not found.".into(),
+        }
+    }
+
+    pub fn identity_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Identity,
+            detail: "The requested identity was not found.".into(),
+        }
+    }
+
+    pub fn namespace_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Namespace,
+            detail: "The requested rate-limit namespace was not found.".into(),
+        }
+    }
+
+    pub fn override_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Override,
+            detail: "No override exists for this identifier in this namespace.".into(),
         }
     }
 

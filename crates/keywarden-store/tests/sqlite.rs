@@ -76,6 +76,8 @@ fn key(f: &Fixture, digest: KeyDigest, credits: Option<i64>) -> KeyRecord {
         enabled: true,
         expires: None,
         credits: credits.map(|c| Credits::new(c, None, NOW).unwrap()),
+        identity: None,
+        ratelimits: Vec::new(),
         created_at: NOW,
         updated_at: None,
         deleted_at: None,
@@ -231,6 +233,7 @@ async fn reads_and_changes_are_confined_to_their_workspace() {
         .keys_of_api(
             &other,
             &f.api,
+            None,
             PageRequest {
                 from: None,
                 limit: 10,

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use keywarden_core::id::ApiId;
+use keywarden_core::identity::ExternalId;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
 use keywarden_core::store::PageRequest;
 use keywarden_core::text::ApiName;
@@ -155,6 +156,7 @@ struct ListKeysBody {
 
 struct ListKeys {
     api_id: ApiId,
+    external_id: Option<ExternalId>,
     page: PageRequest,
     decrypt: bool,
 }
@@ -171,11 +173,12 @@ impl TryFrom<ListKeysBody> for ListKeys {
         if let Some(cursor) = &body.cursor {
             f.length("body.cursor", cursor, 1, 1024);
         }
-        if body.external_id.is_some() {
-            f.unsupported("body.externalId", "identities");
-        }
+        let external_id = body
+            .external_id
+            .and_then(|e| f.check("body.externalId", ExternalId::parse(&e)));
         f.finish(api_id.zip(limit).map(|(api_id, limit)| ListKeys {
             api_id,
+            external_id,
             page: PageRequest {
                 from: body.cursor,
                 limit: usize::try_from(limit).unwrap_or(100),
@@ -194,7 +197,13 @@ async fn list_keys(
     let request = ListKeys::try_from(body)?;
     let page = state
         .service
-        .list_keys(&caller, &request.api_id, request.page, request.decrypt)
+        .list_keys(
+            &caller,
+            &request.api_id,
+            request.external_id.as_ref(),
+            request.page,
+            request.decrypt,
+        )
         .await?;
     let data: Vec<KeyData<'_>> = page.items.iter().map(KeyData::of).collect();
     Ok(Paginated(data, Pagination::from_next(page.next)).into_response())

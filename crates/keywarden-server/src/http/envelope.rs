@@ -49,6 +49,27 @@ pub struct Paginated<T>(pub T, pub Pagination);
 #[derive(Serialize)]
 pub struct Empty {}
 
+/// A 200 response with only `meta`, no `data` (`identities.deleteIdentity` answers so).
+pub struct MetaOnly;
+
+impl IntoResponse for MetaOnly {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body {
+            meta: Meta,
+        }
+        let body = Body {
+            meta: Meta {
+                request_id: context::current().request_id,
+            },
+        };
+        match serde_json::to_vec(&body) {
+            Ok(body) => json_response(StatusCode::OK, "application/json", body),
+            Err(e) => super::error::internal_response(&anyhow::Error::new(e)),
+        }
+    }
+}
+
 pub fn json_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
     response

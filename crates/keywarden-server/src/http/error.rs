@@ -46,7 +46,7 @@ impl ApiError {
             Self::UnknownRootKey => StatusCode::UNAUTHORIZED,
             Self::MissingPermission(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::IdentityExists(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) | Self::Protected(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -62,7 +62,7 @@ impl ApiError {
             Self::UnknownRootKey => "Unauthorized",
             Self::MissingPermission(_) => "Insufficient Permissions",
             Self::NotFound { .. } | Self::RouteNotFound(_) => "Not Found",
-            Self::Conflict(_) => "Conflicting Resource",
+            Self::Conflict(_) | Self::IdentityExists(_) => "Conflicting Resource",
             Self::PreconditionFailed(_) | Self::Protected(_) => "Precondition Failed",
             Self::PayloadTooLarge { .. } => "Request Entity Too Large",
             Self::MethodNotAllowed(_) => "Method Not Allowed",
@@ -83,7 +83,20 @@ impl ApiError {
             Self::NotFound {
                 what: Missing::Api, ..
             } => "unkey/data/api_not_found",
+            Self::NotFound {
+                what: Missing::Identity,
+                ..
+            } => "unkey/data/identity_not_found",
+            Self::NotFound {
+                what: Missing::Namespace,
+                ..
+            } => "unkey/data/ratelimit_namespace_not_found",
+            Self::NotFound {
+                what: Missing::Override,
+                ..
+            } => "unkey/data/ratelimit_override_not_found",
             Self::Conflict(_) => "unkey/data/conflict",
+            Self::IdentityExists(_) => "unkey/data/identity_already_exists",
             Self::PreconditionFailed(_) => "unkey/application/precondition_failed",
             Self::Protected(_) => "unkey/application/protected_resource",
             Self::PayloadTooLarge { .. } => "unkey/application/request_too_large",
@@ -106,7 +119,10 @@ impl ApiError {
                 format!("The root key lacks the permission to do this. Missing permission: {p}")
             }
             Self::NotFound { detail, .. } => detail.clone(),
-            Self::Conflict(m) | Self::PreconditionFailed(m) | Self::Protected(m) => m.clone(),
+            Self::Conflict(m)
+            | Self::IdentityExists(m)
+            | Self::PreconditionFailed(m)
+            | Self::Protected(m) => m.clone(),
             Self::PayloadTooLarge { limit } => {
                 format!("The request body exceeds the limit of {limit} bytes.")
             }

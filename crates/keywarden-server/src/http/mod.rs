@@ -7,8 +7,10 @@ mod envelope;
 mod error;
 mod extract;
 mod fields;
+mod identities;
 mod keys;
 mod liveness;
+mod ratelimit;
 mod wire;
 
 use axum::Router;
@@ -30,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/liveness", get(liveness::liveness))
         .merge(apis::routes())
         .merge(keys::routes())
+        .merge(identities::routes())
+        .merge(ratelimit::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(context::with_request_context))

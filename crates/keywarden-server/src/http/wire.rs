@@ -3,8 +3,11 @@
 
 use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule};
 use keywarden_core::id::IdError;
+use keywarden_core::identity::Identity;
 use keywarden_core::key::{KeyRecord, MAX_EXPIRES};
 use keywarden_core::meta::Meta;
+use keywarden_core::named_limit::{LimitName, LimitSpec, MAX_NAMED_LIMITS, NamedLimit};
+use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
@@ -175,6 +178,9 @@ pub struct KeyData<'a> {
     roles: [&'a str; 0],
     #[serde(skip_serializing_if = "Option::is_none")]
     credits: Option<CreditsData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<IdentityData<'a>>,
+    ratelimits: Vec<LimitData<'a>>,
 }
 
 impl<'a> KeyData<'a> {
@@ -192,6 +198,112 @@ impl<'a> KeyData<'a> {
             permissions: [],
             roles: [],
             credits: key.credits.as_ref().map(|c| CreditsData::of(Some(c))),
+            identity: key.identity.as_ref().map(IdentityData::of),
+            ratelimits: key.ratelimits.iter().map(LimitData::of).collect(),
+        }
+    }
+}
+
+/// `RatelimitRequest` in requests.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitBody {
+    pub name: Option<String>,
+    pub limit: Option<i64>,
+    pub duration: Option<i64>,
+    pub auto_apply: Option<bool>,
+}
+
+/// A window length in ms within the wire's bounds (1000 ms to 30 days).
+pub fn parse_duration(f: &mut Fields, location: &str, ms: i64) -> Option<WindowDuration> {
+    f.check(location, WindowDuration::from_millis(ms))
+}
+
+/// A list of named limits for a key or identity: at most 50, names unique.
+pub fn parse_limits(
+    f: &mut Fields,
+    location: &str,
+    items: Vec<LimitBody>,
+) -> Option<Vec<LimitSpec>> {
+    if items.len() > MAX_NAMED_LIMITS {
+        f.error(
+            location,
+            format!("must have at most {MAX_NAMED_LIMITS} items"),
+        );
+        return None;
+    }
+    let mut specs = Vec::with_capacity(items.len());
+    let mut complete = true;
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("{location}[{i}]");
+        let name = f
+            .required(&format!("{at}.name"), item.name)
+            .and_then(|n| f.check(&format!("{at}.name"), LimitName::parse(&n)));
+        let limit = f
+            .required(&format!("{at}.limit"), item.limit)
+            .and_then(|n| f.range(&format!("{at}.limit"), n, 1, i64::MAX));
+        let duration = f
+            .required(&format!("{at}.duration"), item.duration)
+            .and_then(|ms| parse_duration(f, &format!("{at}.duration"), ms));
+        if let Some(name) = &name
+            && specs.iter().any(|s: &LimitSpec| &s.name == name)
+        {
+            f.error(format!("{at}.name"), "names must be unique within the list");
+        }
+        match (name, limit, duration) {
+            (Some(name), Some(limit), Some(duration)) => specs.push(LimitSpec {
+                name,
+                limit: limit.unsigned_abs(),
+                duration,
+                auto_apply: item.auto_apply.unwrap_or(false),
+            }),
+            _ => complete = false,
+        }
+    }
+    complete.then_some(specs)
+}
+
+/// `RatelimitResponse`: a stored named limit.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitData<'a> {
+    id: &'a str,
+    name: &'a str,
+    limit: u64,
+    duration: u64,
+    auto_apply: bool,
+}
+
+impl<'a> LimitData<'a> {
+    pub fn of(limit: &'a NamedLimit) -> Self {
+        Self {
+            id: limit.id.as_str(),
+            name: limit.name.as_str(),
+            limit: limit.limit,
+            duration: limit.duration.as_millis(),
+            auto_apply: limit.auto_apply,
+        }
+    }
+}
+
+/// `Identity` in responses.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityData<'a> {
+    id: &'a str,
+    external_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
+    ratelimits: Vec<LimitData<'a>>,
+}
+
+impl<'a> IdentityData<'a> {
+    pub fn of(identity: &'a Identity) -> Self {
+        Self {
+            id: identity.id.as_str(),
+            external_id: identity.external_id.as_str(),
+            meta: identity.meta.as_ref(),
+            ratelimits: identity.ratelimits.iter().map(LimitData::of).collect(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use keywarden_core::api::Api;
 use keywarden_core::id::ApiId;
+use keywarden_core::identity::ExternalId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
 use keywarden_core::root_key::ops;
@@ -76,6 +77,7 @@ impl Keywarden {
         &self,
         caller: &Caller,
         api_id: &ApiId,
+        external_id: Option<&ExternalId>,
         page: PageRequest,
         decrypt: bool,
     ) -> Result<Page<KeyRecord>, ApiError> {
@@ -89,7 +91,7 @@ impl Keywarden {
             .ok_or_else(ApiError::api_not_found)?;
         let mut page = self
             .store
-            .keys_of_api(caller.workspace(), api_id, page)
+            .keys_of_api(caller.workspace(), api_id, external_id, page)
             .await?;
         page.items = page.items.into_iter().map(|k| self.as_of_now(k)).collect();
         Ok(page)

@@ -4,10 +4,12 @@ use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};
-use keywarden_core::key::{KeyRecord, KeyUpdate, expiry_after_rotation};
+use keywarden_core::identity::ExternalId;
+use keywarden_core::key::{KeyRecord, KeyUpdate, Patch, expiry_after_rotation};
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::key_format::{self, ByteLength, KeyPrefix};
 use keywarden_core::meta::Meta;
+use keywarden_core::named_limit::{LimitSpec, replace_by_name};
 use keywarden_core::root_key::ops;
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::ImportOutcome;
@@ -37,6 +39,9 @@ pub struct NewKey {
     pub credits: Option<NewCredits>,
     pub enabled: bool,
     pub recoverable: bool,
+    /// Links the key to this identity, created if it does not exist yet.
+    pub external_id: Option<ExternalId>,
+    pub ratelimits: Vec<LimitSpec>,
 }
 
 /// A key just issued: its id and the plaintext, returned this once.
@@ -122,6 +127,10 @@ impl Keywarden {
             )?;
             return Err(recoverable_unavailable());
         }
+        let identity = match new.external_id {
+            Some(external_id) => Some(self.identity_for_key(caller, external_id).await?),
+            None => None,
+        };
         let now = self.now();
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
@@ -139,6 +148,8 @@ impl Keywarden {
             enabled: new.enabled,
             expires: new.expires,
             credits: credits_of(new.credits, now)?,
+            identity,
+            ratelimits: replace_by_name(&[], new.ratelimits, now),
             created_at: now,
             updated_at: None,
             deleted_at: None,
@@ -213,13 +224,23 @@ impl Keywarden {
         Ok(self.as_of_now(record))
     }
 
+    /// Applies a partial update; `external_id` links the key to that identity (created if
+    /// needed) or, when cleared, unlinks it.
     pub async fn update_key(
         &self,
         caller: &Caller,
         id: &KeyId,
-        update: KeyUpdate,
+        mut update: KeyUpdate,
+        external_id: Patch<ExternalId>,
     ) -> Result<(), ApiError> {
         self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        update.identity = match external_id {
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(external_id) => {
+                Patch::Set(self.identity_for_key(caller, external_id).await?)
+            }
+        };
         if update.is_empty() {
             return Ok(());
         }
@@ -228,7 +249,7 @@ impl Keywarden {
             .change_key(
                 caller.workspace(),
                 id,
-                KeyChange::Update(update),
+                KeyChange::Update(Box::new(update)),
                 self.now(),
             )
             .await?
@@ -346,6 +367,8 @@ impl Keywarden {
                 enabled: key.enabled,
                 expires: key.expires,
                 credits: credits_of(key.credits, now)?,
+                identity: None,
+                ratelimits: Vec::new(),
                 created_at: now,
                 updated_at: None,
                 deleted_at: None,

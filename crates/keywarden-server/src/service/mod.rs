@@ -3,23 +3,29 @@
 
 mod apis;
 mod bootstrap;
+mod identities;
 mod key_cache;
 mod keys;
+mod namespaces;
+mod ratelimit;
 mod refill;
 mod root_keys;
 mod verify;
 
 use std::sync::Arc;
 
+use keywarden_core::ratelimit::{InMemoryLimiter, Limiter};
 use keywarden_core::store::{Store, StoreResult};
 use keywarden_core::time::{Clock, UnixMillis};
 
 pub use apis::NewApi;
 pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
+pub use identities::NewIdentity;
 pub use key_cache::{CachedKey, KeyCache};
 pub use keys::{CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey};
+pub use ratelimit::{LimitRequest, LimitResult};
 pub use root_keys::{Caller, RootKeyDirectory};
-pub use verify::{Verification, VerifyInput};
+pub use verify::{CheckedLimit, Verification, VerifyInput};
 
 use crate::error::ApiError;
 
@@ -38,12 +44,17 @@ impl Default for ServiceSettings {
     }
 }
 
-/// The application: store, clock and the in-memory views the hot path reads.
+/// The application: store, clock, limiter and the in-memory views the hot path reads.
 pub struct Keywarden {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: KeyCache,
     root_keys: RootKeyDirectory,
+    namespaces: namespaces::NamespaceDirectory,
+    /// Decides every rate limit.
+    limiter: Arc<dyn Limiter>,
+    /// The in-process limiter state, swept of ended windows in the background.
+    local_limiter: Arc<InMemoryLimiter>,
 }
 
 impl Keywarden {
@@ -58,12 +69,21 @@ impl Keywarden {
         let root_keys = RootKeyDirectory::default();
         root_keys.refresh(store.as_ref()).await?;
         tracing::info!(known_keys = known, "key index loaded");
+        let local_limiter = Arc::new(InMemoryLimiter::new(Arc::clone(&clock)));
         Ok(Self {
             store,
             clock,
             keys,
             root_keys,
+            namespaces: namespaces::NamespaceDirectory::default(),
+            limiter: Arc::clone(&local_limiter) as Arc<dyn Limiter>,
+            local_limiter,
         })
+    }
+
+    /// Forgets rate-limit windows that have ended; returns how many were dropped.
+    pub fn sweep_limits(&self) -> usize {
+        self.local_limiter.sweep()
     }
 
     pub fn now(&self) -> UnixMillis {

@@ -8,10 +8,13 @@ use std::sync::Arc;
 
 use keywarden_core::credits::SpendOutcome;
 use keywarden_core::digest::KeyDigest;
-use keywarden_core::id::ApiId;
+use keywarden_core::id::{ApiId, KeyId};
+use keywarden_core::ratelimit::{LimitCheck, LimitDecision, LimitOutcome};
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::store::CreditSpend;
+use keywarden_core::time::UnixMillis;
 use keywarden_core::verify::{VerifyCode, check_key_state};
+use keywarden_core::verify_limits::{PlannedLimit, RequestedLimit, plan_limits};
 
 use super::{CachedKey, Caller, Keywarden};
 use crate::error::ApiError;
@@ -24,6 +27,15 @@ pub struct VerifyInput {
     pub cost: Option<i64>,
     /// When given, keys outside these keyspaces (APIs) are `NOT_FOUND`.
     pub keyspaces: Option<Vec<ApiId>>,
+    /// Limits to check besides the key's and identity's auto-applied ones.
+    pub ratelimits: Vec<RequestedLimit>,
+}
+
+/// A limit a verification checked, and what it decided.
+#[derive(Debug)]
+pub struct CheckedLimit {
+    pub limit: PlannedLimit,
+    pub decision: LimitDecision,
 }
 
 /// The outcome of a verification, with the key when the outcome may show it.
@@ -34,6 +46,8 @@ pub struct Verification {
     pub key: Option<Arc<CachedKey>>,
     /// The balance after this verification, for keys with a balance.
     pub credits: Option<i64>,
+    /// Every limit checked, in the order they were planned; empty when none was.
+    pub ratelimits: Vec<CheckedLimit>,
 }
 
 impl Verification {
@@ -42,7 +56,41 @@ impl Verification {
             code: VerifyCode::NotFound,
             key: None,
             credits: None,
+            ratelimits: Vec::new(),
         }
+    }
+}
+
+/// The limits of one verification after the limiter decided them.
+struct LimitsDecided {
+    checks: Vec<LimitCheck>,
+    outcome: Option<LimitOutcome>,
+    planned: Vec<PlannedLimit>,
+}
+
+impl LimitsDecided {
+    fn passed(&self) -> bool {
+        self.outcome.as_ref().is_none_or(|o| o.passed)
+    }
+
+    /// The checked limits for the response; `refunded` when their counts were taken back.
+    fn report(self, refunded: bool) -> Vec<CheckedLimit> {
+        let Some(outcome) = self.outcome else {
+            return Vec::new();
+        };
+        self.planned
+            .into_iter()
+            .zip(outcome.decisions)
+            .map(|(limit, mut decision)| {
+                if refunded {
+                    decision.remaining = decision
+                        .remaining
+                        .saturating_add(limit.cost)
+                        .min(decision.limit);
+                }
+                CheckedLimit { limit, decision }
+            })
+            .collect()
     }
 }
 
@@ -73,30 +121,21 @@ impl Keywarden {
             if code == VerifyCode::NotFound {
                 return Ok(Verification::not_found());
             }
-            // The cached record's balance may be behind recent spends; a zero-cost spend
-            // reads the current one (applying a refill that fell due).
-            let credits = match key.credits {
-                None => None,
-                Some(_) => match self.store.spend_credits(&key.id, 0, now).await? {
-                    CreditSpend::Outcome(
-                        SpendOutcome::Spent { remaining }
-                        | SpendOutcome::Insufficient { remaining },
-                    ) => Some(remaining),
-                    CreditSpend::Unlimited => None,
-                    CreditSpend::KeyMissing => return Ok(Verification::not_found()),
-                },
-            };
-            return Ok(Verification {
-                code,
-                credits,
-                key: Some(key),
-            });
+            return self.unsuccessful(key, code, Vec::new(), now).await;
+        }
+        let limits = self.decide_limits(&key, &input.ratelimits).await?;
+        if !limits.passed() {
+            // Rate limits come before credits, so a limited call spends none.
+            return self
+                .unsuccessful(key, VerifyCode::RateLimited, limits.report(false), now)
+                .await;
         }
         if key.credits.is_none() {
             return Ok(Verification {
                 code: VerifyCode::Valid,
                 key: Some(key),
                 credits: None,
+                ratelimits: limits.report(false),
             });
         }
         let cost = input.cost.unwrap_or(1);
@@ -110,12 +149,101 @@ impl Keywarden {
             // The key changed since it was cached; the change invalidated the cache entry, so
             // answering from the store's current view is right.
             CreditSpend::Unlimited => (VerifyCode::Valid, None),
-            CreditSpend::KeyMissing => return Ok(Verification::not_found()),
+            CreditSpend::KeyMissing => {
+                self.refund_limits(&limits).await;
+                return Ok(Verification::not_found());
+            }
         };
+        // A call denied for credits was not admitted, so it must not use up rate limits either.
+        let refunded = code != VerifyCode::Valid;
+        if refunded {
+            self.refund_limits(&limits).await;
+        }
         Ok(Verification {
             code,
             key: Some(key),
             credits,
+            ratelimits: limits.report(refunded),
         })
+    }
+
+    /// An outcome other than `VALID` for a key that exists: it shows the key and its current
+    /// balance. The cached record's balance may be behind recent spends; a zero-cost spend
+    /// reads the current one (applying a refill that fell due).
+    async fn unsuccessful(
+        &self,
+        key: Arc<CachedKey>,
+        code: VerifyCode,
+        ratelimits: Vec<CheckedLimit>,
+        now: UnixMillis,
+    ) -> Result<Verification, ApiError> {
+        let credits = match key.credits {
+            None => None,
+            Some(_) => match self.current_balance(&key.id, now).await? {
+                Some(balance) => balance,
+                None => return Ok(Verification::not_found()),
+            },
+        };
+        Ok(Verification {
+            code,
+            credits,
+            key: Some(key),
+            ratelimits,
+        })
+    }
+
+    /// `Some(balance)` of a live key (`Some(None)`: unlimited), `None` when it is gone.
+    async fn current_balance(
+        &self,
+        id: &KeyId,
+        now: UnixMillis,
+    ) -> Result<Option<Option<i64>>, ApiError> {
+        Ok(match self.store.spend_credits(id, 0, now).await? {
+            CreditSpend::Outcome(
+                SpendOutcome::Spent { remaining } | SpendOutcome::Insufficient { remaining },
+            ) => Some(Some(remaining)),
+            CreditSpend::Unlimited => Some(None),
+            CreditSpend::KeyMissing => None,
+        })
+    }
+
+    /// Plans the key's limits for this request and lets the limiter decide them. A request
+    /// naming a limit the key does not have is a 412. When the limiter fails, the call is let
+    /// through (fail-open, as Unkey does) and the failure logged.
+    async fn decide_limits(
+        &self,
+        key: &CachedKey,
+        requested: &[RequestedLimit],
+    ) -> Result<LimitsDecided, ApiError> {
+        let planned = plan_limits(key, requested)
+            .map_err(|e| ApiError::PreconditionFailed(format!("{e}.")))?;
+        if planned.is_empty() {
+            return Ok(LimitsDecided {
+                checks: Vec::new(),
+                outcome: None,
+                planned,
+            });
+        }
+        let checks: Vec<LimitCheck> = planned.iter().map(PlannedLimit::check).collect();
+        let outcome = match self.limiter.limit(&checks).await {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                tracing::error!(error = ?e, key_id = %key.id, "rate limiter failed; letting the call through");
+                None
+            }
+        };
+        Ok(LimitsDecided {
+            checks,
+            outcome,
+            planned,
+        })
+    }
+
+    async fn refund_limits(&self, limits: &LimitsDecided) {
+        if let Some(outcome) = limits.outcome.as_ref().filter(|o| o.passed)
+            && let Err(e) = self.limiter.refund(&limits.checks, outcome).await
+        {
+            tracing::error!(error = ?e, "could not refund rate limits");
+        }
     }
 }

@@ -137,7 +137,7 @@ async fn bounds_of_other_endpoints_are_enforced() {
         ("apis.listKeys", json!({ "apiId": "" }), "body.apiId"),
         (
             "apis.listKeys",
-            json!({ "apiId": api, "externalId": "u1" }),
+            json!({ "apiId": api, "externalId": "user 1" }),
             "body.externalId",
         ),
         ("keys.getKey", json!({ "keyId": "k" }), "body.keyId"),
@@ -187,7 +187,30 @@ async fn bounds_of_other_endpoints_are_enforced() {
         (
             "keys.verifyKey",
             json!({ "key": "k", "ratelimits": [{ "name": "x" }] }),
-            "body.ratelimits",
+            "body.ratelimits[0].name",
+        ),
+        (
+            "keys.verifyKey",
+            json!({ "key": "k", "ratelimits": [{ "name": "xyz", "limit": 5 }] }),
+            "body.ratelimits[0]",
+        ),
+        (
+            "keys.verifyKey",
+            json!({ "key": "k", "ratelimits": [{ "name": "xyz", "limit": 5, "duration": 999 }] }),
+            "body.ratelimits[0].duration",
+        ),
+        (
+            "keys.createKey",
+            json!({ "apiId": api, "ratelimits": [{ "name": "xyz", "limit": 0, "duration": 1000 }] }),
+            "body.ratelimits[0].limit",
+        ),
+        (
+            "keys.createKey",
+            json!({ "apiId": api, "ratelimits": [
+                { "name": "xyz", "limit": 1, "duration": 1000 },
+                { "name": "xyz", "limit": 2, "duration": 1000 }
+            ] }),
+            "body.ratelimits[1].name",
         ),
         (
             "keys.updateKey",
@@ -201,7 +224,7 @@ async fn bounds_of_other_endpoints_are_enforced() {
         ),
         (
             "keys.updateKey",
-            json!({ "keyId": key_id, "externalId": "u1" }),
+            json!({ "keyId": key_id, "externalId": "" }),
             "body.externalId",
         ),
         (

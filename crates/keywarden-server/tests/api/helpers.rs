@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use keywarden_core::api::Api;
 use keywarden_core::digest::KeyDigest;
-use keywarden_core::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use keywarden_core::id::{ApiId, KeyId, NamespaceId, RootKeyId, WorkspaceId};
+use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
+use keywarden_core::namespace::{Identifier, Namespace, RateOverride};
 use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
-    ApiStore, CreditSpend, ImportOutcome, KeyStore, Page, PageRequest, RootKeyStore, Store,
-    StoreResult, WorkspaceStore,
+    ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
+    PageRequest, RootKeyStore, Store, StoreResult, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
@@ -405,9 +407,12 @@ impl KeyStore for CountingStore {
         &self,
         workspace: &WorkspaceId,
         api: &ApiId,
+        external_id: Option<&ExternalId>,
         page: PageRequest,
     ) -> StoreResult<Page<KeyRecord>> {
-        self.inner.keys_of_api(workspace, api, page).await
+        self.inner
+            .keys_of_api(workspace, api, external_id, page)
+            .await
     }
     async fn change_key(
         &self,
@@ -451,6 +456,91 @@ impl KeyStore for CountingStore {
     }
     async fn all_key_digests(&self) -> StoreResult<Vec<KeyDigest>> {
         self.inner.all_key_digests().await
+    }
+}
+
+#[async_trait]
+impl IdentityStore for CountingStore {
+    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
+        self.inner.insert_identity(identity).await
+    }
+    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity> {
+        self.inner.upsert_identity(candidate).await
+    }
+    async fn identity(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Identity>> {
+        self.inner.identity(workspace, reference).await
+    }
+    async fn identities(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Identity>> {
+        self.inner.identities(workspace, search, page).await
+    }
+    async fn update_identity(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: IdentityUpdate,
+        now: UnixMillis,
+    ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>> {
+        self.inner
+            .update_identity(workspace, reference, update, now)
+            .await
+    }
+    async fn delete_identity(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Vec<KeyDigest>>> {
+        self.inner.delete_identity(workspace, reference).await
+    }
+}
+
+#[async_trait]
+impl NamespaceStore for CountingStore {
+    async fn namespace(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Namespace>> {
+        self.inner.namespace(workspace, reference).await
+    }
+    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace> {
+        self.inner.upsert_namespace(candidate).await
+    }
+    async fn overrides(
+        &self,
+        workspace: &WorkspaceId,
+        namespace: &NamespaceId,
+    ) -> StoreResult<Vec<RateOverride>> {
+        self.inner.overrides(workspace, namespace).await
+    }
+    async fn overrides_page(
+        &self,
+        workspace: &WorkspaceId,
+        namespace: &NamespaceId,
+        page: PageRequest,
+    ) -> StoreResult<Page<RateOverride>> {
+        self.inner.overrides_page(workspace, namespace, page).await
+    }
+    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride> {
+        self.inner.set_override(candidate).await
+    }
+    async fn delete_override(
+        &self,
+        workspace: &WorkspaceId,
+        namespace: &NamespaceId,
+        identifier: &Identifier,
+    ) -> StoreResult<bool> {
+        self.inner
+            .delete_override(workspace, namespace, identifier)
+            .await
     }
 }
 

@@ -243,13 +243,8 @@ async fn features_of_later_releases_are_refused_clearly() {
     let app = spawn_app().await;
     let api_id = app.create_api("later").await;
     for (field, value) in [
-        ("externalId", json!("user_1")),
         ("roles", json!(["admin"])),
         ("permissions", json!(["documents.read"])),
-        (
-            "ratelimits",
-            json!([{ "name": "req", "limit": 1, "duration": 1000 }]),
-        ),
     ] {
         let reply = app
             .call("keys.createKey", json!({ "apiId": api_id, field: value }))
@@ -261,11 +256,8 @@ async fn features_of_later_releases_are_refused_clearly() {
         assert!(message.contains("not supported"), "{message}");
     }
     // Empty lists ask for nothing and are fine.
-    app.create_key(
-        &api_id,
-        json!({ "roles": [], "permissions": [], "ratelimits": [] }),
-    )
-    .await;
+    app.create_key(&api_id, json!({ "roles": [], "permissions": [] }))
+        .await;
     let (_, key) = app.create_key(&api_id, json!({})).await;
     app.call(
         "keys.verifyKey",

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, WorkspaceId};
+use keywarden_core::identity::ExternalId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::store::{
@@ -13,7 +14,7 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
-use super::rows::{KEY_COLUMNS, insert_key, key_from_row, update_key_state};
+use super::rows::{KEY_SELECT, insert_key, key_from_row, update_key_state};
 
 /// A live key of a workspace, read inside the current transaction.
 fn live_key(
@@ -22,8 +23,7 @@ fn live_key(
     id: &KeyId,
 ) -> rusqlite::Result<Option<KeyRecord>> {
     conn.prepare_cached(&format!(
-        "SELECT {KEY_COLUMNS} FROM keys \
-         WHERE id = ?1 AND workspace_id = ?2 AND deleted_at IS NULL"
+        "{KEY_SELECT} WHERE k.id = ?1 AND k.workspace_id = ?2 AND k.deleted_at IS NULL"
     ))?
     .query_row(params![id.as_str(), workspace.as_str()], key_from_row)
     .optional()
@@ -63,7 +63,7 @@ impl KeyStore for SqliteStore {
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
         let hash = digest.to_base64();
         self.read(move |conn| {
-            conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?1"))?
+            conn.prepare_cached(&format!("{KEY_SELECT} WHERE k.hash = ?1"))?
                 .query_row([hash], key_from_row)
                 .optional()
         })
@@ -79,21 +79,24 @@ impl KeyStore for SqliteStore {
         &self,
         workspace: &WorkspaceId,
         api: &ApiId,
+        external_id: Option<&ExternalId>,
         page: PageRequest,
     ) -> StoreResult<Page<KeyRecord>> {
         let (workspace, api) = (workspace.clone(), api.clone());
+        let external_id = external_id.map(|e| e.as_str().to_owned());
         let limit = page.limit;
         let rows = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {KEY_COLUMNS} FROM keys \
-                     WHERE workspace_id = ?1 AND api_id = ?2 AND deleted_at IS NULL AND id >= ?3 \
-                     ORDER BY id LIMIT ?4"
+                    "{KEY_SELECT} \
+                     WHERE k.workspace_id = ?1 AND k.api_id = ?2 AND k.deleted_at IS NULL \
+                     AND k.id >= ?3 AND (?5 IS NULL OR i.external_id = ?5) \
+                     ORDER BY k.id LIMIT ?4"
                 ))?;
                 let from = page.from.unwrap_or_default();
                 let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
                 stmt.query_map(
-                    params![workspace.as_str(), api.as_str(), from, fetch],
+                    params![workspace.as_str(), api.as_str(), from, fetch, external_id],
                     key_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -179,7 +182,7 @@ impl KeyStore for SqliteStore {
         self.write(move |conn| {
             let key = conn
                 .prepare_cached(&format!(
-                    "SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1 AND deleted_at IS NULL"
+                    "{KEY_SELECT} WHERE k.id = ?1 AND k.deleted_at IS NULL"
                 ))?
                 .query_row([id.as_str()], key_from_row)
                 .optional()?;
@@ -212,8 +215,7 @@ impl KeyStore for SqliteStore {
     async fn refill_due_credits(&self, now: UnixMillis) -> StoreResult<Vec<KeyDigest>> {
         self.write(move |conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {KEY_COLUMNS} FROM keys \
-                 WHERE refill_interval IS NOT NULL AND deleted_at IS NULL"
+                "{KEY_SELECT} WHERE k.refill_interval IS NOT NULL AND k.deleted_at IS NULL"
             ))?;
             let keys = stmt
                 .query_map([], key_from_row)?

@@ -7,7 +7,9 @@
 
 mod apis;
 mod connection;
+mod identities;
 mod keys;
+mod namespaces;
 mod readers;
 mod root_keys;
 mod rows;

@@ -6,10 +6,16 @@
 use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule};
 use keywarden_core::digest::KeyDigest;
-use keywarden_core::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use keywarden_core::id::{
+    ApiId, IdentityId, KeyId, NamespaceId, OverrideId, RootKeyId, WorkspaceId,
+};
+use keywarden_core::identity::{ExternalId, Identity};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
 use keywarden_core::meta::Meta;
+use keywarden_core::named_limit::{NamedLimit, decode_limits, encode_limits};
+use keywarden_core::namespace::{Identifier, Namespace, NamespaceName, RateOverride};
+use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::text::{ApiName, KeyName, Label};
 use keywarden_core::time::UnixMillis;
@@ -36,9 +42,63 @@ fn millis(v: Option<i64>) -> Option<UnixMillis> {
     v.map(UnixMillis::from_millis)
 }
 
-pub const KEY_COLUMNS: &str = "id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
-    meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
-    last_refill_at, created_at, updated_at, deleted_at";
+/// Selects keys (as `k`) with the identity each belongs to (as `i`), in the column order
+/// [`key_from_row`] reads.
+pub const KEY_SELECT: &str = "SELECT k.id, k.workspace_id, k.api_id, k.hash, k.start, k.prefix, \
+    k.byte_length, k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
+    k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, k.deleted_at, \
+    k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, i.created_at, \
+    i.updated_at \
+    FROM keys k LEFT JOIN identities i ON i.id = k.identity_id";
+
+/// The first column of the identity in [`KEY_SELECT`].
+const KEY_IDENTITY_AT: usize = 20;
+
+fn meta_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<Meta>> {
+    let meta: Option<String> = row.get(column)?;
+    meta.map(|m| serde_json::from_str::<Meta>(&m))
+        .transpose()
+        .map_err(|e| bad(column, e))
+}
+
+fn limits_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Vec<NamedLimit>> {
+    let limits: Option<String> = row.get(column)?;
+    decode_limits(limits.as_deref()).map_err(|e| bad(column, e))
+}
+
+pub const IDENTITY_COLUMNS: &str =
+    "id, workspace_id, external_id, meta, ratelimits, created_at, updated_at";
+
+/// Reads an identity from the seven columns starting at `at`, in [`IDENTITY_COLUMNS`] order.
+fn identity_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Identity> {
+    let id: String = row.get(at)?;
+    let workspace_id: String = row.get(at + 1)?;
+    let external_id: String = row.get(at + 2)?;
+    Ok(Identity {
+        id: IdentityId::parse(&id).map_err(|e| bad(at, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(at + 1, e))?,
+        external_id: ExternalId::parse(&external_id).map_err(|e| bad(at + 2, e))?,
+        meta: meta_at(row, at + 3)?,
+        ratelimits: limits_at(row, at + 4)?,
+        created_at: UnixMillis::from_millis(row.get(at + 5)?),
+        updated_at: millis(row.get(at + 6)?),
+    })
+}
+
+pub fn identity_from_row(row: &Row<'_>) -> rusqlite::Result<Identity> {
+    identity_at(row, 0)
+}
+
+/// Writes `identity`'s metadata and limits in their stored form.
+pub fn identity_values(identity: &Identity) -> rusqlite::Result<(Option<String>, Option<String>)> {
+    let meta = identity
+        .meta
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok((meta, encode_limits(&identity.ratelimits)))
+}
 
 pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let id: String = row.get(0)?;
@@ -48,7 +108,6 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let prefix: Option<String> = row.get(5)?;
     let byte_length: i64 = row.get(6)?;
     let name: Option<String> = row.get(7)?;
-    let meta: Option<String> = row.get(8)?;
     let remaining: Option<i64> = row.get(11)?;
     let interval: Option<String> = row.get(12)?;
     let amount: Option<i64> = row.get(13)?;
@@ -79,13 +138,15 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
             .map(|n| KeyName::parse(&n))
             .transpose()
             .map_err(|e| bad(7, e))?,
-        meta: meta
-            .map(|m| serde_json::from_str::<Meta>(&m))
-            .transpose()
-            .map_err(|e| bad(8, e))?,
+        meta: meta_at(row, 8)?,
         enabled: row.get(9)?,
         expires: millis(row.get(10)?),
         credits,
+        ratelimits: limits_at(row, 19)?,
+        identity: match row.get::<_, Option<String>>(KEY_IDENTITY_AT)? {
+            Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
+            None => None,
+        },
         created_at,
         updated_at: millis(row.get(17)?),
         deleted_at: millis(row.get(18)?),
@@ -105,6 +166,8 @@ struct KeyState {
     last_refill_at: Option<i64>,
     updated_at: Option<i64>,
     deleted_at: Option<i64>,
+    identity_id: Option<String>,
+    ratelimits: Option<String>,
 }
 
 impl KeyState {
@@ -133,6 +196,8 @@ impl KeyState {
             last_refill_at: key.credits.map(|c| c.last_refill_at().as_millis()),
             updated_at: key.updated_at.map(UnixMillis::as_millis),
             deleted_at: key.deleted_at.map(UnixMillis::as_millis),
+            identity_id: key.identity.as_ref().map(|i| i.id.to_string()),
+            ratelimits: encode_limits(&key.ratelimits),
         })
     }
 }
@@ -143,10 +208,10 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
     conn.prepare_cached(
         "INSERT INTO keys (id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
          meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
-         last_refill_at, created_at, updated_at, deleted_at) VALUES (:id, :workspace_id, \
-         :api_id, :hash, :start, :prefix, :byte_length, :name, :meta, :enabled, :expires, \
-         :remaining, :interval, :amount, :day, :last_refill_at, :created_at, :updated_at, \
-         :deleted_at)",
+         last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits) VALUES \
+         (:id, :workspace_id, :api_id, :hash, :start, :prefix, :byte_length, :name, :meta, \
+         :enabled, :expires, :remaining, :interval, :amount, :day, :last_refill_at, :created_at, \
+         :updated_at, :deleted_at, :identity_id, :ratelimits)",
     )?
     .execute(named_params! {
         ":id": key.id.as_str(),
@@ -168,6 +233,8 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
         ":created_at": key.created_at.as_millis(),
         ":updated_at": state.updated_at,
         ":deleted_at": state.deleted_at,
+        ":identity_id": state.identity_id,
+        ":ratelimits": state.ratelimits,
     })?;
     Ok(())
 }
@@ -179,7 +246,8 @@ pub fn update_key_state(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlit
         "UPDATE keys SET name = :name, meta = :meta, enabled = :enabled, expires = :expires, \
          credits_remaining = :remaining, refill_interval = :interval, refill_amount = :amount, \
          refill_day = :day, last_refill_at = :last_refill_at, updated_at = :updated_at, \
-         deleted_at = :deleted_at WHERE id = :id",
+         deleted_at = :deleted_at, identity_id = :identity_id, ratelimits = :ratelimits \
+         WHERE id = :id",
     )?
     .execute(named_params! {
         ":id": key.id.as_str(),
@@ -194,8 +262,46 @@ pub fn update_key_state(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlit
         ":last_refill_at": state.last_refill_at,
         ":updated_at": state.updated_at,
         ":deleted_at": state.deleted_at,
+        ":identity_id": state.identity_id,
+        ":ratelimits": state.ratelimits,
     })?;
     Ok(())
+}
+
+pub const NAMESPACE_COLUMNS: &str = "id, workspace_id, name, created_at";
+
+pub fn namespace_from_row(row: &Row<'_>) -> rusqlite::Result<Namespace> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let name: String = row.get(2)?;
+    Ok(Namespace {
+        id: NamespaceId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        name: NamespaceName::parse(&name).map_err(|e| bad(2, e))?,
+        created_at: UnixMillis::from_millis(row.get(3)?),
+    })
+}
+
+pub const OVERRIDE_COLUMNS: &str =
+    "id, workspace_id, namespace_id, identifier, \"limit\", duration, created_at, updated_at";
+
+pub fn override_from_row(row: &Row<'_>) -> rusqlite::Result<RateOverride> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let namespace_id: String = row.get(2)?;
+    let identifier: String = row.get(3)?;
+    let limit: i64 = row.get(4)?;
+    let duration: i64 = row.get(5)?;
+    Ok(RateOverride {
+        id: OverrideId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        namespace_id: NamespaceId::parse(&namespace_id).map_err(|e| bad(2, e))?,
+        identifier: Identifier::parse(&identifier).map_err(|e| bad(3, e))?,
+        limit: u64::try_from(limit).map_err(|e| bad(4, e))?,
+        duration: WindowDuration::from_millis(duration).map_err(|e| bad(5, e))?,
+        created_at: UnixMillis::from_millis(row.get(6)?),
+        updated_at: millis(row.get(7)?),
+    })
 }
 
 pub const API_COLUMNS: &str =

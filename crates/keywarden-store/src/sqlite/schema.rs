@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE workspaces (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -64,7 +65,46 @@ CREATE TABLE keys (
 ) STRICT;
 CREATE INDEX keys_by_api ON keys (workspace_id, api_id, id);
 CREATE INDEX keys_with_refill ON keys (id) WHERE refill_interval IS NOT NULL;
-"];
+",
+    r#"
+CREATE TABLE identities (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    external_id   TEXT NOT NULL,
+    meta          TEXT,
+    -- Named limits as one JSON array: at most 50, always read with the identity.
+    ratelimits    TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER,
+    UNIQUE (workspace_id, external_id)
+) STRICT;
+CREATE INDEX identities_by_workspace ON identities (workspace_id, id);
+
+ALTER TABLE keys ADD COLUMN identity_id TEXT REFERENCES identities(id);
+ALTER TABLE keys ADD COLUMN ratelimits TEXT;
+CREATE INDEX keys_by_identity ON keys (identity_id) WHERE identity_id IS NOT NULL;
+
+CREATE TABLE ratelimit_namespaces (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    name          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    UNIQUE (workspace_id, name)
+) STRICT;
+
+CREATE TABLE ratelimit_overrides (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    namespace_id  TEXT NOT NULL REFERENCES ratelimit_namespaces(id),
+    identifier    TEXT NOT NULL,
+    "limit"       INTEGER NOT NULL,
+    duration      INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER,
+    UNIQUE (namespace_id, identifier)
+) STRICT;
+"#,
+];
 
 /// Brings the database to the latest schema version.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use keywarden_core::id::ApiId;
+use keywarden_core::identity::ExternalId;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
 use keywarden_core::text::KeyName;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,9 @@ use crate::error::ApiError;
 use crate::http::envelope::Data;
 use crate::http::extract::ApiJson;
 use crate::http::fields::Fields;
-use crate::http::wire::{CreditsBody, parse_expires, parse_id, parse_meta, parse_new_credits};
+use crate::http::wire::{
+    CreditsBody, LimitBody, parse_expires, parse_id, parse_limits, parse_meta, parse_new_credits,
+};
 use crate::service::{Caller, NewKey};
 use crate::state::AppState;
 
@@ -28,7 +31,7 @@ pub struct CreateKeyBody {
     permissions: Option<Vec<Value>>,
     expires: Option<i64>,
     credits: Option<CreditsBody>,
-    ratelimits: Option<Vec<Value>>,
+    ratelimits: Option<Vec<LimitBody>>,
     enabled: Option<bool>,
     recoverable: Option<bool>,
 }
@@ -51,16 +54,19 @@ impl TryFrom<CreateKeyBody> for NewKey {
             let n = f.range("body.byteLength", n, ByteLength::MIN, ByteLength::MAX)?;
             ByteLength::new(n)
         });
-        if body.external_id.is_some() {
-            f.unsupported("body.externalId", "identities");
-        }
+        let external_id = body
+            .external_id
+            .and_then(|e| f.check("body.externalId", ExternalId::parse(&e)));
         f.unsupported_items("body.roles", body.roles.as_deref(), "roles");
         f.unsupported_items(
             "body.permissions",
             body.permissions.as_deref(),
             "permissions",
         );
-        f.unsupported_items("body.ratelimits", body.ratelimits.as_deref(), "rate limits");
+        let ratelimits = match body.ratelimits {
+            Some(items) => parse_limits(&mut f, "body.ratelimits", items),
+            None => Some(Vec::new()),
+        };
         let meta = body.meta.and_then(|m| parse_meta(&mut f, "body.meta", m));
         let expires = body
             .expires
@@ -69,8 +75,10 @@ impl TryFrom<CreateKeyBody> for NewKey {
             Some(c) => parse_new_credits(&mut f, "body.credits", c).flatten(),
             None => None,
         };
-        f.finish(api_id.map(|api_id| NewKey {
+        f.finish(api_id.zip(ratelimits).map(|(api_id, ratelimits)| NewKey {
             api_id,
+            external_id,
+            ratelimits,
             prefix,
             byte_length,
             name,

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use keywarden_core::id::KeyId;
+use keywarden_core::identity::ExternalId;
 use keywarden_core::key::{CreditsPatch, KeyUpdate, Patch};
 use keywarden_core::text::KeyName;
 use serde::Deserialize;
@@ -12,7 +13,9 @@ use crate::error::ApiError;
 use crate::http::envelope::{Data, Empty};
 use crate::http::extract::ApiJson;
 use crate::http::fields::{Fields, Nullable};
-use crate::http::wire::{RefillBody, parse_expires, parse_meta, parse_refill};
+use crate::http::wire::{
+    LimitBody, RefillBody, parse_expires, parse_limits, parse_meta, parse_refill,
+};
 use crate::service::Caller;
 use crate::state::AppState;
 
@@ -38,7 +41,7 @@ pub struct UpdateKeyBody {
     expires: Nullable<i64>,
     #[serde(default)]
     credits: Nullable<UpdateCreditsBody>,
-    ratelimits: Option<Vec<Value>>,
+    ratelimits: Option<Vec<LimitBody>>,
     enabled: Option<bool>,
     roles: Option<Vec<Value>>,
     permissions: Option<Vec<Value>>,
@@ -61,13 +64,23 @@ fn credits_patch(f: &mut Fields, body: UpdateCreditsBody) -> Option<CreditsPatch
     Some(CreditsPatch { remaining, refill })
 }
 
-fn parse(body: UpdateKeyBody) -> Result<(KeyId, KeyUpdate), ApiError> {
+/// What `keys.updateKey` asks for.
+struct KeyChanges {
+    id: KeyId,
+    update: KeyUpdate,
+    external_id: Patch<ExternalId>,
+}
+
+fn parse(body: UpdateKeyBody) -> Result<KeyChanges, ApiError> {
     let mut f = Fields::new();
     let id = key_id(&mut f, body.key_id);
-    if let Nullable::Value(_) = body.external_id {
-        f.unsupported("body.externalId", "identities");
-    }
-    f.unsupported_items("body.ratelimits", body.ratelimits.as_deref(), "rate limits");
+    let external_id = patch(body.external_id, |e| {
+        f.check("body.externalId", ExternalId::parse(&e))
+    });
+    let ratelimits = match body.ratelimits {
+        Some(items) => parse_limits(&mut f, "body.ratelimits", items).map(Some),
+        None => Some(None),
+    };
     f.unsupported_items("body.roles", body.roles.as_deref(), "roles");
     f.unsupported_items(
         "body.permissions",
@@ -78,17 +91,29 @@ fn parse(body: UpdateKeyBody) -> Result<(KeyId, KeyUpdate), ApiError> {
     let meta = patch(body.meta, |m| parse_meta(&mut f, "body.meta", m));
     let expires = patch(body.expires, |e| parse_expires(&mut f, "body.expires", e));
     let credits = patch(body.credits, |c| credits_patch(&mut f, c));
-    let update = match (name, meta, expires, credits) {
-        (Some(name), Some(meta), Some(expires), Some(credits)) => Some(KeyUpdate {
-            name,
-            meta,
-            expires,
-            credits,
-            enabled: body.enabled,
-        }),
+    let update = match (name, meta, expires, credits, ratelimits) {
+        (Some(name), Some(meta), Some(expires), Some(credits), Some(ratelimits)) => {
+            Some(KeyUpdate {
+                name,
+                meta,
+                expires,
+                credits,
+                enabled: body.enabled,
+                identity: Patch::Keep,
+                ratelimits,
+            })
+        }
         _ => None,
     };
-    f.finish(id.zip(update))
+    f.finish(
+        id.zip(update)
+            .zip(external_id)
+            .map(|((id, update), external_id)| KeyChanges {
+                id,
+                update,
+                external_id,
+            }),
+    )
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
@@ -97,7 +122,10 @@ pub async fn update_key(
     caller: Caller,
     ApiJson(body): ApiJson<UpdateKeyBody>,
 ) -> Result<Data<Empty>, ApiError> {
-    let (id, update) = parse(body)?;
-    state.service.update_key(&caller, &id, update).await?;
+    let changes = parse(body)?;
+    state
+        .service
+        .update_key(&caller, &changes.id, changes.update, changes.external_id)
+        .await?;
     Ok(Data(Empty {}))
 }

@@ -7,16 +7,16 @@ use keywarden_core::id::ApiId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::meta::Meta;
 use keywarden_core::verify::VerifyCode;
+use keywarden_core::verify_limits::RequestedLimit;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::plaintext_key;
 use crate::error::ApiError;
 use crate::http::envelope::data_json_response;
 use crate::http::extract::ApiJson;
 use crate::http::fields::Fields;
-use crate::http::wire::parse_id;
-use crate::service::{Caller, Verification, VerifyInput};
+use crate::http::wire::{IdentityData, parse_duration, parse_id};
+use crate::service::{Caller, CheckedLimit, Verification, VerifyInput};
 use crate::state::AppState;
 
 const MAX_COST: i64 = 1_000_000_000_000;
@@ -26,6 +26,67 @@ pub struct VerifyCreditsBody {
     cost: Option<i64>,
 }
 
+/// `KeysVerifyKeyRatelimit`: a stored limit by name, or an inline one with limit and
+/// duration.
+#[derive(Debug, Deserialize)]
+pub struct VerifyLimitBody {
+    name: Option<String>,
+    cost: Option<i64>,
+    limit: Option<i64>,
+    duration: Option<i64>,
+}
+
+/// The most limits one verify request may name.
+const MAX_REQUESTED_LIMITS: usize = 100;
+
+fn requested_limits(f: &mut Fields, items: Vec<VerifyLimitBody>) -> Vec<RequestedLimit> {
+    if items.len() > MAX_REQUESTED_LIMITS {
+        f.error(
+            "body.ratelimits",
+            format!("must have at most {MAX_REQUESTED_LIMITS} items"),
+        );
+        return Vec::new();
+    }
+    let mut requested = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("body.ratelimits[{i}]");
+        let name = f
+            .required(&format!("{at}.name"), item.name)
+            .filter(|n| f.length(&format!("{at}.name"), n, 3, 255));
+        let cost = f.range(&format!("{at}.cost"), item.cost.unwrap_or(1), 0, i64::MAX);
+        let inline = match (item.limit, item.duration) {
+            (None, None) => Some(None),
+            (Some(limit), Some(duration)) => {
+                let limit = f.range(&format!("{at}.limit"), limit, 0, i64::MAX);
+                let duration = parse_duration(f, &format!("{at}.duration"), duration);
+                limit
+                    .zip(duration)
+                    .map(|(l, d)| Some((l.unsigned_abs(), d)))
+            }
+            _ => {
+                f.error(
+                    at.clone(),
+                    "give both limit and duration for an inline limit, or neither to use a stored one",
+                );
+                None
+            }
+        };
+        if let Some(name) = &name
+            && requested.iter().any(|r: &RequestedLimit| &r.name == name)
+        {
+            f.error(format!("{at}.name"), "names must be unique within the list");
+        }
+        if let (Some(name), Some(cost), Some(inline)) = (name, cost, inline) {
+            requested.push(RequestedLimit {
+                name,
+                cost: cost.unsigned_abs(),
+                inline,
+            });
+        }
+    }
+    requested
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyKeyBody {
@@ -33,7 +94,7 @@ pub struct VerifyKeyBody {
     tags: Option<Vec<String>>,
     permissions: Option<String>,
     credits: Option<VerifyCreditsBody>,
-    ratelimits: Option<Vec<Value>>,
+    ratelimits: Option<Vec<VerifyLimitBody>>,
     migration_id: Option<String>,
     keyspaces: Option<Vec<String>>,
 }
@@ -55,7 +116,10 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
         if body.permissions.is_some() {
             f.unsupported("body.permissions", "permission queries");
         }
-        f.unsupported_items("body.ratelimits", body.ratelimits.as_deref(), "rate limits");
+        let ratelimits = body
+            .ratelimits
+            .map(|items| requested_limits(&mut f, items))
+            .unwrap_or_default();
         let cost = body.credits.and_then(|c| {
             let cost = f.required("body.credits.cost", c.cost)?;
             f.range("body.credits.cost", cost, 0, MAX_COST)
@@ -78,6 +142,7 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
             key,
             cost,
             keyspaces,
+            ratelimits,
         }))
     }
 }
@@ -105,6 +170,8 @@ struct KeyFields<'a> {
     enabled: bool,
     permissions: [&'a str; 0],
     roles: [&'a str; 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<IdentityData<'a>>,
 }
 
 impl<'a> KeyFields<'a> {
@@ -118,6 +185,37 @@ impl<'a> KeyFields<'a> {
             enabled: key.enabled,
             permissions: [],
             roles: [],
+            identity: key.identity.as_ref().map(IdentityData::of),
+        }
+    }
+}
+
+/// `VerifyKeyRatelimitData`: one limit a verification checked.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckedLimitData<'a> {
+    exceeded: bool,
+    /// Empty for an inline limit, which is not stored.
+    id: &'a str,
+    name: &'a str,
+    limit: u64,
+    duration: u64,
+    reset: i64,
+    remaining: u64,
+    auto_apply: bool,
+}
+
+impl<'a> CheckedLimitData<'a> {
+    fn of(checked: &'a CheckedLimit) -> Self {
+        Self {
+            exceeded: !checked.decision.passed,
+            id: checked.limit.id.as_ref().map_or("", |id| id.as_str()),
+            name: &checked.limit.name,
+            limit: checked.decision.limit,
+            duration: checked.limit.duration.as_millis(),
+            reset: checked.decision.reset.as_millis(),
+            remaining: checked.decision.remaining,
+            auto_apply: checked.limit.auto_apply,
         }
     }
 }
@@ -146,6 +244,14 @@ fn write_verification(out: &mut Vec<u8>, v: &Verification) {
         out.pop();
         out.extend_from_slice(b",\"credits\":");
         let _ = serde_json::to_writer(&mut *out, &credits);
+        out.push(b'}');
+    }
+    if !v.ratelimits.is_empty() {
+        out.pop();
+        out.extend_from_slice(b",\"ratelimits\":");
+        let limits: Vec<CheckedLimitData<'_>> =
+            v.ratelimits.iter().map(CheckedLimitData::of).collect();
+        let _ = serde_json::to_writer(&mut *out, &limits);
         out.push(b'}');
     }
 }

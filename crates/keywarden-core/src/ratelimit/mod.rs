@@ -1,0 +1,152 @@
+//! Rate limits: the sliding-window algorithm, the `Limiter` trait and its in-process
+//! implementation, and override matching.
+//!
+//! The algorithm is Unkey's, a sliding window approximated from two epoch-aligned fixed
+//! windows, so the numbers a client sees (`remaining`, `reset`) are the ones Unkey would send.
+//! Unlike Unkey, which decides from per-node counters and reconciles later, a [`Limiter`]
+//! decides each call atomically: concurrent calls never admit more than the formula allows.
+
+mod memory;
+mod overrides;
+mod window;
+
+use async_trait::async_trait;
+
+use crate::time::UnixMillis;
+
+pub use memory::InMemoryLimiter;
+pub use overrides::{OverrideSet, wildcard_matches};
+
+/// A window length in ms; the wire allows 1000..=2_592_000_000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WindowDuration(u64);
+
+/// Why a window length is outside what the wire allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "must be between {} and {} milliseconds",
+    WindowDuration::MIN_MS,
+    WindowDuration::MAX_MS
+)]
+pub struct DurationError;
+
+impl WindowDuration {
+    pub const MIN_MS: i64 = 1_000;
+    pub const MAX_MS: i64 = 2_592_000_000;
+
+    pub fn from_millis(ms: i64) -> Result<Self, DurationError> {
+        if !(Self::MIN_MS..=Self::MAX_MS).contains(&ms) {
+            return Err(DurationError);
+        }
+        u64::try_from(ms).map(Self).map_err(|_| DurationError)
+    }
+
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+}
+
+/// Which counter a check counts against, e.g. `rlns_x:user_1`; callers build it so that
+/// unrelated namespaces, keys and identities never share a budget. State is kept per
+/// (counter, duration), so one counter checked with two durations holds two budgets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterKey(Box<str>);
+
+impl CounterKey {
+    pub fn new(s: impl Into<Box<str>>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One limit a call must stay within.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCheck {
+    pub counter: CounterKey,
+    /// How many units the window admits; 0 blocks every call.
+    pub limit: u64,
+    pub duration: WindowDuration,
+    /// How many units this call uses; 0 asks without spending.
+    pub cost: u64,
+}
+
+/// What one check of a call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitDecision {
+    /// Whether this limit, on its own, admits the call (given earlier checks of the same call
+    /// on the same counter).
+    pub passed: bool,
+    pub limit: u64,
+    /// max(0, limit − the window's effective count after this call): after counting `cost` if
+    /// the whole call was counted, else without it.
+    pub remaining: u64,
+    /// Unix ms at which the current window ends: (seq + 1) × duration.
+    pub reset: UnixMillis,
+    /// The window sequence number (floor(now / duration)) the call was decided in; refunds
+    /// use it.
+    pub window: u64,
+}
+
+/// What a call found, check by check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitOutcome {
+    /// True when every check passed and all were counted; false when none was counted.
+    pub passed: bool,
+    /// One per check, in the order of the checks.
+    pub decisions: Vec<LimitDecision>,
+}
+
+/// A limiter that could not decide; verification fails open on it, so the cause is for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum LimiterError {
+    #[error("rate limiter backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where rate-limit state lives: in process, or in a store shared by several nodes.
+#[async_trait]
+pub trait Limiter: Send + Sync {
+    /// Decides all the checks of one call in one atomic operation: either every check passes and
+    /// every cost is counted, or nothing is counted. Each implementation takes "now" from its
+    /// own clock.
+    async fn limit(&self, checks: &[LimitCheck]) -> Result<LimitOutcome, LimiterError>;
+
+    /// Takes back what a counted call added (a later step of the same request denied it), from
+    /// the window it was counted in if that window is still tracked (current or previous);
+    /// never below zero.
+    async fn refund(
+        &self,
+        checks: &[LimitCheck],
+        outcome: &LimitOutcome,
+    ) -> Result<(), LimiterError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_outside_the_wire_range_are_rejected() {
+        assert_eq!(WindowDuration::from_millis(999), Err(DurationError));
+        assert_eq!(WindowDuration::from_millis(-1_000), Err(DurationError));
+        assert_eq!(
+            WindowDuration::from_millis(2_592_000_001),
+            Err(DurationError)
+        );
+        assert_eq!(
+            WindowDuration::from_millis(1_000).map(|d| d.as_millis()),
+            Ok(1_000)
+        );
+        assert_eq!(
+            WindowDuration::from_millis(2_592_000_000).map(|d| d.as_millis()),
+            Ok(2_592_000_000)
+        );
+        assert_eq!(
+            DurationError.to_string(),
+            "must be between 1000 and 2592000000 milliseconds"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Identities: create, read, list, change and delete them, and link keys to them.
+
+use keywarden_core::id::IdentityId;
+use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
+use keywarden_core::meta::Meta;
+use keywarden_core::named_limit::LimitSpec;
+use keywarden_core::root_key::ops;
+use keywarden_core::store::{Page, PageRequest, StoreError};
+
+use super::{Caller, Keywarden};
+use crate::error::ApiError;
+
+/// A new identity (`identities.createIdentity`).
+#[derive(Debug)]
+pub struct NewIdentity {
+    pub external_id: ExternalId,
+    pub meta: Option<Meta>,
+    pub ratelimits: Vec<LimitSpec>,
+}
+
+impl Keywarden {
+    pub async fn create_identity(
+        &self,
+        caller: &Caller,
+        new: NewIdentity,
+    ) -> Result<IdentityId, ApiError> {
+        caller.require_everywhere(ops::CREATE_IDENTITY)?;
+        let identity = Identity::new(
+            caller.workspace().clone(),
+            new.external_id,
+            new.meta,
+            new.ratelimits,
+            self.now(),
+        );
+        match self.store.insert_identity(&identity).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(ApiError::IdentityExists(format!(
+                    "An identity with externalId '{}' already exists in this workspace.",
+                    identity.external_id
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(identity_id = %identity.id, "identity created");
+        Ok(identity.id)
+    }
+
+    /// The identity with this id or external id, if the caller may `op` it.
+    async fn reachable_identity(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        op: keywarden_core::root_key::Operation,
+    ) -> Result<Identity, ApiError> {
+        caller.require_somewhere(op)?;
+        let identity = self
+            .store
+            .identity(caller.workspace(), reference)
+            .await?
+            .ok_or_else(ApiError::identity_not_found)?;
+        caller.require_on(op, identity.id.as_str(), ApiError::identity_not_found)?;
+        Ok(identity)
+    }
+
+    pub async fn get_identity(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> Result<Identity, ApiError> {
+        self.reachable_identity(caller, reference, ops::READ_IDENTITY)
+            .await
+    }
+
+    pub async fn list_identities(
+        &self,
+        caller: &Caller,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Identity>, ApiError> {
+        caller.require_everywhere(ops::READ_IDENTITY)?;
+        Ok(self
+            .store
+            .identities(caller.workspace(), search, page)
+            .await?)
+    }
+
+    pub async fn update_identity(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        update: IdentityUpdate,
+    ) -> Result<Identity, ApiError> {
+        let identity = self
+            .reachable_identity(caller, reference, ops::UPDATE_IDENTITY)
+            .await?;
+        let (updated, digests) = self
+            .store
+            .update_identity(caller.workspace(), identity.id.as_str(), update, self.now())
+            .await?
+            .ok_or_else(ApiError::identity_not_found)?;
+        // Cached keys carry a copy of their identity.
+        for digest in &digests {
+            self.keys.changed(digest);
+        }
+        tracing::info!(identity_id = %updated.id, keys = digests.len(), "identity updated");
+        Ok(updated)
+    }
+
+    pub async fn delete_identity(&self, caller: &Caller, reference: &str) -> Result<(), ApiError> {
+        let identity = self
+            .reachable_identity(caller, reference, ops::DELETE_IDENTITY)
+            .await?;
+        let digests = self
+            .store
+            .delete_identity(caller.workspace(), identity.id.as_str())
+            .await?
+            .ok_or_else(ApiError::identity_not_found)?;
+        for digest in &digests {
+            self.keys.changed(digest);
+        }
+        tracing::info!(identity_id = %identity.id, keys = digests.len(), "identity deleted");
+        Ok(())
+    }
+
+    /// The identity a key with `external_id` belongs to, created when it does not exist yet
+    /// (as `keys.createKey` and `keys.updateKey` do).
+    pub(super) async fn identity_for_key(
+        &self,
+        caller: &Caller,
+        external_id: ExternalId,
+    ) -> Result<Identity, ApiError> {
+        let candidate = Identity::new(
+            caller.workspace().clone(),
+            external_id,
+            None,
+            Vec::new(),
+            self.now(),
+        );
+        Ok(self.store.upsert_identity(&candidate).await?)
+    }
+}

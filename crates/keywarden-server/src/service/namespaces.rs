@@ -1,0 +1,107 @@
+//! The in-memory view of rate-limit namespaces and their overrides, so `ratelimit.limit`
+//! decides without reading the store.
+//!
+//! A namespace is loaded with its overrides on first use and kept: namespaces are never
+//! deleted, and every override change made through this server replaces the namespace's
+//! override set. Entries are found by the id or the name a client used.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keywarden_core::id::WorkspaceId;
+use keywarden_core::namespace::{Namespace, RateOverride};
+use keywarden_core::ratelimit::OverrideSet;
+use keywarden_core::store::{NamespaceStore, StoreResult};
+use parking_lot::RwLock;
+
+/// A namespace with the overrides its limit calls match against.
+#[derive(Debug)]
+pub struct LoadedNamespace {
+    pub namespace: Namespace,
+    overrides: RwLock<Arc<OverrideSet<RateOverride>>>,
+    /// Reloads run one at a time, so the last one to finish read the latest state.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl LoadedNamespace {
+    pub fn overrides(&self) -> Arc<OverrideSet<RateOverride>> {
+        Arc::clone(&self.overrides.read())
+    }
+}
+
+fn override_set(overrides: Vec<RateOverride>) -> OverrideSet<RateOverride> {
+    OverrideSet::new(
+        overrides
+            .into_iter()
+            .map(|o| (o.identifier.as_str().to_owned(), o)),
+    )
+}
+
+#[derive(Default)]
+pub struct NamespaceDirectory {
+    by_reference: RwLock<HashMap<(WorkspaceId, String), Arc<LoadedNamespace>>>,
+}
+
+impl NamespaceDirectory {
+    /// The namespace a client calls `reference` (id or name), from memory when known.
+    pub fn cached(&self, workspace: &WorkspaceId, reference: &str) -> Option<Arc<LoadedNamespace>> {
+        // Allocating the lookup key costs less than a second map level would save.
+        self.by_reference
+            .read()
+            .get(&(workspace.clone(), reference.to_owned()))
+            .cloned()
+    }
+
+    /// Loads `namespace` and its overrides and remembers it under its id, its name and the
+    /// reference the client used.
+    pub async fn load(
+        &self,
+        namespace: Namespace,
+        reference: &str,
+        store: &dyn NamespaceStore,
+    ) -> StoreResult<Arc<LoadedNamespace>> {
+        let workspace = namespace.workspace_id.clone();
+        if let Some(known) = self.cached(&workspace, namespace.id.as_str()) {
+            self.remember(&workspace, reference, &known);
+            return Ok(known);
+        }
+        let overrides = store.overrides(&workspace, &namespace.id).await?;
+        let loaded = Arc::new(LoadedNamespace {
+            overrides: RwLock::new(Arc::new(override_set(overrides))),
+            reloading: tokio::sync::Mutex::new(()),
+            namespace,
+        });
+        let mut map = self.by_reference.write();
+        // Another request may have loaded it meanwhile; keep the first so there is one set.
+        let entry = map
+            .entry((workspace.clone(), loaded.namespace.id.to_string()))
+            .or_insert_with(|| Arc::clone(&loaded))
+            .clone();
+        map.insert(
+            (workspace.clone(), entry.namespace.name.as_str().to_owned()),
+            Arc::clone(&entry),
+        );
+        map.insert((workspace, reference.to_owned()), Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    fn remember(&self, workspace: &WorkspaceId, reference: &str, entry: &Arc<LoadedNamespace>) {
+        self.by_reference
+            .write()
+            .insert((workspace.clone(), reference.to_owned()), Arc::clone(entry));
+    }
+
+    /// Re-reads a namespace's overrides after one changed.
+    pub async fn reload_overrides(
+        &self,
+        entry: &LoadedNamespace,
+        store: &dyn NamespaceStore,
+    ) -> StoreResult<()> {
+        let _one_at_a_time = entry.reloading.lock().await;
+        let overrides = store
+            .overrides(&entry.namespace.workspace_id, &entry.namespace.id)
+            .await?;
+        *entry.overrides.write() = Arc::new(override_set(overrides));
+        Ok(())
+    }
+}
