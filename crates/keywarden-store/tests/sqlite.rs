@@ -6,12 +6,15 @@ use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule, SpendOutcome};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, RootKeyId, WorkspaceId};
+use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_format::{self, ByteLength};
+use keywarden_core::named_limit::{LimitName, LimitSpec};
+use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::store::{
-    ApiStore, CreditSpend, ImportOutcome, KeyStore, PageRequest, RootKeyStore, Store, StoreError,
-    WorkspaceStore,
+    ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, PageRequest, RootKeyStore,
+    Store, StoreError, WorkspaceStore,
 };
 use keywarden_core::text::{ApiName, Label};
 use keywarden_core::time::UnixMillis;
@@ -354,4 +357,125 @@ fn a_database_from_a_newer_version_is_refused() {
         Err(e) => panic!("unexpected error: {e}"),
         Ok(_) => panic!("a newer schema was accepted"),
     }
+}
+
+fn identity_in(workspace: &WorkspaceId, external_id: &str) -> Identity {
+    Identity::new(
+        workspace.clone(),
+        ExternalId::parse(external_id).unwrap(),
+        None,
+        vec![LimitSpec {
+            name: LimitName::parse("requests").unwrap(),
+            limit: 10,
+            duration: WindowDuration::from_millis(60_000).unwrap(),
+            auto_apply: true,
+        }],
+        NOW,
+    )
+}
+
+#[tokio::test]
+async fn concurrent_upserts_of_one_external_id_make_one_identity() {
+    let f = fixture().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&f.store);
+            let candidate = identity_in(&f.workspace, "acme");
+            tokio::spawn(async move { store.upsert_identity(&candidate).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap().id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every upsert returned the same identity");
+    let page = f
+        .store
+        .identities(
+            &f.workspace,
+            None,
+            PageRequest {
+                from: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    // A second insert of the external id conflicts; another workspace may use it.
+    assert!(matches!(
+        f.store
+            .insert_identity(&identity_in(&f.workspace, "acme"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn keys_read_back_with_their_identity_until_it_is_deleted() {
+    let f = fixture().await;
+    let identity = f
+        .store
+        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .await
+        .unwrap();
+    let mut record = key(&f, random_digest(), None);
+    record.identity = Some(identity.clone());
+    f.store.insert_key(&record).await.unwrap();
+
+    let read = f
+        .store
+        .key_by_digest(&record.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.identity.as_ref(), Some(&identity));
+    assert_eq!(read, record);
+
+    // Reads find the identity by id or external id, only in its own workspace.
+    for reference in [identity.id.as_str(), "acme"] {
+        assert_eq!(
+            f.store.identity(&f.workspace, reference).await.unwrap(),
+            Some(identity.clone())
+        );
+    }
+    let other = WorkspaceId::generate(NOW);
+    assert_eq!(f.store.identity(&other, "acme").await.unwrap(), None);
+
+    let (updated, digests) = f
+        .store
+        .update_identity(
+            &f.workspace,
+            "acme",
+            IdentityUpdate {
+                meta: None,
+                ratelimits: Some(Vec::new()),
+            },
+            NOW,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(updated.ratelimits.is_empty());
+    assert_eq!(digests, [record.digest]);
+
+    let unlinked = f
+        .store
+        .delete_identity(&f.workspace, identity.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(unlinked, Some(vec![record.digest]));
+    let read = f
+        .store
+        .key_by_digest(&record.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.identity, None);
+    assert_eq!(f.store.identity(&f.workspace, "acme").await.unwrap(), None);
+    assert_eq!(
+        f.store.delete_identity(&f.workspace, "acme").await.unwrap(),
+        None
+    );
 }

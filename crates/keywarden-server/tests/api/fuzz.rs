@@ -20,6 +20,17 @@ const OPERATIONS: &[&str] = &[
     "keys.rerollKey",
     "keys.updateCredits",
     "keys.migrateKeys",
+    "identities.createIdentity",
+    "identities.getIdentity",
+    "identities.listIdentities",
+    "identities.updateIdentity",
+    "identities.deleteIdentity",
+    "ratelimit.limit",
+    "ratelimit.multiLimit",
+    "ratelimit.setOverride",
+    "ratelimit.getOverride",
+    "ratelimit.listOverrides",
+    "ratelimit.deleteOverride",
 ];
 
 /// Field names the endpoints read, so random bodies often reach validation and beyond.
@@ -57,6 +68,12 @@ const FIELDS: &[&str] = &[
     "roles",
     "permissions",
     "ratelimits",
+    "identity",
+    "search",
+    "namespace",
+    "identifier",
+    "duration",
+    "autoApply",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -107,7 +124,7 @@ fn random_bodies_never_cause_a_server_error() {
     let app = runtime.block_on(spawn_app());
     let api_id = runtime.block_on(app.create_api("fuzz-target"));
     let mut runner = TestRunner::new(Config {
-        cases: 400,
+        cases: 600,
         ..Config::default()
     });
     runner
