@@ -46,6 +46,10 @@ NO_RETRY = RetryConfig("none", BackoffStrategy(0, 0, 0, 0), False)
 PREFIX = "sdkpy"
 BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 SUFFIX = secrets.token_hex(4)
+SECOND = 1_000
+MINUTE = 60_000
+HOUR = 3_600_000
+DAY = 86_400_000
 
 E = TypeVar("E", bound=errors.UnkeyError)
 
@@ -146,6 +150,122 @@ def verify(key: str, cost: Optional[int] = None) -> Any:
         res = unkey.keys.verify_key(key=key, credits={"cost": cost})
     request_id(res.meta)
     return res.data
+
+
+def verify_limits(key: str, ratelimits: list[dict], cost: Optional[int] = None) -> Any:
+    if cost is None:
+        res = unkey.keys.verify_key(key=key, ratelimits=ratelimits)
+    else:
+        res = unkey.keys.verify_key(key=key, ratelimits=ratelimits, credits={"cost": cost})
+    request_id(res.meta)
+    return res.data
+
+
+def in_one_window(duration: int, margin: int = 5_000) -> None:
+    """Rate-limit windows are fixed windows aligned to the Unix epoch, weighted by the previous
+    one (a sliding window). Exact counts only hold when every call of a check lands in the same
+    window, so this waits for the next window when the current one ends within `margin` ms. With
+    the hour-long windows used below it almost never waits."""
+    left = duration - now_ms() % duration
+    if left < margin:
+        time.sleep((left + 100) / 1000)
+
+
+def check_reset(reset: int, duration: int, before: int, after: int, via: str) -> None:
+    """`reset` is the end of the current fixed window: a multiple of `duration` after the call."""
+    eq(reset % duration, 0, f"{via}: reset {reset} modulo {duration}")
+    check(
+        before - 1000 < reset <= after + duration,
+        f"{via}: reset {reset} not within ({before - 1000}, {after + duration}]",
+    )
+
+
+def limits_of(limits: Any, via: str) -> list[dict]:
+    """A key's or identity's limits without their ids, sorted by name; checks the ids' format."""
+    out = []
+    for limit in sorted(limits or [], key=lambda x: x.name):
+        check(
+            limit.id.startswith("rl_") and limit.id[3:].replace("_", "").isalnum(),
+            f"{via}: id of limit {limit.name}: {limit.id!r}",
+        )
+        out.append(
+            {
+                "name": limit.name,
+                "limit": limit.limit,
+                "duration": limit.duration,
+                "autoApply": limit.auto_apply,
+            }
+        )
+    return out
+
+
+def limit_ids(limits: Any) -> dict[str, str]:
+    """name → rl_ id of a key's or identity's limits."""
+    return {limit.name: limit.id for limit in limits or []}
+
+
+def identity_dict(identity: Any) -> Optional[dict]:
+    """An identity as a comparable value: ratelimits sorted by name, absent meta as `{}`."""
+    if identity is None:
+        return None
+    return {
+        "id": identity.id,
+        "externalId": identity.external_id,
+        "meta": identity.meta or {},
+        "ratelimits": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "limit": r.limit,
+                "duration": r.duration,
+                "autoApply": r.auto_apply,
+            }
+            for r in sorted(identity.ratelimits or [], key=lambda x: x.name)
+        ],
+    }
+
+
+def evaluated(data: Any, name: str) -> Any:
+    """The entry for limit `name` in a verification's `ratelimits`; there must be exactly one."""
+    found = [r for r in data.ratelimits or [] if r.name == name]
+    eq(len(found), 1, f"times limit {name} was evaluated in {data.ratelimits}")
+    return found[0]
+
+
+def evaluated_names(data: Any) -> list[str]:
+    return sorted(r.name for r in data.ratelimits or [])
+
+
+def evaluated_dict(r: Any) -> dict:
+    """An evaluated limit without `reset` (checked separately with `check_reset`)."""
+    return {
+        "exceeded": r.exceeded,
+        "id": r.id,
+        "name": r.name,
+        "limit": r.limit,
+        "duration": r.duration,
+        "remaining": r.remaining,
+        "autoApply": r.auto_apply,
+    }
+
+
+def error_location(e: errors.BadRequestErrorResponse, field: str) -> None:
+    locations = [x.location for x in e.data.error.errors]
+    check(any(field in loc for loc in locations), f"no error names {field}: {locations}")
+
+
+def post_raw(path: str, body: Any) -> Any:
+    """A request without the SDK, to look at the wire or at server defaults the SDK never leaves
+    to the server (it always sends `limit`, `cost` and `auto_apply`). Expects HTTP 200."""
+    request = urllib.request.Request(
+        SERVER_URL.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ROOT_KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        eq(response.status, 200, f"{path} status")
+        return json.loads(response.read())
 
 
 def get_key(key_id: str) -> Any:
@@ -779,6 +899,1202 @@ def pagination() -> None:
     eq(manual, seen, "walking by hand with the cursor")
 
 
+def identities_create_and_get() -> None:
+    external_id = f"sdkpy-user-{SUFFIX}"
+    meta = {"plan": "pro", "seats": 5, "nested": {"flags": ["beta"], "ok": True}}
+    created = unkey.identities.create_identity(
+        external_id=external_id,
+        meta=meta,
+        ratelimits=[
+            {"name": "requests", "limit": 10, "duration": MINUTE, "auto_apply": True},
+            {"name": "tokens", "limit": 5000, "duration": HOUR},
+        ],
+    )
+    request_id(created.meta)
+    identity_id = created.data.identity_id
+    check(
+        identity_id.startswith("id_") and identity_id[3:].replace("_", "").isalnum(),
+        f"identityId format: {identity_id}",
+    )
+
+    # By id and by externalId; autoApply defaults to false.
+    by_id = unkey.identities.get_identity(identity=identity_id)
+    request_id(by_id.meta)
+    eq(by_id.data.id, identity_id, "getIdentity id")
+    eq(by_id.data.external_id, external_id, "getIdentity externalId")
+    eq(by_id.data.meta, meta, "getIdentity meta")
+    eq(
+        limits_of(by_id.data.ratelimits, "getIdentity"),
+        [
+            {"name": "requests", "limit": 10, "duration": MINUTE, "autoApply": True},
+            {"name": "tokens", "limit": 5000, "duration": HOUR, "autoApply": False},
+        ],
+        "getIdentity ratelimits",
+    )
+    ids = limit_ids(by_id.data.ratelimits)
+    check(ids["requests"] != ids["tokens"], "each limit has its own id")
+    by_external_id = unkey.identities.get_identity(identity=external_id)
+    eq(identity_dict(by_external_id.data), identity_dict(by_id.data), "getIdentity by externalId")
+    # The SDK always sends autoApply; without it the server also takes false.
+    raw_external_id = f"sdkpy-raw-{SUFFIX}"
+    post_raw(
+        "/v2/identities.createIdentity",
+        {
+            "externalId": raw_external_id,
+            "ratelimits": [{"name": "requests", "limit": 1, "duration": MINUTE}],
+        },
+    )
+    eq(
+        limits_of(unkey.identities.get_identity(identity=raw_external_id).data.ratelimits, "raw"),
+        [{"name": "requests", "limit": 1, "duration": MINUTE, "autoApply": False}],
+        "autoApply left to the server",
+    )
+
+    # Only an externalId: no meta, no limits.
+    bare_external_id = f"sdkpy-bare-{SUFFIX}"
+    bare = unkey.identities.create_identity(external_id=bare_external_id)
+    check(bare.data.identity_id != identity_id, "a second identity has its own id")
+    bare_data = unkey.identities.get_identity(identity=bare.data.identity_id).data
+    eq(bare_data.external_id, bare_external_id, "bare externalId")
+    eq(bare_data.meta or {}, {}, "bare: no meta")
+    eq(bare_data.ratelimits or [], [], "bare: no ratelimits")
+
+    # A duplicate externalId is a conflict and changes nothing.
+    conflict = expect_error(
+        lambda: unkey.identities.create_identity(
+            external_id=external_id, meta={"other": True}, retries=NO_RETRY
+        ),
+        errors.ConflictErrorResponse,
+        409,
+    )
+    eq(conflict.data.error.status, 409, "409 error.status")
+    check(
+        conflict.data.error.type.endswith("/identity_already_exists"),
+        f"409 error.type {conflict.data.error.type}",
+    )
+    request_id(conflict.data.meta)
+    eq(
+        unkey.identities.get_identity(identity=external_id).data.meta,
+        meta,
+        "a refused duplicate left the identity alone",
+    )
+
+    # Unknown id or externalId → 404.
+    expect_error(
+        lambda: unkey.identities.get_identity(identity="id_doesnotexist0000", retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    missing = expect_error(
+        lambda: unkey.identities.get_identity(identity=f"sdkpy-nobody-{SUFFIX}", retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(missing.data.error.status, 404, "404 error.status")
+
+    # 400: an externalId outside [a-zA-Z0-9_.-], a limit window under a second.
+    bad_external_id = expect_error(
+        lambda: unkey.identities.create_identity(external_id="has spaces!", retries=NO_RETRY),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad_external_id, "externalId")
+    bad_limit = expect_error(
+        lambda: unkey.identities.create_identity(
+            external_id=f"sdkpy-badlimit-{SUFFIX}",
+            ratelimits=[{"name": "requests", "limit": 10, "duration": 999}],
+            retries=NO_RETRY,
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad_limit, "ratelimits")
+    expect_error(
+        lambda: unkey.identities.get_identity(
+            identity=f"sdkpy-badlimit-{SUFFIX}", retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+
+
+def identities_list() -> None:
+    tag = f"sdkpy-list-{SUFFIX}"
+    created: dict[str, str] = {}  # externalId → identity id
+    for i in range(7):
+        external_id = f"{tag}-{i}"
+        extra: dict = {}
+        if i == 0:
+            extra["ratelimits"] = [
+                {"name": "requests", "limit": 3, "duration": MINUTE, "auto_apply": True}
+            ]
+        res = unkey.identities.create_identity(external_id=external_id, meta={"index": i}, **extra)
+        created[external_id] = res.data.identity_id
+
+    # The auto-pager over a search, in pages of 3; listed identities carry meta and limits.
+    seen: list[str] = []
+    sizes: list[int] = []
+    has_more: list[bool] = []
+    page = unkey.identities.list_identities(limit=3, search=tag)
+    pages = 0
+    while page is not None:
+        pages += 1
+        check(pages <= 10, "the auto-pager does not terminate")
+        request_id(page.result.meta)
+        sizes.append(len(page.result.data))
+        has_more.append(page.result.pagination.has_more)
+        for identity in page.result.data:
+            seen.append(identity.id)
+            index = int(identity.external_id[len(tag) + 1 :])
+            eq(created.get(identity.external_id), identity.id, f"listed {identity.external_id}")
+            eq(identity.meta, {"index": index}, f"meta of {identity.external_id}")
+            eq(
+                limits_of(identity.ratelimits, "listIdentities"),
+                (
+                    [{"name": "requests", "limit": 3, "duration": MINUTE, "autoApply": True}]
+                    if index == 0
+                    else []
+                ),
+                f"ratelimits of {identity.external_id}",
+            )
+        page = page.next()
+    eq(sizes, [3, 3, 1], "page sizes")
+    eq(has_more, [True, True, False], "hasMore per page")
+    eq(len(set(seen)), 7, "every identity listed exactly once")
+    eq(sorted(seen), sorted(created.values()), "listed ids")
+
+    # Walking by hand with the cursor gives the same sequence.
+    manual: list[str] = []
+    cursor: Optional[str] = None
+    for _ in range(10):
+        p = unkey.identities.list_identities(limit=3, search=tag, cursor=cursor)
+        assert p is not None
+        manual.extend(x.id for x in p.result.data)
+        cursor = p.result.pagination.cursor
+        if not cursor:
+            break
+    eq(manual, seen, "walking by hand with the cursor")
+
+    # search is a case-insensitive substring of the externalId or the id.
+    def search(term: str) -> list[Any]:
+        res = unkey.identities.list_identities(search=term)
+        assert res is not None
+        return res.result.data
+
+    eq(
+        sorted(x.id for x in search(tag.upper())),
+        sorted(created.values()),
+        "search in upper case",
+    )
+    eq([x.external_id for x in search(f"{tag}-4")], [f"{tag}-4"], "search for one")
+    fourth = created[f"{tag}-4"]
+    eq([x.id for x in search(fourth.upper())], [fourth], "search by id")
+    none = unkey.identities.list_identities(search=f"no-such-identity-{SUFFIX}")
+    assert none is not None
+    eq(none.result.data, [], "search without a match")
+    eq(none.result.pagination.has_more, False, "hasMore on an empty page")
+    eq(none.result.pagination.cursor, None, "no cursor on an empty page")
+
+    # Without a search (default limit 100) every identity is listed once, ours among them.
+    everything: list[str] = []
+    page = unkey.identities.list_identities()
+    pages = 0
+    while page is not None:
+        pages += 1
+        check(pages <= 20, "the auto-pager does not terminate")
+        check(len(page.result.data) <= 100, "a page holds at most 100 identities")
+        everything.extend(x.id for x in page.result.data)
+        page = page.next()
+    eq(len(set(everything)), len(everything), "an identity listed twice")
+    for identity_id in created.values():
+        check(identity_id in everything, f"{identity_id} not listed")
+
+    # limit is 1..100.
+    for limit in (0, 101):
+        bad = expect_error(
+            lambda limit=limit: unkey.identities.list_identities(limit=limit, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, "limit")
+
+
+def identities_update() -> None:
+    external_id = f"sdkpy-update-{SUFFIX}"
+    created = unkey.identities.create_identity(
+        external_id=external_id,
+        meta={"plan": "free"},
+        ratelimits=[
+            {"name": "requests", "limit": 10, "duration": MINUTE, "auto_apply": True},
+            {"name": "tokens", "limit": 100, "duration": HOUR},
+        ],
+    )
+    identity_id = created.data.identity_id
+    original = unkey.identities.get_identity(identity=identity_id).data
+    original_ids = limit_ids(original.ratelimits)
+
+    # meta alone: replaced, not merged; the limits stay, ids and all.
+    meta_only = unkey.identities.update_identity(
+        identity=identity_id, meta={"plan": "pro", "seats": 2}
+    )
+    request_id(meta_only.meta)
+    eq(meta_only.data.id, identity_id, "updateIdentity id")
+    eq(meta_only.data.external_id, external_id, "updateIdentity externalId")
+    eq(meta_only.data.meta, {"plan": "pro", "seats": 2}, "meta replaced, not merged")
+    eq(
+        identity_dict(meta_only.data)["ratelimits"],
+        identity_dict(original)["ratelimits"],
+        "ratelimits untouched by a meta update",
+    )
+
+    # ratelimits (addressed by externalId): replaced by name. A name that stays keeps its id,
+    # a name left out is gone, a new name gets a new id. meta is untouched.
+    limits = unkey.identities.update_identity(
+        identity=external_id,
+        ratelimits=[
+            {"name": "requests", "limit": 20, "duration": HOUR, "auto_apply": False},
+            {"name": "burst", "limit": 5, "duration": 10 * SECOND, "auto_apply": True},
+        ],
+    )
+    eq(limits.data.id, identity_id, "updated by externalId")
+    eq(limits.data.meta, {"plan": "pro", "seats": 2}, "meta untouched")
+    eq(
+        limits_of(limits.data.ratelimits, "updateIdentity"),
+        [
+            {"name": "burst", "limit": 5, "duration": 10 * SECOND, "autoApply": True},
+            {"name": "requests", "limit": 20, "duration": HOUR, "autoApply": False},
+        ],
+        "ratelimits replaced",
+    )
+    new_ids = limit_ids(limits.data.ratelimits)
+    eq(new_ids["requests"], original_ids["requests"], "requests keeps its id")
+    check(new_ids["burst"] not in original_ids.values(), "burst gets a new id")
+    stored = unkey.identities.get_identity(identity=identity_id).data
+    eq(identity_dict(stored), identity_dict(limits.data), "getIdentity after update")
+
+    # The updated limit is what a key of the identity is checked against.
+    api_id = new_api("identity-update")
+    key = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, external_id=external_id)
+    in_one_window(HOUR)
+    v = verify_limits(key.data.key, [{"name": "requests"}])
+    eq(code(v), "VALID", "verify with the updated limit")
+    eq(
+        evaluated_dict(evaluated(v, "requests")),
+        {
+            "exceeded": False,
+            "id": original_ids["requests"],
+            "name": "requests",
+            "limit": 20,
+            "duration": HOUR,
+            "remaining": 19,
+            "autoApply": False,
+        },
+        "the updated limit",
+    )
+
+    # {} clears meta; [] clears the limits.
+    no_meta = unkey.identities.update_identity(identity=identity_id, meta={})
+    eq(no_meta.data.meta or {}, {}, "meta cleared with {}")
+    eq(len(no_meta.data.ratelimits or []), 2, "ratelimits untouched by clearing meta")
+    no_limits = unkey.identities.update_identity(identity=identity_id, ratelimits=[])
+    eq(no_limits.data.ratelimits or [], [], "ratelimits cleared with []")
+    cleared = unkey.identities.get_identity(identity=external_id).data
+    eq(cleared.meta or {}, {}, "getIdentity: meta cleared")
+    eq(cleared.ratelimits or [], [], "getIdentity: ratelimits cleared")
+
+    expect_error(
+        lambda: unkey.identities.update_identity(
+            identity="id_doesnotexist0000", meta={}, retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    bad = expect_error(
+        lambda: unkey.identities.update_identity(
+            identity=identity_id,
+            ratelimits=[{"name": "requests", "limit": 0, "duration": MINUTE}],
+            retries=NO_RETRY,
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad, "ratelimits")
+
+
+def identities_delete() -> None:
+    api_id = new_api("identity-delete")
+    external_id = f"sdkpy-delete-{SUFFIX}"
+    created = unkey.identities.create_identity(
+        external_id=external_id,
+        meta={"doomed": True},
+        ratelimits=[{"name": "shared", "limit": 1, "duration": HOUR, "auto_apply": True}],
+    )
+    identity_id = created.data.identity_id
+    key = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, external_id=external_id)
+    in_one_window(HOUR)
+    linked = verify(key.data.key)
+    eq(code(linked), "VALID", "before deleteIdentity")
+    eq(linked.identity.id if linked.identity else None, identity_id, "verify: identity")
+    eq(code(verify(key.data.key)), "RATE_LIMITED", "the identity's limit applies")
+
+    # The response is only `meta` (the SDK models no `data` for it).
+    res = unkey.identities.delete_identity(identity=external_id)
+    request_id(res.meta)
+    for reference in (identity_id, external_id):
+        expect_error(
+            lambda reference=reference: unkey.identities.get_identity(
+                identity=reference, retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+
+    # The key keeps working, without the identity or its limits.
+    orphan = verify(key.data.key)
+    eq(code(orphan), "VALID", "a key of a deleted identity")
+    eq(orphan.identity, None, "verify: identity after deleteIdentity")
+    eq(orphan.ratelimits or [], [], "the identity's limits are gone")
+    eq(get_key(key.data.key_id).identity, None, "getKey: identity after deleteIdentity")
+
+    # The externalId is free again; the new identity is a different one and owns no keys.
+    again = unkey.identities.create_identity(external_id=external_id)
+    check(again.data.identity_id != identity_id, "a recreated identity gets a new id")
+    eq(
+        get_key(key.data.key_id).identity,
+        None,
+        "the old key is not linked to the recreated identity",
+    )
+    by_external_id = unkey.apis.list_keys(api_id=api_id, external_id=external_id)
+    assert by_external_id is not None
+    eq(by_external_id.result.data, [], "listKeys by the recreated identity's externalId")
+
+    # A second delete is a 404. deleteIdentity declares its errors as application/problem+json,
+    # which Keywarden (like Unkey) only sends when asked for, so the SDK raises the generic
+    # APIError.
+    gone = expect_error(
+        lambda: unkey.identities.delete_identity(identity=identity_id, retries=NO_RETRY),
+        errors.APIError,
+        404,
+    )
+    eq(json.loads(gone.body)["error"]["status"], 404, "404 error.status")
+
+    # On the wire the success body is `{"meta": …}` alone.
+    body = post_raw("/v2/identities.deleteIdentity", {"identity": again.data.identity_id})
+    eq(list(body.keys()), ["meta"], "deleteIdentity body")
+    expect_error(
+        lambda: unkey.identities.get_identity(identity=external_id, retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+
+
+def key_identities_and_limits() -> None:
+    api_id = new_api("key-identity")
+
+    # createKey with an externalId nobody has yet creates the identity; key-level limits are
+    # stored with the key and shown apart from the identity's.
+    owner_external_id = f"sdkpy-owner-{SUFFIX}"
+    a = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        external_id=owner_external_id,
+        ratelimits=[
+            {"name": "requests", "limit": 5, "duration": MINUTE, "auto_apply": True},
+            {"name": "heavy", "limit": 2, "duration": HOUR},
+        ],
+    )
+    owner = unkey.identities.get_identity(identity=owner_external_id).data
+    check(owner.id.startswith("id_"), f"identity created by createKey: {owner.id}")
+    a_limits = [
+        {"name": "heavy", "limit": 2, "duration": HOUR, "autoApply": False},
+        {"name": "requests", "limit": 5, "duration": MINUTE, "autoApply": True},
+    ]
+
+    def check_a(k: Any, via: str) -> None:
+        eq(
+            identity_dict(k.identity),
+            {"id": owner.id, "externalId": owner_external_id, "meta": {}, "ratelimits": []},
+            f"{via}: identity",
+        )
+        eq(limits_of(k.ratelimits, via), a_limits, f"{via}: ratelimits")
+
+    a_data = get_key(a.data.key_id)
+    check_a(a_data, "getKey")
+    check_a(unkey.keys.whoami(key=a.data.key).data, "whoami")
+    a_ids = limit_ids(a_data.ratelimits)
+
+    # Keys of an existing identity show its meta and limits.
+    team_external_id = f"sdkpy-team-{SUFFIX}"
+    team = unkey.identities.create_identity(
+        external_id=team_external_id,
+        meta={"tier": "team"},
+        ratelimits=[{"name": "team_requests", "limit": 100, "duration": HOUR, "auto_apply": True}],
+    )
+    team_data = unkey.identities.get_identity(identity=team.data.identity_id).data
+    b = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, external_id=team_external_id)
+    c = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, external_id=team_external_id)
+    plain = unkey.keys.create_key(api_id=api_id, prefix=PREFIX)
+    b_data = get_key(b.data.key_id)
+    eq(identity_dict(b_data.identity), identity_dict(team_data), "getKey: identity")
+    eq(b_data.ratelimits or [], [], "identity limits are not key limits")
+    eq(get_key(plain.data.key_id).identity, None, "a key without an identity")
+
+    # apis.listKeys shows the same, and filters by externalId.
+    listed = unkey.apis.list_keys(api_id=api_id)
+    assert listed is not None
+    by_id = {k.key_id: k for k in listed.result.data}
+    eq(len(by_id), 4, "listKeys: all keys")
+    check_a(by_id[a.data.key_id], "listKeys")
+    eq(identity_dict(by_id[c.data.key_id].identity), identity_dict(team_data), "listKeys: identity")
+
+    def ids_of(external_id: str) -> list[str]:
+        res = unkey.apis.list_keys(api_id=api_id, external_id=external_id)
+        assert res is not None
+        return sorted(k.key_id for k in res.result.data)
+
+    eq(ids_of(team_external_id), sorted([b.data.key_id, c.data.key_id]), "listKeys by team")
+    eq(ids_of(owner_external_id), [a.data.key_id], "listKeys by owner")
+    filtered_pages: list[int] = []
+    page = unkey.apis.list_keys(api_id=api_id, external_id=team_external_id, limit=1)
+    while page is not None:
+        filtered_pages.append(len(page.result.data))
+        check(len(filtered_pages) <= 5, "the auto-pager does not terminate")
+        page = page.next()
+    eq(filtered_pages, [1, 1], "filtered pages of 1")
+
+    # updateKey ratelimits: replaced by name, a kept name keeps its id; other fields untouched.
+    unkey.keys.update_key(
+        key_id=a.data.key_id,
+        ratelimits=[
+            {"name": "requests", "limit": 7, "duration": HOUR, "auto_apply": True},
+            {"name": "burst", "limit": 3, "duration": MINUTE},
+        ],
+    )
+    k = get_key(a.data.key_id)
+    eq(
+        limits_of(k.ratelimits, "after updateKey"),
+        [
+            {"name": "burst", "limit": 3, "duration": MINUTE, "autoApply": False},
+            {"name": "requests", "limit": 7, "duration": HOUR, "autoApply": True},
+        ],
+        "ratelimits replaced",
+    )
+    updated_ids = limit_ids(k.ratelimits)
+    eq(updated_ids["requests"], a_ids["requests"], "requests keeps its id")
+    check(updated_ids["burst"] not in a_ids.values(), "burst gets a new id")
+    eq(k.identity.id if k.identity else None, owner.id, "updating limits leaves the identity")
+    unkey.keys.update_key(key_id=a.data.key_id, ratelimits=[])
+    eq(get_key(a.data.key_id).ratelimits or [], [], "ratelimits cleared with []")
+
+    # updateKey externalId: link to an existing identity, to a new one (created), unlink (None).
+    unkey.keys.update_key(key_id=plain.data.key_id, external_id=team_external_id)
+    k = get_key(plain.data.key_id)
+    eq(k.identity.id if k.identity else None, team.data.identity_id, "linked to the team")
+    eq(len(ids_of(team_external_id)), 3, "listKeys by team after linking")
+    fresh_external_id = f"sdkpy-fresh-{SUFFIX}"
+    unkey.keys.update_key(key_id=plain.data.key_id, external_id=fresh_external_id)
+    k = get_key(plain.data.key_id)
+    fresh = unkey.identities.get_identity(identity=fresh_external_id).data
+    eq(identity_dict(k.identity), identity_dict(fresh), "linked to a newly created identity")
+    eq(fresh.external_id, fresh_external_id, "the new identity's externalId")
+    unkey.keys.update_key(key_id=plain.data.key_id, external_id=None)
+    eq(get_key(plain.data.key_id).identity, None, "externalId: null unlinks")
+    eq(
+        unkey.identities.get_identity(identity=fresh_external_id).data.id,
+        fresh.id,
+        "unlinking keeps the identity",
+    )
+    eq(verify(plain.data.key).identity, None, "verify after unlinking")
+
+    # Omitting externalId leaves the link as it is.
+    unkey.keys.update_key(key_id=b.data.key_id, name="renamed")
+    k = get_key(b.data.key_id)
+    eq(k.identity.id if k.identity else None, team.data.identity_id, "link kept")
+
+    bad = expect_error(
+        lambda: unkey.keys.create_key(api_id=api_id, external_id="not valid!", retries=NO_RETRY),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad, "externalId")
+    bad_limit = expect_error(
+        lambda: unkey.keys.update_key(
+            key_id=b.data.key_id,
+            ratelimits=[{"name": "requests", "limit": 1, "duration": 999}],
+            retries=NO_RETRY,
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad_limit, "ratelimits")
+
+
+def verify_key_limits() -> None:
+    api_id = new_api("verify-limits")
+    in_one_window(HOUR)
+
+    # An auto-applied key limit costs 1 on every verification.
+    auto = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        ratelimits=[{"name": "requests", "limit": 3, "duration": HOUR, "auto_apply": True}],
+    )
+    auto_id = limit_ids(get_key(auto.data.key_id).ratelimits)["requests"]
+    for i in range(3):
+        before = now_ms()
+        v = verify(auto.data.key)
+        after = now_ms()
+        eq(code(v), "VALID", f"call {i + 1}")
+        eq(len(v.ratelimits or []), 1, f"call {i + 1}: ratelimits")
+        eq(
+            evaluated_dict(v.ratelimits[0]),
+            {
+                "exceeded": False,
+                "id": auto_id,
+                "name": "requests",
+                "limit": 3,
+                "duration": HOUR,
+                "remaining": 2 - i,
+                "autoApply": True,
+            },
+            f"call {i + 1}: evaluated limit",
+        )
+        check_reset(v.ratelimits[0].reset, HOUR, before, after, f"call {i + 1}")
+    limited = verify(auto.data.key)
+    eq(limited.valid, False, "rate limited: valid")
+    eq(code(limited), "RATE_LIMITED", "fourth call")
+    eq(limited.key_id, auto.data.key_id, "RATE_LIMITED carries the key's details")
+    eq(evaluated(limited, "requests").exceeded, True, "exceeded")
+    eq(evaluated(limited, "requests").remaining, 0, "remaining when exceeded")
+
+    # RATE_LIMITED spends no credits.
+    metered = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        credits={"remaining": 10},
+        ratelimits=[{"name": "requests", "limit": 1, "duration": HOUR, "auto_apply": True}],
+    )
+    first = verify(metered.data.key)
+    eq(code(first), "VALID", "metered: first")
+    eq(first.credits, 9, "metered: credits after the first call")
+    blocked = verify(metered.data.key, 5)
+    eq(code(blocked), "RATE_LIMITED", "metered: second")
+    eq(blocked.credits, 9, "a rate-limited verification must not spend credits")
+    eq(credits_dict(get_key(metered.data.key_id).credits), {"remaining": 9}, "getKey credits")
+
+    # USAGE_EXCEEDED gives back the rate-limit count it took (a Keywarden extension).
+    broke = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        credits={"remaining": 1},
+        ratelimits=[{"name": "requests", "limit": 2, "duration": HOUR, "auto_apply": True}],
+    )
+    spent = verify(broke.data.key)
+    eq(code(spent), "VALID", "broke: first")
+    eq(evaluated(spent, "requests").remaining, 1, "broke: remaining after the first")
+    exhausted = verify(broke.data.key)
+    eq(code(exhausted), "USAGE_EXCEEDED", "broke: second")
+    eq(exhausted.credits, 0, "broke: credits")
+    free = verify(broke.data.key, 0)
+    eq(code(free), "VALID", "the USAGE_EXCEEDED call's rate-limit count was refunded")
+    eq(evaluated(free, "requests").remaining, 0, "broke: remaining after the refund")
+    eq(code(verify(broke.data.key, 0)), "RATE_LIMITED", "broke: limit reached")
+
+    # A stored limit without autoApply is checked only when named, with the cost given there;
+    # a denied call consumes nothing.
+    named = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        ratelimits=[{"name": "heavy", "limit": 3, "duration": HOUR}],
+    )
+    heavy_id = limit_ids(get_key(named.data.key_id).ratelimits)["heavy"]
+    unnamed = verify(named.data.key)
+    eq(code(unnamed), "VALID", "unnamed")
+    eq(unnamed.ratelimits or [], [], "a limit that is not auto-applied is not checked")
+    heavy = verify_limits(named.data.key, [{"name": "heavy"}])
+    eq(code(heavy), "VALID", "heavy")
+    eq(
+        evaluated_dict(evaluated(heavy, "heavy")),
+        {
+            "exceeded": False,
+            "id": heavy_id,
+            "name": "heavy",
+            "limit": 3,
+            "duration": HOUR,
+            "remaining": 2,
+            "autoApply": False,
+        },
+        "heavy evaluated",
+    )
+    too_heavy = verify_limits(named.data.key, [{"name": "heavy", "cost": 3}])
+    eq(code(too_heavy), "RATE_LIMITED", "heavy cost 3 with 2 left")
+    eq(evaluated(too_heavy, "heavy").exceeded, True, "heavy exceeded")
+    rest = verify_limits(named.data.key, [{"name": "heavy", "cost": 2}])
+    eq(code(rest), "VALID", "the denied call consumed nothing")
+    eq(evaluated(rest, "heavy").remaining, 0, "heavy used up")
+
+    # An inline limit (limit + duration) is not stored and has no id.
+    bare = unkey.keys.create_key(api_id=api_id, prefix=PREFIX)
+    adhoc = [{"name": "adhoc", "limit": 2, "duration": HOUR}]
+    before = now_ms()
+    inline1 = verify_limits(bare.data.key, adhoc)
+    after = now_ms()
+    eq(code(inline1), "VALID", "inline")
+    eq(
+        evaluated_dict(evaluated(inline1, "adhoc")),
+        {
+            "exceeded": False,
+            "id": "",
+            "name": "adhoc",
+            "limit": 2,
+            "duration": HOUR,
+            "remaining": 1,
+            "autoApply": False,
+        },
+        "inline evaluated",
+    )
+    check_reset(evaluated(inline1, "adhoc").reset, HOUR, before, after, "inline")
+    eq(evaluated(verify_limits(bare.data.key, adhoc), "adhoc").remaining, 0, "inline second")
+    inline3 = verify_limits(bare.data.key, adhoc)
+    eq(code(inline3), "RATE_LIMITED", "inline third")
+    eq(evaluated(inline3, "adhoc").exceeded, True, "inline exceeded")
+    eq(get_key(bare.data.key_id).ratelimits or [], [], "inline limits are not stored")
+    eq(verify(bare.data.key).ratelimits or [], [], "nor applied later")
+
+    # A name neither the key nor its identity has → 412 (undeclared on verifyKey, so the SDK
+    # raises the generic APIError); nothing is spent.
+    paid = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, credits={"remaining": 5})
+    unknown = expect_error(
+        lambda: unkey.keys.verify_key(
+            key=paid.data.key, ratelimits=[{"name": "nonexistent"}], retries=NO_RETRY
+        ),
+        errors.APIError,
+        412,
+    )
+    check(
+        not isinstance(unknown, errors.PreconditionFailedErrorResponse),
+        "412 on verifyKey is undeclared",
+    )
+    eq(json.loads(unknown.body)["error"]["status"], 412, "412 error.status")
+    eq(verify(paid.data.key, 0).credits, 5, "a 412 verification spent credits")
+
+    # Naming an auto-applied limit sets its cost. Several limits are checked together: when one
+    # fails, none is counted.
+    multi = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        ratelimits=[
+            {"name": "requests", "limit": 10, "duration": HOUR, "auto_apply": True},
+            {"name": "heavy", "limit": 2, "duration": HOUR},
+        ],
+    )
+    costly = verify_limits(multi.data.key, [{"name": "requests", "cost": 4}])
+    eq(code(costly), "VALID", "requests cost 4")
+    eq(evaluated_names(costly), ["requests"], "naming an auto-applied limit")
+    eq(evaluated(costly, "requests").remaining, 6, "requests after cost 4")
+    denied = verify_limits(multi.data.key, [{"name": "heavy", "cost": 3}])
+    eq(code(denied), "RATE_LIMITED", "heavy cost 3")
+    eq(evaluated_names(denied), ["heavy", "requests"], "both limits evaluated")
+    eq(evaluated(denied, "heavy").exceeded, True, "heavy exceeded")
+    eq(evaluated(denied, "requests").exceeded, False, "requests not exceeded")
+    both = verify_limits(multi.data.key, [{"name": "heavy", "cost": 2}])
+    eq(code(both), "VALID", "heavy cost 2")
+    eq(evaluated(both, "heavy").remaining, 0, "heavy used up")
+    eq(evaluated(both, "requests").remaining, 5, "the denied call counted on requests")
+    with_inline = verify_limits(multi.data.key, [{"name": "adhoc", "limit": 1, "duration": HOUR}])
+    eq(evaluated_names(with_inline), ["adhoc", "requests"], "inline next to auto-applied")
+    eq(evaluated(with_inline, "requests").remaining, 4, "requests next to an inline limit")
+
+
+def verify_identity_limits() -> None:
+    api_id = new_api("verify-identity")
+    external_id = f"sdkpy-shared-{SUFFIX}"
+    unkey.identities.create_identity(
+        external_id=external_id,
+        meta={"org": "acme"},
+        ratelimits=[
+            {"name": "shared", "limit": 4, "duration": HOUR, "auto_apply": True},
+            {"name": "requests", "limit": 100, "duration": HOUR, "auto_apply": True},
+            {"name": "exports", "limit": 1, "duration": HOUR},
+        ],
+    )
+    identity = unkey.identities.get_identity(identity=external_id).data
+    identity_ids = limit_ids(identity.ratelimits)
+    k1 = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, external_id=external_id)
+    # k2 has its own "requests", which wins over the identity's.
+    k2 = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        external_id=external_id,
+        ratelimits=[{"name": "requests", "limit": 2, "duration": HOUR, "auto_apply": True}],
+    )
+    k2_data = get_key(k2.data.key_id)
+    k2_requests_id = limit_ids(k2_data.ratelimits)["requests"]
+    eq(
+        identity_dict(k2_data.identity),
+        identity_dict(identity),
+        "identity.ratelimits lists only the identity's limits",
+    )
+    in_one_window(HOUR)
+
+    # Every auto-applied limit is checked; the response shows the identity.
+    v1 = verify(k1.data.key)
+    eq(code(v1), "VALID", "k1 first")
+    eq(identity_dict(v1.identity), identity_dict(identity), "verify: identity")
+    eq(evaluated_names(v1), ["requests", "shared"], "auto-applied identity limits")
+    eq(
+        evaluated_dict(evaluated(v1, "shared")),
+        {
+            "exceeded": False,
+            "id": identity_ids["shared"],
+            "name": "shared",
+            "limit": 4,
+            "duration": HOUR,
+            "remaining": 3,
+            "autoApply": True,
+        },
+        "shared evaluated",
+    )
+    eq(evaluated(v1, "requests").id, identity_ids["requests"], "the identity's requests")
+    eq(evaluated(v1, "requests").remaining, 99, "the identity's requests remaining")
+
+    # The identity's budget is shared by its keys; the key's own limit wins on the same name.
+    v2 = verify(k2.data.key)
+    eq(code(v2), "VALID", "k2 first")
+    eq(evaluated(v2, "shared").remaining, 2, "shared across the identity's keys")
+    eq(
+        evaluated_dict(evaluated(v2, "requests")),
+        {
+            "exceeded": False,
+            "id": k2_requests_id,
+            "name": "requests",
+            "limit": 2,
+            "duration": HOUR,
+            "remaining": 1,
+            "autoApply": True,
+        },
+        "the key's requests wins",
+    )
+
+    # A named identity limit that is not auto-applied, also shared.
+    e1 = verify_limits(k1.data.key, [{"name": "exports"}])
+    eq(code(e1), "VALID", "exports from k1")
+    eq(evaluated_names(e1), ["exports", "requests", "shared"], "named next to auto-applied")
+    eq(
+        evaluated_dict(evaluated(e1, "exports")),
+        {
+            "exceeded": False,
+            "id": identity_ids["exports"],
+            "name": "exports",
+            "limit": 1,
+            "duration": HOUR,
+            "remaining": 0,
+            "autoApply": False,
+        },
+        "exports evaluated",
+    )
+    eq(evaluated(e1, "shared").remaining, 1, "shared after exports")
+    e2 = verify_limits(k2.data.key, [{"name": "exports"}])
+    eq(code(e2), "RATE_LIMITED", "exports is shared with k1")
+    eq(evaluated(e2, "exports").exceeded, True, "exports exceeded")
+
+    # The denied call consumed nothing: shared still has 1 left, k2's requests too.
+    v3 = verify(k2.data.key)
+    eq(code(v3), "VALID", "k2 after the denied call")
+    eq(evaluated(v3, "shared").remaining, 0, "shared used up")
+    eq(evaluated(v3, "requests").remaining, 0, "k2's requests used up")
+    v4 = verify(k1.data.key)
+    eq(code(v4), "RATE_LIMITED", "k1 after shared is used up")
+    eq(v4.valid, False, "rate limited: valid")
+    eq(evaluated(v4, "shared").exceeded, True, "shared exceeded")
+    eq(v4.identity.id if v4.identity else None, identity.id, "RATE_LIMITED shows the identity")
+
+
+def ratelimit_limit() -> None:
+    namespace = f"sdkpy-ns-{SUFFIX}"
+    in_one_window(HOUR)
+
+    # A new namespace is created on first use; limit/remaining/reset per call; an exceeded
+    # limit is still HTTP 200, with success false.
+    for i in range(3):
+        before = now_ms()
+        res = unkey.ratelimit.limit(
+            namespace=namespace, identifier="user_a", limit=3, duration=HOUR
+        )
+        after = now_ms()
+        request_id(res.meta)
+        d = res.data
+        eq(
+            (d.limit, d.remaining, d.success, d.override_id),
+            (3, 2 - i, True, None),
+            f"call {i + 1}: (limit, remaining, success, overrideId)",
+        )
+        check_reset(d.reset, HOUR, before, after, f"call {i + 1}")
+    denied = unkey.ratelimit.limit(
+        namespace=namespace, identifier="user_a", limit=3, duration=HOUR
+    ).data
+    eq(
+        (denied.limit, denied.remaining, denied.success, denied.override_id),
+        (3, 0, False, None),
+        "fourth call",
+    )
+
+    # Counters are per identifier and per namespace.
+    other = unkey.ratelimit.limit(
+        namespace=namespace, identifier="user_b", limit=3, duration=HOUR
+    ).data
+    eq((other.success, other.remaining), (True, 2), "another identifier")
+    elsewhere = unkey.ratelimit.limit(
+        namespace=f"{namespace}-2", identifier="user_a", limit=3, duration=HOUR
+    ).data
+    eq(elsewhere.remaining, 2, "the same identifier in another namespace")
+
+    # The SDK always sends cost; without it the server also charges 1.
+    default_cost = post_raw(
+        "/v2/ratelimit.limit",
+        {"namespace": namespace, "identifier": "user_default_cost", "limit": 5, "duration": HOUR},
+    )
+    eq(
+        (default_cost["data"]["success"], default_cost["data"]["remaining"]),
+        (True, 4),
+        "cost left to the server",
+    )
+
+    # cost: a call that does not fit is denied, consumes nothing and reports what is left;
+    # cost 0 only looks.
+    def call(cost: int) -> Any:
+        return unkey.ratelimit.limit(
+            namespace=namespace, identifier="user_cost", limit=10, duration=HOUR, cost=cost
+        ).data
+
+    c4 = call(4)
+    eq((c4.success, c4.remaining), (True, 6), "cost 4")
+    c7 = call(7)
+    eq((c7.success, c7.remaining), (False, 6), "cost 7 with 6 left")
+    c0 = call(0)
+    eq((c0.success, c0.remaining), (True, 6), "cost 0 after a denied call")
+    c6 = call(6)
+    eq((c6.success, c6.remaining), (True, 0), "cost 6 uses up the rest")
+    full = call(0)
+    eq((full.success, full.remaining), (True, 0), "cost 0 at the limit")
+    eq(call(1).success, False, "cost 1 at the limit")
+
+    # reset is the end of the current window for short and for the longest windows.
+    for duration in (SECOND, 2_592_000_000):
+        before = now_ms()
+        res = unkey.ratelimit.limit(
+            namespace=namespace, identifier=f"user_window_{duration}", limit=5, duration=duration
+        )
+        after = now_ms()
+        eq(res.data.success, True, f"duration {duration}")
+        check_reset(res.data.reset, duration, before, after, f"duration {duration}")
+
+    # 400 with errors[] naming the field.
+    invalid: list[tuple[str, dict]] = [
+        ("duration", {"identifier": "x", "limit": 1, "duration": 999}),
+        ("duration", {"identifier": "x", "limit": 1, "duration": 2_592_000_001}),
+        ("limit", {"identifier": "x", "limit": 0, "duration": MINUTE}),
+        ("cost", {"identifier": "x", "limit": 1, "duration": MINUTE, "cost": -1}),
+        ("identifier", {"identifier": "", "limit": 1, "duration": MINUTE}),
+    ]
+    for field, request in invalid:
+        bad = expect_error(
+            lambda request=request: unkey.ratelimit.limit(
+                namespace=namespace, retries=NO_RETRY, **request
+            ),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+
+
+def ratelimit_multi_limit() -> None:
+    ns1 = f"sdkpy-multi-{SUFFIX}"
+    ns2 = f"sdkpy-multi2-{SUFFIX}"
+    # Day windows end on hour boundaries too, so this covers both durations used here.
+    in_one_window(HOUR)
+    batch = [
+        {"namespace": ns1, "identifier": "alice", "limit": 3, "duration": HOUR},
+        {"namespace": ns1, "identifier": "bob", "limit": 5, "duration": HOUR, "cost": 2},
+        {"namespace": ns2, "identifier": "alice", "limit": 1, "duration": DAY},
+    ]
+
+    def find(limits: Any, namespace: str, identifier: str) -> Any:
+        found = [x for x in limits if x.namespace == namespace and x.identifier == identifier]
+        eq(len(found), 1, f"{namespace}/{identifier} in {limits}")
+        return found[0]
+
+    before = now_ms()
+    ok = unkey.ratelimit.multi_limit(request=batch)
+    after = now_ms()
+    request_id(ok.meta)
+    eq(ok.data.passed, True, "passed")
+    eq(len(ok.data.limits), 3, "one result per check")
+    expected = [
+        (ns1, "alice", 3, 2, HOUR),
+        (ns1, "bob", 5, 3, HOUR),
+        (ns2, "alice", 1, 0, DAY),
+    ]
+    for namespace, identifier, limit, remaining, duration in expected:
+        got = find(ok.data.limits, namespace, identifier)
+        eq(
+            (got.limit, got.remaining, got.passed, got.override_id),
+            (limit, remaining, True, None),
+            f"{namespace}/{identifier}: (limit, remaining, passed, overrideId)",
+        )
+        check_reset(got.reset, duration, before, after, f"{namespace}/{identifier}")
+
+    # All or nothing: ns2/alice is used up, so ns1/alice and ns1/bob are not counted either.
+    failed = unkey.ratelimit.multi_limit(request=batch)
+    eq(failed.data.passed, False, "a batch with a failing check")
+    eq(len(failed.data.limits), 3, "one result per check")
+    culprit = find(failed.data.limits, ns2, "alice")
+    eq((culprit.passed, culprit.remaining), (False, 0), "the failing check")
+
+    def peek(namespace: str, identifier: str, limit: int) -> Any:
+        return unkey.ratelimit.limit(
+            namespace=namespace, identifier=identifier, limit=limit, duration=HOUR, cost=0
+        ).data
+
+    eq(peek(ns1, "alice", 3).remaining, 2, "alice counted by a failed batch")
+    eq(peek(ns1, "bob", 5).remaining, 3, "bob counted by a failed batch")
+
+    # A batch of one behaves like ratelimit.limit.
+    single = unkey.ratelimit.multi_limit(
+        request=[{"namespace": ns1, "identifier": "carol", "limit": 2, "duration": HOUR}]
+    )
+    eq((single.data.passed, single.data.limits[0].remaining), (True, 1), "a batch of one")
+
+    # 1..100 checks; each is validated like ratelimit.limit.
+    expect_error(
+        lambda: unkey.ratelimit.multi_limit(request=[], retries=NO_RETRY),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    too_many = [
+        {"namespace": ns1, "identifier": f"many_{i}", "limit": 1, "duration": HOUR}
+        for i in range(101)
+    ]
+    expect_error(
+        lambda: unkey.ratelimit.multi_limit(request=too_many, retries=NO_RETRY),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    bad = expect_error(
+        lambda: unkey.ratelimit.multi_limit(
+            request=[
+                {"namespace": ns1, "identifier": "dave", "limit": 1, "duration": HOUR},
+                {"namespace": ns1, "identifier": "erin", "limit": 1, "duration": 999},
+            ],
+            retries=NO_RETRY,
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad, "duration")
+    eq(peek(ns1, "dave", 1).remaining, 1, "a rejected batch counted")
+
+
+def ratelimit_overrides() -> None:
+    namespace = f"sdkpy-overrides-{SUFFIX}"
+    # The namespace comes into being with its first limit call.
+    unkey.ratelimit.limit(namespace=namespace, identifier="warmup", limit=1, duration=HOUR)
+    in_one_window(HOUR)
+
+    def limit(identifier: str, limit: int, duration: int) -> Any:
+        return unkey.ratelimit.limit(
+            namespace=namespace, identifier=identifier, limit=limit, duration=duration
+        ).data
+
+    wildcard = unkey.ratelimit.set_override(
+        namespace=namespace, identifier="premium_*", limit=100, duration=MINUTE
+    )
+    request_id(wildcard.meta)
+    wildcard_id = wildcard.data.override_id
+    check(
+        wildcard_id.startswith("rlor_") and wildcard_id[5:].replace("_", "").isalnum(),
+        f"overrideId format: {wildcard_id}",
+    )
+    exact_id = unkey.ratelimit.set_override(
+        namespace=namespace, identifier="premium_gold", limit=1, duration=HOUR
+    ).data.override_id
+    check(exact_id != wildcard_id, "each override has its own id")
+
+    # A matching identifier gets the override's limit and window, and its id.
+    before = now_ms()
+    silver = limit("premium_silver", 2, DAY)
+    after = now_ms()
+    eq(
+        (silver.limit, silver.remaining, silver.success, silver.override_id),
+        (100, 99, True, wildcard_id),
+        "wildcard override",
+    )
+    check_reset(silver.reset, MINUTE, before, after, "the override's window, not the request's day")
+
+    # An exact override beats a wildcard one.
+    gold1 = limit("premium_gold", 2, DAY)
+    eq(
+        (gold1.limit, gold1.remaining, gold1.success, gold1.override_id),
+        (1, 0, True, exact_id),
+        "exact override",
+    )
+    gold2 = limit("premium_gold", 2, DAY)
+    eq((gold2.success, gold2.override_id), (False, exact_id), "exact override used up")
+
+    # No override matches: the request's own limit, no overrideId.
+    basic = limit("basic_user", 2, HOUR)
+    eq(
+        (basic.limit, basic.remaining, basic.success, basic.override_id),
+        (2, 1, True, None),
+        "no override",
+    )
+
+    # getOverride; setOverride again is an upsert that keeps the id.
+    got = unkey.ratelimit.get_override(namespace=namespace, identifier="premium_*")
+    request_id(got.meta)
+    eq(
+        (got.data.override_id, got.data.duration, got.data.identifier, got.data.limit),
+        (wildcard_id, MINUTE, "premium_*", 100),
+        "getOverride",
+    )
+    upsert = unkey.ratelimit.set_override(
+        namespace=namespace, identifier="premium_*", limit=50, duration=MINUTE
+    )
+    eq(upsert.data.override_id, wildcard_id, "an upsert keeps the overrideId")
+    eq(
+        unkey.ratelimit.get_override(namespace=namespace, identifier="premium_*").data.limit,
+        50,
+        "getOverride after the upsert",
+    )
+    bronze = limit("premium_bronze", 2, DAY)
+    eq(
+        (bronze.limit, bronze.remaining, bronze.override_id),
+        (50, 49, wildcard_id),
+        "the upserted override applies",
+    )
+
+    # limit 0 blocks.
+    block_id = unkey.ratelimit.set_override(
+        namespace=namespace, identifier="blocked_user", limit=0, duration=MINUTE
+    ).data.override_id
+    blocked = limit("blocked_user", 1000, HOUR)
+    eq(
+        (blocked.limit, blocked.remaining, blocked.success, blocked.override_id),
+        (0, 0, False, block_id),
+        "limit 0 blocks",
+    )
+
+    # listOverrides: pages of 10 by default, through the auto-pager.
+    everything: dict[str, tuple[int, int, str]] = {
+        "premium_*": (50, MINUTE, wildcard_id),
+        "premium_gold": (1, HOUR, exact_id),
+        "blocked_user": (0, MINUTE, block_id),
+    }
+    for i in range(9):
+        res = unkey.ratelimit.set_override(
+            namespace=namespace, identifier=f"bulk_{i}", limit=i + 1, duration=HOUR + i * SECOND
+        )
+        everything[f"bulk_{i}"] = (i + 1, HOUR + i * SECOND, res.data.override_id)
+
+    def walk(limit: Optional[int] = None) -> tuple[list[int], list[bool]]:
+        sizes: list[int] = []
+        has_more: list[bool] = []
+        seen: list[str] = []
+        if limit is None:
+            page = unkey.ratelimit.list_overrides(namespace=namespace)
+        else:
+            page = unkey.ratelimit.list_overrides(namespace=namespace, limit=limit)
+        while page is not None:
+            check(len(sizes) < 10, "the auto-pager does not terminate")
+            request_id(page.result.meta)
+            sizes.append(len(page.result.data))
+            has_more.append(page.result.pagination.has_more)
+            for o in page.result.data:
+                seen.append(o.identifier)
+                eq(
+                    (o.limit, o.duration, o.override_id),
+                    everything.get(o.identifier),
+                    f"listed override {o.identifier}",
+                )
+            page = page.next()
+        eq(len(set(seen)), len(seen), "an override listed twice")
+        eq(sorted(seen), sorted(everything), "listed overrides")
+        return sizes, has_more
+
+    eq(walk(), ([10, 2], [True, False]), "default pages")
+    # The SDK always sends limit (10); without it the server also pages by 10.
+    unlimited = post_raw("/v2/ratelimit.listOverrides", {"namespace": namespace})
+    eq(len(unlimited["data"]), 10, "listOverrides without limit")
+    eq(unlimited["pagination"]["hasMore"], True, "listOverrides without limit: hasMore")
+    check(isinstance(unlimited["pagination"].get("cursor"), str), "listOverrides: cursor")
+    eq(walk(5), ([5, 5, 2], [True, True, False]), "pages of 5")
+
+    # deleteOverride: gone from get and list; the wildcard applies to the identifier again.
+    deleted = unkey.ratelimit.delete_override(namespace=namespace, identifier="premium_gold")
+    request_id(deleted.meta)
+    eq(deleted.data.model_dump(), {}, "deleteOverride data")
+    del everything["premium_gold"]
+    expect_error(
+        lambda: unkey.ratelimit.get_override(
+            namespace=namespace, identifier="premium_gold", retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(walk(), ([10, 1], [True, False]), "pages after a delete")
+    gold3 = limit("premium_gold", 2, DAY)
+    eq(
+        (gold3.limit, gold3.override_id),
+        (50, wildcard_id),
+        "the wildcard override applies after the exact one is deleted",
+    )
+    expect_error(
+        lambda: unkey.ratelimit.delete_override(
+            namespace=namespace, identifier="premium_gold", retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+
+    # Unknown namespace → 404 on get, list and delete.
+    nowhere = f"sdkpy-nowhere-{SUFFIX}"
+    expect_error(
+        lambda: unkey.ratelimit.get_override(namespace=nowhere, identifier="x", retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    expect_error(
+        lambda: unkey.ratelimit.list_overrides(namespace=nowhere, retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    expect_error(
+        lambda: unkey.ratelimit.delete_override(
+            namespace=nowhere, identifier="x", retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+
+    # 400: a window under a second, a negative limit.
+    short_window = expect_error(
+        lambda: unkey.ratelimit.set_override(
+            namespace=namespace, identifier="x", limit=1, duration=999, retries=NO_RETRY
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(short_window, "duration")
+    negative = expect_error(
+        lambda: unkey.ratelimit.set_override(
+            namespace=namespace, identifier="x", limit=-1, duration=MINUTE, retries=NO_RETRY
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(negative, "limit")
+
+
 def error_classes() -> None:
     bad = expect_error(
         lambda: unkey.apis.create_api(name="ab", retries=NO_RETRY),
@@ -830,6 +2146,31 @@ def error_classes() -> None:
             errors.ForbiddenErrorResponse,
             403,
         )
+        # …nor touch identities or rate limits.
+        namespace = f"sdkpy-forbidden-{SUFFIX}"
+        unkey.ratelimit.limit(namespace=namespace, identifier="x", limit=1, duration=MINUTE)
+        forbidden_calls: list[tuple[str, Callable[[], Any]]] = [
+            (
+                "createIdentity",
+                lambda: limited.identities.create_identity(external_id=namespace, retries=NO_RETRY),
+            ),
+            ("listIdentities", lambda: limited.identities.list_identities(retries=NO_RETRY)),
+            (
+                "ratelimit.limit",
+                lambda: limited.ratelimit.limit(
+                    namespace=namespace, identifier="x", limit=1, duration=MINUTE, retries=NO_RETRY
+                ),
+            ),
+            (
+                "setOverride",
+                lambda: limited.ratelimit.set_override(
+                    namespace=namespace, identifier="x", limit=1, duration=MINUTE, retries=NO_RETRY
+                ),
+            ),
+        ]
+        for what, call in forbidden_calls:
+            e = expect_error(call, errors.ForbiddenErrorResponse, 403)
+            eq(e.data.error.status, 403, f"{what}: 403 error.status")
 
     not_found = expect_error(
         lambda: unkey.keys.get_key(key_id="key_doesnotexist0000", retries=NO_RETRY),
@@ -871,6 +2212,16 @@ SECTIONS: list[tuple[str, Callable[[], None]]] = [
     ("apis.deleteApi", delete_api),
     ("keys.migrateKeys", migrate_keys),
     ("apis.listKeys pagination", pagination),
+    ("identities.createIdentity + getIdentity", identities_create_and_get),
+    ("identities.listIdentities", identities_list),
+    ("identities.updateIdentity", identities_update),
+    ("identities.deleteIdentity", identities_delete),
+    ("keys: externalId + ratelimits", key_identities_and_limits),
+    ("keys.verifyKey with key rate limits", verify_key_limits),
+    ("keys.verifyKey with identity rate limits", verify_identity_limits),
+    ("ratelimit.limit", ratelimit_limit),
+    ("ratelimit.multiLimit", ratelimit_multi_limit),
+    ("ratelimit overrides", ratelimit_overrides),
     ("error classes", error_classes),
 ]
 

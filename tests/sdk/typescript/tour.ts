@@ -13,9 +13,16 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 
 import { Unkey } from "@unkey/api";
+import type {
+  Identity,
+  KeysVerifyKeyRatelimit,
+  RatelimitResponse,
+  VerifyKeyRatelimitData,
+} from "@unkey/api/models/components";
 import {
   APIError,
   BadRequestErrorResponse,
+  ConflictErrorResponse,
   ForbiddenErrorResponse,
   NotFoundErrorResponse,
   PreconditionFailedErrorResponse,
@@ -43,6 +50,10 @@ const noRetry = { retries: { strategy: "none" as const } };
 const PREFIX = "sdkts";
 const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
 const suffix = randomBytes(4).toString("hex");
+const SECOND = 1_000;
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -64,6 +75,21 @@ async function newProtectedApi(label: string): Promise<string> {
   const body = await res.text();
   assert.equal(res.status, 200, `createApi with deleteProtection: ${body}`);
   return JSON.parse(body).data.apiId;
+}
+
+/**
+ * A request without the SDK, to look at the wire or at server defaults the SDK never leaves to
+ * the server (it always sends `limit`, `cost` and `autoApply`). Expects HTTP 200.
+ */
+async function postRaw(path: string, body: unknown): Promise<any> {
+  const res = await fetch(new URL(path, serverURL), {
+    method: "POST",
+    headers: { authorization: `Bearer ${rootKey}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, `${path}: ${text}`);
+  return JSON.parse(text);
 }
 
 async function newApi(label: string): Promise<string> {
@@ -117,6 +143,96 @@ async function verify(key: string, cost?: number) {
   const res = await unkey.keys.verifyKey(cost === undefined ? { key } : { key, credits: { cost } });
   assertRequestId(res.meta);
   return res.data;
+}
+
+async function verifyLimits(key: string, ratelimits: KeysVerifyKeyRatelimit[], cost?: number) {
+  const res = await unkey.keys.verifyKey(
+    cost === undefined ? { key, ratelimits } : { key, ratelimits, credits: { cost } },
+  );
+  assertRequestId(res.meta);
+  return res.data;
+}
+
+/**
+ * Rate-limit windows are fixed windows aligned to the Unix epoch, weighted by the previous one
+ * (a sliding window). Exact counts only hold when every call of a check lands in the same
+ * window, so this waits for the next window when the current one ends within `margin` ms. With
+ * the hour-long windows used below it almost never waits.
+ */
+async function inOneWindow(duration: number, margin = 5_000): Promise<void> {
+  const left = duration - (Date.now() % duration);
+  if (left < margin) await sleep(left + 100);
+}
+
+/** `reset` is the end of the current fixed window: a multiple of `duration` after the call. */
+function assertReset(reset: number, duration: number, before: number, after: number, via: string) {
+  assert.equal(reset % duration, 0, `${via}: reset ${reset} is not a multiple of ${duration}`);
+  assert.ok(
+    reset > before - 1000 && reset <= after + duration,
+    `${via}: reset ${reset} not within (${before - 1000}, ${after + duration}]`,
+  );
+}
+
+type LimitConfig = { name: string; limit: number; duration: number; autoApply: boolean };
+
+/** A key's or identity's limits without their ids, sorted by name; checks the ids' format. */
+function limitsOf(limits: RatelimitResponse[] | undefined, via: string): LimitConfig[] {
+  const sorted = [...(limits ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+  for (const l of sorted) assert.match(l.id, /^rl_[a-zA-Z0-9_]+$/, `${via}: id of limit ${l.name}`);
+  return sorted.map(({ name, limit, duration, autoApply }) => ({
+    name,
+    limit,
+    duration,
+    autoApply,
+  }));
+}
+
+/** name → rl_ id of a key's or identity's limits. */
+function limitIds(limits: RatelimitResponse[] | undefined): Map<string, string> {
+  return new Map((limits ?? []).map((l) => [l.name, l.id]));
+}
+
+/** An identity as a comparable value: ratelimits sorted by name, absent meta as `{}`. */
+function normalIdentity(identity: Identity | undefined) {
+  if (identity === undefined) return undefined;
+  return {
+    id: identity.id,
+    externalId: identity.externalId,
+    meta: identity.meta ?? {},
+    ratelimits: [...(identity.ratelimits ?? [])].sort((a, b) => a.name.localeCompare(b.name)),
+  };
+}
+
+/** The entry for limit `name` in a verification's `ratelimits`; there must be exactly one. */
+function evaluated(
+  data: { ratelimits?: VerifyKeyRatelimitData[] | undefined },
+  name: string,
+): VerifyKeyRatelimitData {
+  const found = (data.ratelimits ?? []).filter((r) => r.name === name);
+  assert.equal(
+    found.length,
+    1,
+    `limit ${name} evaluated ${found.length} times: ${JSON.stringify(data.ratelimits)}`,
+  );
+  return found[0];
+}
+
+/** The names of the limits a verification evaluated, sorted. */
+function evaluatedNames(data: { ratelimits?: VerifyKeyRatelimitData[] | undefined }): string[] {
+  return (data.ratelimits ?? []).map((r) => r.name).sort();
+}
+
+/** An evaluated limit without `reset` (checked separately with `assertReset`). */
+function withoutReset(r: VerifyKeyRatelimitData) {
+  const { reset: _reset, ...rest } = r;
+  return rest;
+}
+
+function assertErrorLocation(e: BadRequestErrorResponse, field: string): void {
+  assert.ok(
+    e.error.errors.some((x) => x.location.includes(field)),
+    `no error names ${field}: ${JSON.stringify(e.error.errors)}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -713,6 +829,1203 @@ async function pagination(): Promise<void> {
   assert.deepEqual(manual, seen);
 }
 
+async function identitiesCreateAndGet(): Promise<void> {
+  const externalId = `sdkts-user-${suffix}`;
+  const meta = { plan: "pro", seats: 5, nested: { flags: ["beta"], ok: true } };
+  const created = await unkey.identities.createIdentity({
+    externalId,
+    meta,
+    ratelimits: [
+      { name: "requests", limit: 10, duration: MINUTE, autoApply: true },
+      { name: "tokens", limit: 5000, duration: HOUR },
+    ],
+  });
+  assertRequestId(created.meta);
+  const identityId = created.data.identityId;
+  assert.match(identityId, /^id_[a-zA-Z0-9_]+$/, "identityId format");
+
+  // By id and by externalId; autoApply defaults to false.
+  const byId = await unkey.identities.getIdentity({ identity: identityId });
+  assertRequestId(byId.meta);
+  assert.equal(byId.data.id, identityId);
+  assert.equal(byId.data.externalId, externalId);
+  assert.deepEqual(byId.data.meta, meta);
+  assert.deepEqual(limitsOf(byId.data.ratelimits, "getIdentity"), [
+    { name: "requests", limit: 10, duration: MINUTE, autoApply: true },
+    { name: "tokens", limit: 5000, duration: HOUR, autoApply: false },
+  ]);
+  const ids = limitIds(byId.data.ratelimits);
+  assert.notEqual(ids.get("requests"), ids.get("tokens"), "each limit has its own id");
+  const byExternalId = await unkey.identities.getIdentity({ identity: externalId });
+  assert.deepEqual(normalIdentity(byExternalId.data), normalIdentity(byId.data));
+  // The SDK always sends autoApply; without it the server also takes false.
+  const rawExternalId = `sdkts-raw-${suffix}`;
+  await postRaw("/v2/identities.createIdentity", {
+    externalId: rawExternalId,
+    ratelimits: [{ name: "requests", limit: 1, duration: MINUTE }],
+  });
+  assert.deepEqual(
+    limitsOf(
+      (await unkey.identities.getIdentity({ identity: rawExternalId })).data.ratelimits,
+      "raw",
+    ),
+    [{ name: "requests", limit: 1, duration: MINUTE, autoApply: false }],
+  );
+
+  // Only an externalId: no meta, no limits.
+  const bareExternalId = `sdkts-bare-${suffix}`;
+  const bare = await unkey.identities.createIdentity({ externalId: bareExternalId });
+  assert.notEqual(bare.data.identityId, identityId);
+  const bareData = (await unkey.identities.getIdentity({ identity: bare.data.identityId })).data;
+  assert.equal(bareData.externalId, bareExternalId);
+  assert.deepEqual(bareData.meta ?? {}, {}, "no meta");
+  assert.deepEqual(bareData.ratelimits ?? [], [], "no ratelimits");
+
+  // A duplicate externalId is a conflict and changes nothing.
+  const conflict = await expectError(
+    () => unkey.identities.createIdentity({ externalId, meta: { other: true } }, noRetry),
+    ConflictErrorResponse,
+    409,
+  );
+  assert.equal(conflict.error.status, 409);
+  assert.ok(
+    conflict.error.type.endsWith("/identity_already_exists"),
+    `409 error.type ${conflict.error.type}`,
+  );
+  assertRequestId(conflict.meta);
+  assert.deepEqual(
+    (await unkey.identities.getIdentity({ identity: externalId })).data.meta,
+    meta,
+    "a refused duplicate left the identity alone",
+  );
+
+  // Unknown id or externalId → 404.
+  await expectError(
+    () => unkey.identities.getIdentity({ identity: "id_doesnotexist0000" }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  const missing = await expectError(
+    () => unkey.identities.getIdentity({ identity: `sdkts-nobody-${suffix}` }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  assert.equal(missing.error.status, 404);
+
+  // 400: an externalId outside [a-zA-Z0-9_.-], a limit window under a second.
+  const badExternalId = await expectError(
+    () => unkey.identities.createIdentity({ externalId: "has spaces!" }, noRetry),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(badExternalId, "externalId");
+  const badLimit = await expectError(
+    () =>
+      unkey.identities.createIdentity(
+        {
+          externalId: `sdkts-badlimit-${suffix}`,
+          ratelimits: [{ name: "requests", limit: 10, duration: 999 }],
+        },
+        noRetry,
+      ),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(badLimit, "ratelimits");
+  await expectError(
+    () => unkey.identities.getIdentity({ identity: `sdkts-badlimit-${suffix}` }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+}
+
+async function identitiesList(): Promise<void> {
+  const tag = `sdkts-list-${suffix}`;
+  const created = new Map<string, string>(); // externalId → identity id
+  for (let i = 0; i < 7; i++) {
+    const externalId = `${tag}-${i}`;
+    const res = await unkey.identities.createIdentity({
+      externalId,
+      meta: { index: i },
+      ...(i === 0
+        ? { ratelimits: [{ name: "requests", limit: 3, duration: MINUTE, autoApply: true }] }
+        : {}),
+    });
+    created.set(externalId, res.data.identityId);
+  }
+
+  // The auto-pager over a search, in pages of 3; listed identities carry meta and limits.
+  const res = await unkey.identities.listIdentities({ limit: 3, search: tag });
+  const seen: string[] = [];
+  const sizes: number[] = [];
+  const hasMore: boolean[] = [];
+  let pages = 0;
+  for await (const page of res) {
+    pages += 1;
+    assert.ok(pages <= 10, "the auto-pager does not terminate");
+    assertRequestId(page.result.meta);
+    sizes.push(page.result.data.length);
+    hasMore.push(page.result.pagination.hasMore);
+    for (const identity of page.result.data) {
+      seen.push(identity.id);
+      const index = Number(identity.externalId.slice(tag.length + 1));
+      assert.equal(created.get(identity.externalId), identity.id, `listed ${identity.externalId}`);
+      assert.deepEqual(identity.meta, { index }, `meta of ${identity.externalId}`);
+      assert.deepEqual(
+        limitsOf(identity.ratelimits, "listIdentities"),
+        index === 0 ? [{ name: "requests", limit: 3, duration: MINUTE, autoApply: true }] : [],
+        `ratelimits of ${identity.externalId}`,
+      );
+    }
+  }
+  assert.deepEqual(sizes, [3, 3, 1], "page sizes");
+  assert.deepEqual(hasMore, [true, true, false], "hasMore per page");
+  assert.equal(new Set(seen).size, 7, "every identity listed exactly once");
+  assert.deepEqual([...seen].sort(), [...created.values()].sort());
+
+  // Walking by hand with the cursor gives the same sequence.
+  const manual: string[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 10; i++) {
+    const page = await unkey.identities.listIdentities({
+      limit: 3,
+      search: tag,
+      ...(cursor ? { cursor } : {}),
+    });
+    manual.push(...page.result.data.map((x) => x.id));
+    cursor = page.result.pagination.cursor;
+    if (!cursor) break;
+  }
+  assert.deepEqual(manual, seen);
+
+  // search is a case-insensitive substring of the externalId or the id.
+  const upper = await unkey.identities.listIdentities({ search: tag.toUpperCase() });
+  assert.deepEqual(upper.result.data.map((x) => x.id).sort(), [...created.values()].sort());
+  const one = await unkey.identities.listIdentities({ search: `${tag}-4` });
+  assert.deepEqual(
+    one.result.data.map((x) => x.externalId),
+    [`${tag}-4`],
+  );
+  const fourth = created.get(`${tag}-4`)!;
+  const byId = await unkey.identities.listIdentities({ search: fourth.toUpperCase() });
+  assert.deepEqual(
+    byId.result.data.map((x) => x.id),
+    [fourth],
+    "search by id",
+  );
+  const none = await unkey.identities.listIdentities({ search: `no-such-identity-${suffix}` });
+  assert.deepEqual(none.result.data, []);
+  assert.equal(none.result.pagination.hasMore, false);
+  assert.equal(none.result.pagination.cursor, undefined, "no cursor on an empty page");
+
+  // Without a search (default limit 100) every identity is listed once, ours among them.
+  const everything: string[] = [];
+  pages = 0;
+  for await (const page of await unkey.identities.listIdentities({})) {
+    pages += 1;
+    assert.ok(pages <= 20, "the auto-pager does not terminate");
+    assert.ok(page.result.data.length <= 100, "a page holds at most 100 identities");
+    everything.push(...page.result.data.map((x) => x.id));
+  }
+  assert.equal(new Set(everything).size, everything.length, "an identity listed twice");
+  for (const id of created.values()) assert.ok(everything.includes(id), `${id} not listed`);
+
+  // limit is 1..100.
+  for (const limit of [0, 101]) {
+    const bad = await expectError(
+      () => unkey.identities.listIdentities({ limit }, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(bad, "limit");
+  }
+}
+
+async function identitiesUpdate(): Promise<void> {
+  const externalId = `sdkts-update-${suffix}`;
+  const created = await unkey.identities.createIdentity({
+    externalId,
+    meta: { plan: "free" },
+    ratelimits: [
+      { name: "requests", limit: 10, duration: MINUTE, autoApply: true },
+      { name: "tokens", limit: 100, duration: HOUR },
+    ],
+  });
+  const identityId = created.data.identityId;
+  const original = (await unkey.identities.getIdentity({ identity: identityId })).data;
+  const originalIds = limitIds(original.ratelimits);
+
+  // meta alone: replaced, not merged; the limits stay, ids and all.
+  const metaOnly = await unkey.identities.updateIdentity({
+    identity: identityId,
+    meta: { plan: "pro", seats: 2 },
+  });
+  assertRequestId(metaOnly.meta);
+  assert.equal(metaOnly.data.id, identityId);
+  assert.equal(metaOnly.data.externalId, externalId);
+  assert.deepEqual(metaOnly.data.meta, { plan: "pro", seats: 2 });
+  assert.deepEqual(
+    normalIdentity(metaOnly.data)?.ratelimits,
+    normalIdentity(original)?.ratelimits,
+    "ratelimits untouched by a meta update",
+  );
+
+  // ratelimits (addressed by externalId): replaced by name. A name that stays keeps its id,
+  // a name left out is gone, a new name gets a new id. meta is untouched.
+  const limits = await unkey.identities.updateIdentity({
+    identity: externalId,
+    ratelimits: [
+      { name: "requests", limit: 20, duration: HOUR, autoApply: false },
+      { name: "burst", limit: 5, duration: 10 * SECOND, autoApply: true },
+    ],
+  });
+  assert.equal(limits.data.id, identityId);
+  assert.deepEqual(limits.data.meta, { plan: "pro", seats: 2 }, "meta untouched");
+  assert.deepEqual(limitsOf(limits.data.ratelimits, "updateIdentity"), [
+    { name: "burst", limit: 5, duration: 10 * SECOND, autoApply: true },
+    { name: "requests", limit: 20, duration: HOUR, autoApply: false },
+  ]);
+  const newIds = limitIds(limits.data.ratelimits);
+  assert.equal(newIds.get("requests"), originalIds.get("requests"), "requests keeps its id");
+  assert.ok(![...originalIds.values()].includes(newIds.get("burst")!), "burst gets a new id");
+  const stored = (await unkey.identities.getIdentity({ identity: identityId })).data;
+  assert.deepEqual(normalIdentity(stored), normalIdentity(limits.data), "getIdentity after update");
+
+  // The updated limit is what a key of the identity is checked against.
+  const apiId = await newApi("identity-update");
+  const key = await unkey.keys.createKey({ apiId, prefix: PREFIX, externalId });
+  await inOneWindow(HOUR);
+  const v = await verifyLimits(key.data.key, [{ name: "requests" }]);
+  assert.equal(v.code, "VALID");
+  assert.deepEqual(withoutReset(evaluated(v, "requests")), {
+    exceeded: false,
+    id: originalIds.get("requests"),
+    name: "requests",
+    limit: 20,
+    duration: HOUR,
+    remaining: 19,
+    autoApply: false,
+  });
+
+  // {} clears meta; [] clears the limits.
+  const noMeta = await unkey.identities.updateIdentity({ identity: identityId, meta: {} });
+  assert.deepEqual(noMeta.data.meta ?? {}, {}, "meta cleared with {}");
+  assert.equal(noMeta.data.ratelimits?.length, 2, "ratelimits untouched by clearing meta");
+  const noLimits = await unkey.identities.updateIdentity({ identity: identityId, ratelimits: [] });
+  assert.deepEqual(noLimits.data.ratelimits ?? [], [], "ratelimits cleared with []");
+  const cleared = (await unkey.identities.getIdentity({ identity: externalId })).data;
+  assert.deepEqual(cleared.meta ?? {}, {});
+  assert.deepEqual(cleared.ratelimits ?? [], []);
+
+  await expectError(
+    () => unkey.identities.updateIdentity({ identity: "id_doesnotexist0000", meta: {} }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  const bad = await expectError(
+    () =>
+      unkey.identities.updateIdentity(
+        { identity: identityId, ratelimits: [{ name: "requests", limit: 0, duration: MINUTE }] },
+        noRetry,
+      ),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(bad, "ratelimits");
+}
+
+async function identitiesDelete(): Promise<void> {
+  const apiId = await newApi("identity-delete");
+  const externalId = `sdkts-delete-${suffix}`;
+  const created = await unkey.identities.createIdentity({
+    externalId,
+    meta: { doomed: true },
+    ratelimits: [{ name: "shared", limit: 1, duration: HOUR, autoApply: true }],
+  });
+  const identityId = created.data.identityId;
+  const key = await unkey.keys.createKey({ apiId, prefix: PREFIX, externalId });
+  await inOneWindow(HOUR);
+  const linked = await verify(key.data.key);
+  assert.equal(linked.code, "VALID");
+  assert.equal(linked.identity?.id, identityId);
+  assert.equal((await verify(key.data.key)).code, "RATE_LIMITED", "the identity's limit applies");
+
+  // The response is only `meta` (the SDK models no `data` for it).
+  const res = await unkey.identities.deleteIdentity({ identity: externalId });
+  assertRequestId(res.meta);
+  for (const identity of [identityId, externalId]) {
+    await expectError(
+      () => unkey.identities.getIdentity({ identity }, noRetry),
+      NotFoundErrorResponse,
+      404,
+    );
+  }
+
+  // The key keeps working, without the identity or its limits.
+  const orphan = await verify(key.data.key);
+  assert.equal(orphan.code, "VALID", "a key of a deleted identity");
+  assert.equal(orphan.identity, undefined, "verify: identity after deleteIdentity");
+  assert.deepEqual(orphan.ratelimits ?? [], [], "the identity's limits are gone");
+  assert.equal((await unkey.keys.getKey({ keyId: key.data.keyId })).data.identity, undefined);
+
+  // The externalId is free again; the new identity is a different one and owns no keys.
+  const again = await unkey.identities.createIdentity({ externalId });
+  assert.notEqual(again.data.identityId, identityId, "a recreated identity gets a new id");
+  assert.equal(
+    (await unkey.keys.getKey({ keyId: key.data.keyId })).data.identity,
+    undefined,
+    "the old key is not linked to the recreated identity",
+  );
+  assert.deepEqual(
+    (await unkey.apis.listKeys({ apiId, externalId })).result.data,
+    [],
+    "listKeys by the recreated identity's externalId",
+  );
+
+  // A second delete is a 404. deleteIdentity declares its errors as application/problem+json,
+  // which Keywarden (like Unkey) only sends when asked for, so the SDK raises the generic APIError.
+  const gone = await expectError(
+    () => unkey.identities.deleteIdentity({ identity: identityId }, noRetry),
+    APIError,
+    404,
+  );
+  assert.equal(JSON.parse(gone.body).error.status, 404);
+
+  // On the wire the success body is `{"meta": …}` alone.
+  const raw = await postRaw("/v2/identities.deleteIdentity", { identity: again.data.identityId });
+  assert.deepEqual(Object.keys(raw), ["meta"], `deleteIdentity body: ${JSON.stringify(raw)}`);
+  await expectError(
+    () => unkey.identities.getIdentity({ identity: externalId }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+}
+
+async function keyIdentitiesAndLimits(): Promise<void> {
+  const apiId = await newApi("key-identity");
+
+  // createKey with an externalId nobody has yet creates the identity; key-level limits are
+  // stored with the key and shown apart from the identity's.
+  const ownerExternalId = `sdkts-owner-${suffix}`;
+  const a = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    externalId: ownerExternalId,
+    ratelimits: [
+      { name: "requests", limit: 5, duration: MINUTE, autoApply: true },
+      { name: "heavy", limit: 2, duration: HOUR },
+    ],
+  });
+  const owner = (await unkey.identities.getIdentity({ identity: ownerExternalId })).data;
+  assert.match(owner.id, /^id_/, "identity created by createKey");
+  const aLimits = [
+    { name: "heavy", limit: 2, duration: HOUR, autoApply: false },
+    { name: "requests", limit: 5, duration: MINUTE, autoApply: true },
+  ];
+  const checkA = (k: Awaited<ReturnType<typeof unkey.keys.getKey>>["data"], via: string) => {
+    assert.equal(k.identity?.id, owner.id, `${via}: identity.id`);
+    assert.equal(k.identity?.externalId, ownerExternalId, `${via}: identity.externalId`);
+    assert.deepEqual(k.identity?.meta ?? {}, {}, `${via}: identity.meta`);
+    assert.deepEqual(k.identity?.ratelimits ?? [], [], `${via}: identity.ratelimits`);
+    assert.deepEqual(limitsOf(k.ratelimits, via), aLimits, `${via}: ratelimits`);
+  };
+  const aData = (await unkey.keys.getKey({ keyId: a.data.keyId })).data;
+  checkA(aData, "getKey");
+  checkA((await unkey.keys.whoami({ key: a.data.key })).data, "whoami");
+  const aIds = limitIds(aData.ratelimits);
+
+  // Keys of an existing identity show its meta and limits.
+  const teamExternalId = `sdkts-team-${suffix}`;
+  const team = await unkey.identities.createIdentity({
+    externalId: teamExternalId,
+    meta: { tier: "team" },
+    ratelimits: [{ name: "team_requests", limit: 100, duration: HOUR, autoApply: true }],
+  });
+  const teamData = (await unkey.identities.getIdentity({ identity: team.data.identityId })).data;
+  const b = await unkey.keys.createKey({ apiId, prefix: PREFIX, externalId: teamExternalId });
+  const c = await unkey.keys.createKey({ apiId, prefix: PREFIX, externalId: teamExternalId });
+  const plain = await unkey.keys.createKey({ apiId, prefix: PREFIX });
+  const bData = (await unkey.keys.getKey({ keyId: b.data.keyId })).data;
+  assert.deepEqual(normalIdentity(bData.identity), normalIdentity(teamData), "getKey: identity");
+  assert.deepEqual(bData.ratelimits ?? [], [], "identity limits are not key limits");
+  assert.equal((await unkey.keys.getKey({ keyId: plain.data.keyId })).data.identity, undefined);
+
+  // apis.listKeys shows the same, and filters by externalId.
+  const listed = (await unkey.apis.listKeys({ apiId })).result.data;
+  assert.equal(listed.length, 4);
+  checkA(
+    listed.find((k) => k.keyId === a.data.keyId)!,
+    "listKeys",
+  );
+  assert.deepEqual(
+    normalIdentity(listed.find((k) => k.keyId === c.data.keyId)!.identity),
+    normalIdentity(teamData),
+    "listKeys: identity",
+  );
+  const teamKeys = await unkey.apis.listKeys({ apiId, externalId: teamExternalId });
+  assert.deepEqual(
+    teamKeys.result.data.map((k) => k.keyId).sort(),
+    [b.data.keyId, c.data.keyId].sort(),
+    "listKeys filtered by externalId",
+  );
+  assert.deepEqual(
+    (await unkey.apis.listKeys({ apiId, externalId: ownerExternalId })).result.data.map(
+      (k) => k.keyId,
+    ),
+    [a.data.keyId],
+  );
+  const filteredPages: number[] = [];
+  for await (const page of await unkey.apis.listKeys({
+    apiId,
+    externalId: teamExternalId,
+    limit: 1,
+  })) {
+    filteredPages.push(page.result.data.length);
+    assert.ok(filteredPages.length <= 5, "the auto-pager does not terminate");
+  }
+  assert.deepEqual(filteredPages, [1, 1], "filtered pages of 1");
+
+  // updateKey ratelimits: replaced by name, a kept name keeps its id; other fields untouched.
+  await unkey.keys.updateKey({
+    keyId: a.data.keyId,
+    ratelimits: [
+      { name: "requests", limit: 7, duration: HOUR, autoApply: true },
+      { name: "burst", limit: 3, duration: MINUTE },
+    ],
+  });
+  let k = (await unkey.keys.getKey({ keyId: a.data.keyId })).data;
+  assert.deepEqual(limitsOf(k.ratelimits, "after updateKey"), [
+    { name: "burst", limit: 3, duration: MINUTE, autoApply: false },
+    { name: "requests", limit: 7, duration: HOUR, autoApply: true },
+  ]);
+  const updatedIds = limitIds(k.ratelimits);
+  assert.equal(updatedIds.get("requests"), aIds.get("requests"), "requests keeps its id");
+  assert.ok(![...aIds.values()].includes(updatedIds.get("burst")!), "burst gets a new id");
+  assert.equal(k.identity?.id, owner.id, "updating limits leaves the identity");
+  await unkey.keys.updateKey({ keyId: a.data.keyId, ratelimits: [] });
+  k = (await unkey.keys.getKey({ keyId: a.data.keyId })).data;
+  assert.deepEqual(k.ratelimits ?? [], [], "ratelimits cleared with []");
+
+  // updateKey externalId: link to an existing identity, to a new one (created), unlink (null).
+  await unkey.keys.updateKey({ keyId: plain.data.keyId, externalId: teamExternalId });
+  k = (await unkey.keys.getKey({ keyId: plain.data.keyId })).data;
+  assert.equal(k.identity?.id, team.data.identityId, "linked to the team");
+  assert.equal(
+    (await unkey.apis.listKeys({ apiId, externalId: teamExternalId })).result.data.length,
+    3,
+  );
+  const freshExternalId = `sdkts-fresh-${suffix}`;
+  await unkey.keys.updateKey({ keyId: plain.data.keyId, externalId: freshExternalId });
+  k = (await unkey.keys.getKey({ keyId: plain.data.keyId })).data;
+  const fresh = (await unkey.identities.getIdentity({ identity: freshExternalId })).data;
+  assert.equal(k.identity?.id, fresh.id, "linked to a newly created identity");
+  assert.equal(k.identity?.externalId, freshExternalId);
+  await unkey.keys.updateKey({ keyId: plain.data.keyId, externalId: null });
+  k = (await unkey.keys.getKey({ keyId: plain.data.keyId })).data;
+  assert.equal(k.identity, undefined, "externalId: null unlinks");
+  assert.equal(
+    (await unkey.identities.getIdentity({ identity: freshExternalId })).data.id,
+    fresh.id,
+    "unlinking keeps the identity",
+  );
+  assert.equal((await verify(plain.data.key)).identity, undefined, "verify after unlinking");
+
+  // Omitting externalId leaves the link as it is.
+  await unkey.keys.updateKey({ keyId: b.data.keyId, name: "renamed" });
+  assert.equal(
+    (await unkey.keys.getKey({ keyId: b.data.keyId })).data.identity?.id,
+    team.data.identityId,
+  );
+
+  const bad = await expectError(
+    () => unkey.keys.createKey({ apiId, externalId: "not valid!" }, noRetry),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(bad, "externalId");
+  const badLimit = await expectError(
+    () =>
+      unkey.keys.updateKey(
+        { keyId: b.data.keyId, ratelimits: [{ name: "requests", limit: 1, duration: 999 }] },
+        noRetry,
+      ),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(badLimit, "ratelimits");
+}
+
+async function verifyKeyLimits(): Promise<void> {
+  const apiId = await newApi("verify-limits");
+  await inOneWindow(HOUR);
+
+  // An auto-applied key limit costs 1 on every verification.
+  const auto = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    ratelimits: [{ name: "requests", limit: 3, duration: HOUR, autoApply: true }],
+  });
+  const autoId = (await unkey.keys.getKey({ keyId: auto.data.keyId })).data.ratelimits?.[0].id;
+  for (let i = 0; i < 3; i++) {
+    const before = Date.now();
+    const v = await verify(auto.data.key);
+    const after = Date.now();
+    assert.equal(v.code, "VALID", `call ${i + 1}`);
+    assert.equal(v.ratelimits?.length, 1, `call ${i + 1}: ratelimits`);
+    assert.deepEqual(withoutReset(v.ratelimits![0]), {
+      exceeded: false,
+      id: autoId,
+      name: "requests",
+      limit: 3,
+      duration: HOUR,
+      remaining: 2 - i,
+      autoApply: true,
+    });
+    assertReset(v.ratelimits![0].reset, HOUR, before, after, `call ${i + 1}`);
+  }
+  const limited = await verify(auto.data.key);
+  assert.equal(limited.valid, false);
+  assert.equal(limited.code, "RATE_LIMITED");
+  assert.equal(limited.keyId, auto.data.keyId, "RATE_LIMITED carries the key's details");
+  assert.equal(evaluated(limited, "requests").exceeded, true);
+  assert.equal(evaluated(limited, "requests").remaining, 0);
+
+  // RATE_LIMITED spends no credits.
+  const metered = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    credits: { remaining: 10 },
+    ratelimits: [{ name: "requests", limit: 1, duration: HOUR, autoApply: true }],
+  });
+  const first = await verify(metered.data.key);
+  assert.equal(first.code, "VALID");
+  assert.equal(first.credits, 9);
+  const blocked = await verify(metered.data.key, 5);
+  assert.equal(blocked.code, "RATE_LIMITED");
+  assert.equal(blocked.credits, 9, "a rate-limited verification must not spend credits");
+  assert.deepEqual((await unkey.keys.getKey({ keyId: metered.data.keyId })).data.credits, {
+    remaining: 9,
+  });
+
+  // USAGE_EXCEEDED gives back the rate-limit count it took (a Keywarden extension).
+  const broke = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    credits: { remaining: 1 },
+    ratelimits: [{ name: "requests", limit: 2, duration: HOUR, autoApply: true }],
+  });
+  const spent = await verify(broke.data.key);
+  assert.equal(spent.code, "VALID");
+  assert.equal(evaluated(spent, "requests").remaining, 1);
+  const exhausted = await verify(broke.data.key);
+  assert.equal(exhausted.code, "USAGE_EXCEEDED");
+  assert.equal(exhausted.credits, 0);
+  const free = await verify(broke.data.key, 0);
+  assert.equal(free.code, "VALID", "the USAGE_EXCEEDED call's rate-limit count was refunded");
+  assert.equal(evaluated(free, "requests").remaining, 0);
+  assert.equal((await verify(broke.data.key, 0)).code, "RATE_LIMITED");
+
+  // A stored limit without autoApply is checked only when named, with the cost given there;
+  // a denied call consumes nothing.
+  const named = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    ratelimits: [{ name: "heavy", limit: 3, duration: HOUR }],
+  });
+  const heavyId = (await unkey.keys.getKey({ keyId: named.data.keyId })).data.ratelimits?.[0].id;
+  const unnamed = await verify(named.data.key);
+  assert.equal(unnamed.code, "VALID");
+  assert.deepEqual(unnamed.ratelimits ?? [], [], "a limit that is not auto-applied is not checked");
+  const heavy = await verifyLimits(named.data.key, [{ name: "heavy" }]);
+  assert.equal(heavy.code, "VALID");
+  assert.deepEqual(withoutReset(evaluated(heavy, "heavy")), {
+    exceeded: false,
+    id: heavyId,
+    name: "heavy",
+    limit: 3,
+    duration: HOUR,
+    remaining: 2,
+    autoApply: false,
+  });
+  const tooHeavy = await verifyLimits(named.data.key, [{ name: "heavy", cost: 3 }]);
+  assert.equal(tooHeavy.code, "RATE_LIMITED");
+  assert.equal(evaluated(tooHeavy, "heavy").exceeded, true);
+  const rest = await verifyLimits(named.data.key, [{ name: "heavy", cost: 2 }]);
+  assert.equal(rest.code, "VALID", "the denied call consumed nothing");
+  assert.equal(evaluated(rest, "heavy").remaining, 0);
+
+  // An inline limit (limit + duration) is not stored and has no id.
+  const bare = await unkey.keys.createKey({ apiId, prefix: PREFIX });
+  const adhoc = [{ name: "adhoc", limit: 2, duration: HOUR }];
+  const before = Date.now();
+  const inline1 = await verifyLimits(bare.data.key, adhoc);
+  const after = Date.now();
+  assert.equal(inline1.code, "VALID");
+  assert.deepEqual(withoutReset(evaluated(inline1, "adhoc")), {
+    exceeded: false,
+    id: "",
+    name: "adhoc",
+    limit: 2,
+    duration: HOUR,
+    remaining: 1,
+    autoApply: false,
+  });
+  assertReset(evaluated(inline1, "adhoc").reset, HOUR, before, after, "inline");
+  assert.equal(evaluated(await verifyLimits(bare.data.key, adhoc), "adhoc").remaining, 0);
+  const inline3 = await verifyLimits(bare.data.key, adhoc);
+  assert.equal(inline3.code, "RATE_LIMITED");
+  assert.equal(evaluated(inline3, "adhoc").exceeded, true);
+  assert.deepEqual(
+    (await unkey.keys.getKey({ keyId: bare.data.keyId })).data.ratelimits ?? [],
+    [],
+    "inline limits are not stored",
+  );
+  assert.deepEqual((await verify(bare.data.key)).ratelimits ?? [], [], "nor applied later");
+
+  // A name neither the key nor its identity has → 412 (undeclared on verifyKey, so the SDK
+  // raises the generic APIError); nothing is spent.
+  const paid = await unkey.keys.createKey({ apiId, prefix: PREFIX, credits: { remaining: 5 } });
+  const unknown = await expectError(
+    () =>
+      unkey.keys.verifyKey({ key: paid.data.key, ratelimits: [{ name: "nonexistent" }] }, noRetry),
+    APIError,
+    412,
+  );
+  assert.ok(!(unknown instanceof PreconditionFailedErrorResponse));
+  assert.equal(JSON.parse(unknown.body).error.status, 412);
+  assert.equal((await verify(paid.data.key, 0)).credits, 5, "a 412 verification spent credits");
+
+  // Naming an auto-applied limit sets its cost. Several limits are checked together: when one
+  // fails, none is counted.
+  const multi = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    ratelimits: [
+      { name: "requests", limit: 10, duration: HOUR, autoApply: true },
+      { name: "heavy", limit: 2, duration: HOUR },
+    ],
+  });
+  const costly = await verifyLimits(multi.data.key, [{ name: "requests", cost: 4 }]);
+  assert.equal(costly.code, "VALID");
+  assert.deepEqual(evaluatedNames(costly), ["requests"]);
+  assert.equal(evaluated(costly, "requests").remaining, 6);
+  const denied = await verifyLimits(multi.data.key, [{ name: "heavy", cost: 3 }]);
+  assert.equal(denied.code, "RATE_LIMITED");
+  assert.deepEqual(evaluatedNames(denied), ["heavy", "requests"]);
+  assert.equal(evaluated(denied, "heavy").exceeded, true);
+  assert.equal(evaluated(denied, "requests").exceeded, false);
+  const both = await verifyLimits(multi.data.key, [{ name: "heavy", cost: 2 }]);
+  assert.equal(both.code, "VALID");
+  assert.equal(evaluated(both, "heavy").remaining, 0);
+  assert.equal(evaluated(both, "requests").remaining, 5, "the denied call counted on requests");
+  const withInline = await verifyLimits(multi.data.key, [
+    { name: "adhoc", limit: 1, duration: HOUR },
+  ]);
+  assert.deepEqual(evaluatedNames(withInline), ["adhoc", "requests"]);
+  assert.equal(evaluated(withInline, "requests").remaining, 4);
+}
+
+async function verifyIdentityLimits(): Promise<void> {
+  const apiId = await newApi("verify-identity");
+  const externalId = `sdkts-shared-${suffix}`;
+  await unkey.identities.createIdentity({
+    externalId,
+    meta: { org: "acme" },
+    ratelimits: [
+      { name: "shared", limit: 4, duration: HOUR, autoApply: true },
+      { name: "requests", limit: 100, duration: HOUR, autoApply: true },
+      { name: "exports", limit: 1, duration: HOUR },
+    ],
+  });
+  const identity = (await unkey.identities.getIdentity({ identity: externalId })).data;
+  const identityIds = limitIds(identity.ratelimits);
+  const k1 = await unkey.keys.createKey({ apiId, prefix: PREFIX, externalId });
+  // k2 has its own "requests", which wins over the identity's.
+  const k2 = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    externalId,
+    ratelimits: [{ name: "requests", limit: 2, duration: HOUR, autoApply: true }],
+  });
+  const k2Data = (await unkey.keys.getKey({ keyId: k2.data.keyId })).data;
+  const k2RequestsId = k2Data.ratelimits?.[0].id;
+  assert.deepEqual(
+    normalIdentity(k2Data.identity),
+    normalIdentity(identity),
+    "identity.ratelimits lists only the identity's limits",
+  );
+  await inOneWindow(HOUR);
+
+  // Every auto-applied limit is checked; the response shows the identity.
+  const v1 = await verify(k1.data.key);
+  assert.equal(v1.code, "VALID");
+  assert.deepEqual(normalIdentity(v1.identity), normalIdentity(identity), "verify: identity");
+  assert.deepEqual(evaluatedNames(v1), ["requests", "shared"]);
+  assert.deepEqual(withoutReset(evaluated(v1, "shared")), {
+    exceeded: false,
+    id: identityIds.get("shared"),
+    name: "shared",
+    limit: 4,
+    duration: HOUR,
+    remaining: 3,
+    autoApply: true,
+  });
+  assert.equal(evaluated(v1, "requests").id, identityIds.get("requests"));
+  assert.equal(evaluated(v1, "requests").remaining, 99);
+
+  // The identity's budget is shared by its keys; the key's own limit wins on the same name.
+  const v2 = await verify(k2.data.key);
+  assert.equal(v2.code, "VALID");
+  assert.equal(evaluated(v2, "shared").remaining, 2, "shared across the identity's keys");
+  assert.deepEqual(withoutReset(evaluated(v2, "requests")), {
+    exceeded: false,
+    id: k2RequestsId,
+    name: "requests",
+    limit: 2,
+    duration: HOUR,
+    remaining: 1,
+    autoApply: true,
+  });
+
+  // A named identity limit that is not auto-applied, also shared.
+  const e1 = await verifyLimits(k1.data.key, [{ name: "exports" }]);
+  assert.equal(e1.code, "VALID");
+  assert.deepEqual(evaluatedNames(e1), ["exports", "requests", "shared"]);
+  assert.deepEqual(withoutReset(evaluated(e1, "exports")), {
+    exceeded: false,
+    id: identityIds.get("exports"),
+    name: "exports",
+    limit: 1,
+    duration: HOUR,
+    remaining: 0,
+    autoApply: false,
+  });
+  assert.equal(evaluated(e1, "shared").remaining, 1);
+  const e2 = await verifyLimits(k2.data.key, [{ name: "exports" }]);
+  assert.equal(e2.code, "RATE_LIMITED", "exports is shared with k1");
+  assert.equal(evaluated(e2, "exports").exceeded, true);
+
+  // The denied call consumed nothing: shared still has 1 left, k2's requests too.
+  const v3 = await verify(k2.data.key);
+  assert.equal(v3.code, "VALID");
+  assert.equal(evaluated(v3, "shared").remaining, 0);
+  assert.equal(evaluated(v3, "requests").remaining, 0);
+  const v4 = await verify(k1.data.key);
+  assert.equal(v4.code, "RATE_LIMITED");
+  assert.equal(v4.valid, false);
+  assert.equal(evaluated(v4, "shared").exceeded, true);
+  assert.equal(v4.identity?.id, identity.id);
+}
+
+async function ratelimitLimit(): Promise<void> {
+  const namespace = `sdkts-ns-${suffix}`;
+  await inOneWindow(HOUR);
+
+  // A new namespace is created on first use; limit/remaining/reset per call; the default cost
+  // is 1; an exceeded limit is still HTTP 200, with success false.
+  for (let i = 0; i < 3; i++) {
+    const before = Date.now();
+    const res = await unkey.ratelimit.limit({
+      namespace,
+      identifier: "user_a",
+      limit: 3,
+      duration: HOUR,
+    });
+    const after = Date.now();
+    assertRequestId(res.meta);
+    const { reset, ...rest } = res.data;
+    assert.deepEqual(rest, { limit: 3, remaining: 2 - i, success: true }, `call ${i + 1}`);
+    assertReset(reset, HOUR, before, after, `call ${i + 1}`);
+  }
+  const denied = await unkey.ratelimit.limit({
+    namespace,
+    identifier: "user_a",
+    limit: 3,
+    duration: HOUR,
+  });
+  assert.equal(denied.data.success, false);
+  assert.equal(denied.data.limit, 3);
+  assert.equal(denied.data.remaining, 0);
+  assert.equal(denied.data.overrideId, undefined);
+
+  // Counters are per identifier and per namespace.
+  const other = await unkey.ratelimit.limit({
+    namespace,
+    identifier: "user_b",
+    limit: 3,
+    duration: HOUR,
+  });
+  assert.equal(other.data.success, true);
+  assert.equal(other.data.remaining, 2, "another identifier");
+  const elsewhere = await unkey.ratelimit.limit({
+    namespace: `${namespace}-2`,
+    identifier: "user_a",
+    limit: 3,
+    duration: HOUR,
+  });
+  assert.equal(elsewhere.data.remaining, 2, "the same identifier in another namespace");
+
+  // The SDK always sends cost; without it the server also charges 1.
+  const defaultCost = await postRaw("/v2/ratelimit.limit", {
+    namespace,
+    identifier: "user_default_cost",
+    limit: 5,
+    duration: HOUR,
+  });
+  assert.deepEqual([defaultCost.data.success, defaultCost.data.remaining], [true, 4]);
+
+  // cost: a call that does not fit is denied, consumes nothing and reports what is left;
+  // cost 0 only looks.
+  const call = (cost: number) =>
+    unkey.ratelimit.limit({ namespace, identifier: "user_cost", limit: 10, duration: HOUR, cost });
+  const c4 = (await call(4)).data;
+  assert.deepEqual([c4.success, c4.remaining], [true, 6], "cost 4");
+  const c7 = (await call(7)).data;
+  assert.deepEqual([c7.success, c7.remaining], [false, 6], "cost 7 with 6 left");
+  const c0 = (await call(0)).data;
+  assert.deepEqual([c0.success, c0.remaining], [true, 6], "cost 0 after a denied call");
+  const c6 = (await call(6)).data;
+  assert.deepEqual([c6.success, c6.remaining], [true, 0], "cost 6 uses up the rest");
+  const full = (await call(0)).data;
+  assert.deepEqual([full.success, full.remaining], [true, 0], "cost 0 at the limit");
+  assert.equal((await call(1)).data.success, false, "cost 1 at the limit");
+
+  // reset is the end of the current window for short and for the longest windows.
+  for (const duration of [SECOND, 2_592_000_000]) {
+    const before = Date.now();
+    const res = await unkey.ratelimit.limit({
+      namespace,
+      identifier: `user_window_${duration}`,
+      limit: 5,
+      duration,
+    });
+    const after = Date.now();
+    assert.equal(res.data.success, true);
+    assertReset(res.data.reset, duration, before, after, `duration ${duration}`);
+  }
+
+  // 400 with errors[] naming the field.
+  const invalid: [string, Parameters<typeof unkey.ratelimit.limit>[0]][] = [
+    ["duration", { namespace, identifier: "x", limit: 1, duration: 999 }],
+    ["duration", { namespace, identifier: "x", limit: 1, duration: 2_592_000_001 }],
+    ["limit", { namespace, identifier: "x", limit: 0, duration: MINUTE }],
+    ["cost", { namespace, identifier: "x", limit: 1, duration: MINUTE, cost: -1 }],
+    ["identifier", { namespace, identifier: "", limit: 1, duration: MINUTE }],
+  ];
+  for (const [field, request] of invalid) {
+    const bad = await expectError(
+      () => unkey.ratelimit.limit(request, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(bad, field);
+  }
+}
+
+async function ratelimitMultiLimit(): Promise<void> {
+  const ns1 = `sdkts-multi-${suffix}`;
+  const ns2 = `sdkts-multi2-${suffix}`;
+  // Day windows end on hour boundaries too, so this covers both durations used here.
+  await inOneWindow(HOUR);
+
+  const before = Date.now();
+  const ok = await unkey.ratelimit.multiLimit([
+    { namespace: ns1, identifier: "alice", limit: 3, duration: HOUR },
+    { namespace: ns1, identifier: "bob", limit: 5, duration: HOUR, cost: 2 },
+    { namespace: ns2, identifier: "alice", limit: 1, duration: DAY },
+  ]);
+  const after = Date.now();
+  assertRequestId(ok.meta);
+  assert.equal(ok.data.passed, true);
+  assert.equal(ok.data.limits.length, 3);
+  const find = (limits: typeof ok.data.limits, namespace: string, identifier: string) => {
+    const found = limits.filter((l) => l.namespace === namespace && l.identifier === identifier);
+    assert.equal(found.length, 1, `${namespace}/${identifier} in ${JSON.stringify(limits)}`);
+    return found[0];
+  };
+  const expected = [
+    { namespace: ns1, identifier: "alice", limit: 3, remaining: 2, passed: true, duration: HOUR },
+    { namespace: ns1, identifier: "bob", limit: 5, remaining: 3, passed: true, duration: HOUR },
+    { namespace: ns2, identifier: "alice", limit: 1, remaining: 0, passed: true, duration: DAY },
+  ];
+  for (const { duration, ...want } of expected) {
+    const got = find(ok.data.limits, want.namespace, want.identifier);
+    const { reset, ...rest } = got;
+    assert.deepEqual(rest, want);
+    assertReset(reset, duration, before, after, `${want.namespace}/${want.identifier}`);
+  }
+
+  // All or nothing: ns2/alice is used up, so ns1/alice and ns1/bob are not counted either.
+  const failed = await unkey.ratelimit.multiLimit([
+    { namespace: ns1, identifier: "alice", limit: 3, duration: HOUR },
+    { namespace: ns1, identifier: "bob", limit: 5, duration: HOUR, cost: 2 },
+    { namespace: ns2, identifier: "alice", limit: 1, duration: DAY },
+  ]);
+  assert.equal(failed.data.passed, false);
+  assert.equal(failed.data.limits.length, 3);
+  const culprit = find(failed.data.limits, ns2, "alice");
+  assert.equal(culprit.passed, false);
+  assert.equal(culprit.remaining, 0);
+  const peek = async (namespace: string, identifier: string, limit: number) =>
+    (await unkey.ratelimit.limit({ namespace, identifier, limit, duration: HOUR, cost: 0 })).data;
+  assert.equal((await peek(ns1, "alice", 3)).remaining, 2, "alice counted by a failed batch");
+  assert.equal((await peek(ns1, "bob", 5)).remaining, 3, "bob counted by a failed batch");
+
+  // A batch of one behaves like ratelimit.limit.
+  const single = await unkey.ratelimit.multiLimit([
+    { namespace: ns1, identifier: "carol", limit: 2, duration: HOUR },
+  ]);
+  assert.equal(single.data.passed, true);
+  assert.equal(single.data.limits[0].remaining, 1);
+
+  // 1..100 checks; each is validated like ratelimit.limit.
+  await expectError(() => unkey.ratelimit.multiLimit([], noRetry), BadRequestErrorResponse, 400);
+  const tooMany = Array.from({ length: 101 }, (_, i) => ({
+    namespace: ns1,
+    identifier: `many_${i}`,
+    limit: 1,
+    duration: HOUR,
+  }));
+  await expectError(
+    () => unkey.ratelimit.multiLimit(tooMany, noRetry),
+    BadRequestErrorResponse,
+    400,
+  );
+  const bad = await expectError(
+    () =>
+      unkey.ratelimit.multiLimit(
+        [
+          { namespace: ns1, identifier: "dave", limit: 1, duration: HOUR },
+          { namespace: ns1, identifier: "erin", limit: 1, duration: 999 },
+        ],
+        noRetry,
+      ),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(bad, "duration");
+  assert.equal((await peek(ns1, "dave", 1)).remaining, 1, "a rejected batch counted");
+}
+
+async function ratelimitOverrides(): Promise<void> {
+  const namespace = `sdkts-overrides-${suffix}`;
+  // The namespace comes into being with its first limit call.
+  await unkey.ratelimit.limit({ namespace, identifier: "warmup", limit: 1, duration: HOUR });
+  await inOneWindow(HOUR);
+
+  const wildcard = await unkey.ratelimit.setOverride({
+    namespace,
+    identifier: "premium_*",
+    limit: 100,
+    duration: MINUTE,
+  });
+  assertRequestId(wildcard.meta);
+  const wildcardId = wildcard.data.overrideId;
+  assert.match(wildcardId, /^rlor_[a-zA-Z0-9_]+$/, "overrideId format");
+  const exact = await unkey.ratelimit.setOverride({
+    namespace,
+    identifier: "premium_gold",
+    limit: 1,
+    duration: HOUR,
+  });
+  const exactId = exact.data.overrideId;
+  assert.notEqual(exactId, wildcardId);
+
+  // A matching identifier gets the override's limit and window, and its id.
+  const before = Date.now();
+  const silver = await unkey.ratelimit.limit({
+    namespace,
+    identifier: "premium_silver",
+    limit: 2,
+    duration: DAY,
+  });
+  const after = Date.now();
+  const { reset, ...rest } = silver.data;
+  assert.deepEqual(rest, { limit: 100, remaining: 99, success: true, overrideId: wildcardId });
+  assertReset(reset, MINUTE, before, after, "the override's window, not the request's day");
+
+  // An exact override beats a wildcard one.
+  const gold1 = (
+    await unkey.ratelimit.limit({ namespace, identifier: "premium_gold", limit: 2, duration: DAY })
+  ).data;
+  assert.deepEqual(
+    { ...gold1, reset: 0 },
+    { limit: 1, remaining: 0, success: true, overrideId: exactId, reset: 0 },
+  );
+  const gold2 = (
+    await unkey.ratelimit.limit({ namespace, identifier: "premium_gold", limit: 2, duration: DAY })
+  ).data;
+  assert.equal(gold2.success, false);
+  assert.equal(gold2.overrideId, exactId);
+
+  // No override matches: the request's own limit, no overrideId.
+  const basic = (
+    await unkey.ratelimit.limit({ namespace, identifier: "basic_user", limit: 2, duration: HOUR })
+  ).data;
+  assert.deepEqual({ ...basic, reset: 0 }, { limit: 2, remaining: 1, success: true, reset: 0 });
+
+  // getOverride; setOverride again is an upsert that keeps the id.
+  const got = await unkey.ratelimit.getOverride({ namespace, identifier: "premium_*" });
+  assertRequestId(got.meta);
+  assert.deepEqual(got.data, {
+    overrideId: wildcardId,
+    duration: MINUTE,
+    identifier: "premium_*",
+    limit: 100,
+  });
+  const upsert = await unkey.ratelimit.setOverride({
+    namespace,
+    identifier: "premium_*",
+    limit: 50,
+    duration: MINUTE,
+  });
+  assert.equal(upsert.data.overrideId, wildcardId, "an upsert keeps the overrideId");
+  assert.equal(
+    (await unkey.ratelimit.getOverride({ namespace, identifier: "premium_*" })).data.limit,
+    50,
+  );
+  const bronze = (
+    await unkey.ratelimit.limit({
+      namespace,
+      identifier: "premium_bronze",
+      limit: 2,
+      duration: DAY,
+    })
+  ).data;
+  assert.deepEqual([bronze.limit, bronze.remaining, bronze.overrideId], [50, 49, wildcardId]);
+
+  // limit 0 blocks.
+  const block = await unkey.ratelimit.setOverride({
+    namespace,
+    identifier: "blocked_user",
+    limit: 0,
+    duration: MINUTE,
+  });
+  const blocked = (
+    await unkey.ratelimit.limit({
+      namespace,
+      identifier: "blocked_user",
+      limit: 1000,
+      duration: HOUR,
+    })
+  ).data;
+  assert.deepEqual(
+    { ...blocked, reset: 0 },
+    { limit: 0, remaining: 0, success: false, overrideId: block.data.overrideId, reset: 0 },
+  );
+
+  // listOverrides: pages of 10 by default, through the auto-pager.
+  const all = new Map<string, { limit: number; duration: number; overrideId: string }>([
+    ["premium_*", { limit: 50, duration: MINUTE, overrideId: wildcardId }],
+    ["premium_gold", { limit: 1, duration: HOUR, overrideId: exactId }],
+    ["blocked_user", { limit: 0, duration: MINUTE, overrideId: block.data.overrideId }],
+  ]);
+  for (let i = 0; i < 9; i++) {
+    const res = await unkey.ratelimit.setOverride({
+      namespace,
+      identifier: `bulk_${i}`,
+      limit: i + 1,
+      duration: HOUR + i * SECOND,
+    });
+    all.set(`bulk_${i}`, {
+      limit: i + 1,
+      duration: HOUR + i * SECOND,
+      overrideId: res.data.overrideId,
+    });
+  }
+  const walk = async (limit?: number) => {
+    const sizes: number[] = [];
+    const hasMore: boolean[] = [];
+    const seen: string[] = [];
+    const res = await unkey.ratelimit.listOverrides(
+      limit === undefined ? { namespace } : { namespace, limit },
+    );
+    for await (const page of res) {
+      assert.ok(sizes.length < 10, "the auto-pager does not terminate");
+      assertRequestId(page.result.meta);
+      sizes.push(page.result.data.length);
+      hasMore.push(page.result.pagination.hasMore);
+      for (const o of page.result.data) {
+        seen.push(o.identifier);
+        assert.deepEqual(
+          { limit: o.limit, duration: o.duration, overrideId: o.overrideId },
+          all.get(o.identifier),
+          `listed override ${o.identifier}`,
+        );
+      }
+    }
+    assert.equal(new Set(seen).size, seen.length, "an override listed twice");
+    assert.deepEqual([...seen].sort(), [...all.keys()].sort());
+    return { sizes, hasMore };
+  };
+  assert.deepEqual(await walk(), { sizes: [10, 2], hasMore: [true, false] }, "default pages");
+  // The SDK always sends limit (10); without it the server also pages by 10.
+  const unlimited = await postRaw("/v2/ratelimit.listOverrides", { namespace });
+  assert.equal(unlimited.data.length, 10, "listOverrides without limit");
+  assert.equal(unlimited.pagination.hasMore, true);
+  assert.equal(typeof unlimited.pagination.cursor, "string");
+  assert.deepEqual(await walk(5), { sizes: [5, 5, 2], hasMore: [true, true, false] }, "pages of 5");
+
+  // deleteOverride: gone from get and list; the wildcard applies to the identifier again.
+  const deleted = await unkey.ratelimit.deleteOverride({ namespace, identifier: "premium_gold" });
+  assertRequestId(deleted.meta);
+  assert.deepEqual(deleted.data, {});
+  all.delete("premium_gold");
+  await expectError(
+    () => unkey.ratelimit.getOverride({ namespace, identifier: "premium_gold" }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  assert.deepEqual(await walk(), { sizes: [10, 1], hasMore: [true, false] }, "after a delete");
+  const gold3 = (
+    await unkey.ratelimit.limit({ namespace, identifier: "premium_gold", limit: 2, duration: DAY })
+  ).data;
+  assert.equal(gold3.limit, 50, "the wildcard override applies after the exact one is deleted");
+  assert.equal(gold3.overrideId, wildcardId);
+  await expectError(
+    () => unkey.ratelimit.deleteOverride({ namespace, identifier: "premium_gold" }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+
+  // Unknown namespace → 404 on get, list and delete.
+  const nowhere = `sdkts-nowhere-${suffix}`;
+  await expectError(
+    () => unkey.ratelimit.getOverride({ namespace: nowhere, identifier: "x" }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  await expectError(
+    () => unkey.ratelimit.listOverrides({ namespace: nowhere }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  await expectError(
+    () => unkey.ratelimit.deleteOverride({ namespace: nowhere, identifier: "x" }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+
+  // 400: a window under a second, a negative limit.
+  const shortWindow = await expectError(
+    () =>
+      unkey.ratelimit.setOverride({ namespace, identifier: "x", limit: 1, duration: 999 }, noRetry),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(shortWindow, "duration");
+  const negative = await expectError(
+    () =>
+      unkey.ratelimit.setOverride(
+        { namespace, identifier: "x", limit: -1, duration: MINUTE },
+        noRetry,
+      ),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(negative, "limit");
+}
+
 async function errors(): Promise<void> {
   // 400: a name too short; errors[] names the field.
   const bad = await expectError(
@@ -766,6 +2079,33 @@ async function errors(): Promise<void> {
     ForbiddenErrorResponse,
     403,
   );
+  // …nor touch identities or rate limits.
+  const namespace = `sdkts-forbidden-${suffix}`;
+  await unkey.ratelimit.limit({ namespace, identifier: "x", limit: 1, duration: MINUTE });
+  const forbiddenCalls: [string, () => Promise<unknown>][] = [
+    ["createIdentity", () => limited.identities.createIdentity({ externalId: namespace }, noRetry)],
+    ["listIdentities", () => limited.identities.listIdentities({}, noRetry)],
+    [
+      "ratelimit.limit",
+      () =>
+        limited.ratelimit.limit(
+          { namespace, identifier: "x", limit: 1, duration: MINUTE },
+          noRetry,
+        ),
+    ],
+    [
+      "setOverride",
+      () =>
+        limited.ratelimit.setOverride(
+          { namespace, identifier: "x", limit: 1, duration: MINUTE },
+          noRetry,
+        ),
+    ],
+  ];
+  for (const [what, call] of forbiddenCalls) {
+    const e = await expectError(call, ForbiddenErrorResponse, 403);
+    assert.equal(e.error.status, 403, what);
+  }
 
   // 404: an unknown key id and an unknown API id.
   const notFound = await expectError(
@@ -806,6 +2146,16 @@ const sections: [string, () => Promise<void>][] = [
   ["apis.deleteApi", deleteApi],
   ["keys.migrateKeys", migrateKeys],
   ["apis.listKeys pagination", pagination],
+  ["identities.createIdentity + getIdentity", identitiesCreateAndGet],
+  ["identities.listIdentities", identitiesList],
+  ["identities.updateIdentity", identitiesUpdate],
+  ["identities.deleteIdentity", identitiesDelete],
+  ["keys: externalId + ratelimits", keyIdentitiesAndLimits],
+  ["keys.verifyKey with key rate limits", verifyKeyLimits],
+  ["keys.verifyKey with identity rate limits", verifyIdentityLimits],
+  ["ratelimit.limit", ratelimitLimit],
+  ["ratelimit.multiLimit", ratelimitMultiLimit],
+  ["ratelimit overrides", ratelimitOverrides],
   ["error classes", errors],
 ];
 

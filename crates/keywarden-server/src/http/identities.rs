@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::envelope::{Data, MetaOnly, Paginated, Pagination};
 use super::extract::ApiJson;
-use super::fields::Fields;
+use super::fields::{Fields, Nullable};
 use super::wire::{IdentityData, LimitBody, parse_limits, parse_meta};
 use crate::error::ApiError;
 use crate::service::{Caller, NewIdentity};
@@ -147,25 +147,29 @@ async fn list_identities(
     Ok(Paginated(data, Pagination::from_next(page.next)).into_response())
 }
 
+/// `meta` and `ratelimits` replace what is stored; `{}`, `[]` and `null` clear them.
 #[derive(Debug, Deserialize)]
 struct UpdateIdentityBody {
     identity: Option<String>,
-    meta: Option<Map<String, Value>>,
-    ratelimits: Option<Vec<LimitBody>>,
+    #[serde(default)]
+    meta: Nullable<Map<String, Value>>,
+    #[serde(default)]
+    ratelimits: Nullable<Vec<LimitBody>>,
 }
 
 fn parse_update(body: UpdateIdentityBody) -> Result<(String, IdentityUpdate), ApiError> {
     let mut f = Fields::new();
     let reference = reference(&mut f, body.identity);
-    // `{}` clears the metadata.
     let meta = match body.meta {
-        None => Some(None),
-        Some(m) if m.is_empty() => Some(Some(None)),
-        Some(m) => parse_meta(&mut f, "body.meta", m).map(|m| Some(Some(m))),
+        Nullable::Absent => Some(None),
+        Nullable::Null => Some(Some(None)),
+        Nullable::Value(m) if m.is_empty() => Some(Some(None)),
+        Nullable::Value(m) => parse_meta(&mut f, "body.meta", m).map(|m| Some(Some(m))),
     };
     let ratelimits = match body.ratelimits {
-        None => Some(None),
-        Some(items) => parse_limits(&mut f, "body.ratelimits", items).map(Some),
+        Nullable::Absent => Some(None),
+        Nullable::Null => Some(Some(Vec::new())),
+        Nullable::Value(items) => parse_limits(&mut f, "body.ratelimits", items).map(Some),
     };
     let update = meta
         .zip(ratelimits)

@@ -87,6 +87,21 @@ async fn identities_are_created_read_updated_and_deleted() {
         )
         .await;
     assert_eq!(cleared.ok()["ratelimits"], json!([]));
+    // `null` clears as well.
+    app.call(
+        "identities.updateIdentity",
+        json!({ "identity": id, "meta": { "a": 1 }, "ratelimits": [limit("requests", 1, true)] }),
+    )
+    .await
+    .ok();
+    let cleared = app
+        .call(
+            "identities.updateIdentity",
+            json!({ "identity": id, "meta": null, "ratelimits": null }),
+        )
+        .await;
+    assert!(cleared.ok().get("meta").is_none(), "{}", cleared.body);
+    assert_eq!(cleared.ok()["ratelimits"], json!([]));
 
     let deleted = app
         .call("identities.deleteIdentity", json!({ "identity": id }))

@@ -41,7 +41,9 @@ pub struct UpdateKeyBody {
     expires: Nullable<i64>,
     #[serde(default)]
     credits: Nullable<UpdateCreditsBody>,
-    ratelimits: Option<Vec<LimitBody>>,
+    /// `null` clears, like `[]` (the Python SDK sends `null`; the docs say it removes all).
+    #[serde(default)]
+    ratelimits: Nullable<Vec<LimitBody>>,
     enabled: Option<bool>,
     roles: Option<Vec<Value>>,
     permissions: Option<Vec<Value>>,
@@ -78,8 +80,9 @@ fn parse(body: UpdateKeyBody) -> Result<KeyChanges, ApiError> {
         f.check("body.externalId", ExternalId::parse(&e))
     });
     let ratelimits = match body.ratelimits {
-        Some(items) => parse_limits(&mut f, "body.ratelimits", items).map(Some),
-        None => Some(None),
+        Nullable::Value(items) => parse_limits(&mut f, "body.ratelimits", items).map(Some),
+        Nullable::Null => Some(Some(Vec::new())),
+        Nullable::Absent => Some(None),
     };
     f.unsupported_items("body.roles", body.roles.as_deref(), "roles");
     f.unsupported_items(
