@@ -1,10 +1,12 @@
-//! `keywarden-loadgen`: measures how fast a Keywarden server verifies keys, next to how fast it
-//! answers liveness probes (the cost of the HTTP stack alone).
+//! `keywarden-loadgen`: measures how fast a Keywarden server verifies keys and decides rate
+//! limits, next to how fast it answers liveness probes (the cost of the HTTP stack alone).
 //!
-//! It creates an API and N keys, then runs the phases (liveness, verify-valid, verify-unknown,
-//! create-key) with C keep-alive connections for a fixed time each, alternating them for
-//! several rounds so that drift affects every phase alike, and sums each phase over its
-//! rounds. Every response is checked; any error makes the run invalid (exit status 2).
+//! It creates an API, N keys without and N keys with a rate limit, and M rate-limit
+//! identifiers, then runs the phases (liveness, verify-valid, verify-limited, verify-unknown,
+//! ratelimit-limit, create-key) with C keep-alive connections for a fixed time each,
+//! alternating them for several rounds so that drift affects every phase alike, and sums each
+//! phase over its rounds. Every response is checked; any error makes the run invalid (exit
+//! status 2).
 
 mod client;
 mod cpu;
@@ -37,9 +39,12 @@ struct Args {
     /// Root key to create the API and keys and to verify with.
     #[arg(long, env = "KEYWARDEN_ROOT_KEY", hide_env_values = true)]
     root_key: String,
-    /// Keys to create for verify-valid.
+    /// Keys to create for verify-valid, and as many with a rate limit for verify-limited.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
+    /// Distinct identifiers ratelimit-limit draws from.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    identifiers: u64,
     /// Concurrent keep-alive connections, each with one request in flight.
     #[arg(short, long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     connections: u64,
@@ -172,6 +177,7 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
     let pause = seconds("pause", args.pause)?;
     let connections = usize::try_from(args.connections)?;
     let key_count = usize::try_from(args.keys)?;
+    let identifiers = usize::try_from(args.identifiers)?;
     let mut phases: Vec<Phase> = Vec::new();
     for &phase in &args.phases {
         if !phases.contains(&phase) {
@@ -182,7 +188,8 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
 
     println!(
         "keywarden-loadgen: {} | {connections} connections | {} rounds x {} phases x {:.1} s \
-         (warm-up {:.1} s per phase) | {key_count} keys | {threads} loadgen threads",
+         (warm-up {:.1} s per phase) | {key_count} keys | {identifiers} identifiers | {threads} \
+         loadgen threads",
         target.authority(),
         args.rounds,
         phases.len(),
@@ -191,11 +198,30 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
     );
 
     let started = std::time::Instant::now();
-    let setup = setup::run(&target, key_count, connections).await?;
+    // What only an unselected phase would use is not created.
+    let plan = setup::Plan {
+        keys: key_count,
+        limited_keys: if phases.contains(&Phase::VerifyLimited) {
+            key_count
+        } else {
+            0
+        },
+        identifiers: if phases.contains(&Phase::RatelimitLimit) {
+            identifiers
+        } else {
+            0
+        },
+        connections,
+    };
+    let setup = setup::run(&target, &plan).await?;
     println!(
-        "setup: API {} with {} keys created and verified once, in {:.1} s",
+        "setup: API {} with {} keys and {} rate-limited keys created and verified once, \
+         namespace {} with {} identifiers limited once, in {:.1} s",
         setup.api_id,
         setup.keys.len(),
+        setup.limited_keys.len(),
+        setup.namespace,
+        plan.identifiers,
         started.elapsed().as_secs_f64()
     );
     let unknown_body_len = setup
@@ -205,6 +231,14 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
         .map_or(28, |(_, body)| body.len());
     let workload = Arc::new(Workload {
         valid_bodies: setup.keys.iter().map(|k| phase::verify_body(k)).collect(),
+        limited_bodies: setup
+            .limited_keys
+            .iter()
+            .map(|k| phase::verify_body(k))
+            .collect(),
+        limit_bodies: (0..plan.identifiers)
+            .map(|i| phase::limit_body(&setup.namespace, i))
+            .collect(),
         create_key_body: phase::create_key_body(&setup.api_id),
         unknown_body_len,
         target,

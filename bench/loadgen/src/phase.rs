@@ -14,19 +14,28 @@ use crate::client::{Body, Target};
 pub enum Phase {
     /// `GET /v2/liveness`: the HTTP stack alone, the baseline.
     Liveness,
-    /// `keys.verifyKey` with keys that exist (cached after their first use).
+    /// `keys.verifyKey` with keys that exist (cached after their first use) and carry no
+    /// rate limit.
     VerifyValid,
+    /// `keys.verifyKey` with keys that carry one auto-applied rate limit, too high to be
+    /// reached: the cost of checking and counting a limit on every verification.
+    VerifyLimited,
     /// `keys.verifyKey` with a fresh random key each request.
     VerifyUnknown,
+    /// `ratelimit.limit` for identifiers drawn from a fixed set, with a limit too high to be
+    /// reached.
+    RatelimitLimit,
     /// `keys.createKey`: one store write per request.
     CreateKey,
 }
 
 impl Phase {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::Liveness,
         Self::VerifyValid,
+        Self::VerifyLimited,
         Self::VerifyUnknown,
+        Self::RatelimitLimit,
         Self::CreateKey,
     ];
 
@@ -34,7 +43,9 @@ impl Phase {
         match self {
             Self::Liveness => "liveness",
             Self::VerifyValid => "verify-valid",
+            Self::VerifyLimited => "verify-limited",
             Self::VerifyUnknown => "verify-unknown",
+            Self::RatelimitLimit => "ratelimit-limit",
             Self::CreateKey => "create-key",
         }
     }
@@ -50,15 +61,25 @@ pub const LIVENESS: &str = "/v2/liveness";
 pub const CREATE_API: &str = "/v2/apis.createApi";
 pub const CREATE_KEY: &str = "/v2/keys.createKey";
 pub const VERIFY_KEY: &str = "/v2/keys.verifyKey";
+pub const RATELIMIT_LIMIT: &str = "/v2/ratelimit.limit";
 
 /// Prefix of every key the benchmark creates, and of the unknown keys it makes up.
 pub const KEY_PREFIX: &str = "sk";
 
+/// The rate limits of verify-limited and ratelimit-limit: far more calls per window than a
+/// run can make, so every call passes and each one does the full work of counting.
+pub const HIGH_LIMIT: u64 = 1_000_000_000;
+pub const LIMIT_WINDOW_MS: u64 = 60_000;
+
 /// Everything the phases need, shared by all workers.
 pub struct Workload {
     pub target: Target,
-    /// `{"key":"…"}` for every created key.
+    /// `{"key":"…"}` for every created key without a rate limit.
     pub valid_bodies: Vec<Bytes>,
+    /// `{"key":"…"}` for every created key with one auto-applied rate limit.
+    pub limited_bodies: Vec<Bytes>,
+    /// `ratelimit.limit` bodies, one per identifier of the benchmark's namespace.
+    pub limit_bodies: Vec<Bytes>,
     /// `{"apiId":"…","prefix":"sk"}`.
     pub create_key_body: Bytes,
     /// Length of the random part of made-up keys: that of the created keys, so unknown and
@@ -70,8 +91,38 @@ pub fn create_key_body(api_id: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "apiId": api_id, "prefix": KEY_PREFIX }).to_string())
 }
 
+/// Like `create_key_body`, for a key whose every verification checks one high limit.
+pub fn create_limited_key_body(api_id: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "apiId": api_id,
+            "prefix": KEY_PREFIX,
+            "ratelimits": [{
+                "name": "requests",
+                "limit": HIGH_LIMIT,
+                "duration": LIMIT_WINDOW_MS,
+                "autoApply": true,
+            }],
+        })
+        .to_string(),
+    )
+}
+
 pub fn verify_body(key: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "key": key }).to_string())
+}
+
+/// `ratelimit.limit` for identifier number `index` of `namespace`.
+pub fn limit_body(namespace: &str, index: usize) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "namespace": namespace,
+            "identifier": format!("user_{index}"),
+            "limit": HIGH_LIMIT,
+            "duration": LIMIT_WINDOW_MS,
+        })
+        .to_string(),
+    )
 }
 
 /// Per-worker state that decides each request.
@@ -81,12 +132,20 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// Worker `index` of `workers` starts at its own share of the keys, so every key is used.
+    /// Worker `index` of `workers` starts at its own share of the keys, so every key is used
+    /// (verify-valid and verify-limited have as many keys each).
     pub fn new(index: usize, workers: usize, keys: usize, seed: u64) -> Self {
         Self {
             rng: XorShift::new(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             next_key: (index * keys).checked_div(workers.max(1)).unwrap_or(0),
         }
+    }
+
+    /// The next of `bodies`, in turn.
+    fn in_turn(&mut self, bodies: &[Bytes]) -> Bytes {
+        let i = self.next_key % bodies.len();
+        self.next_key = i + 1;
+        bodies[i].clone()
     }
 }
 
@@ -96,11 +155,12 @@ impl Workload {
     pub fn request(&self, phase: Phase, cursor: &mut Cursor) -> Request<Body> {
         match phase {
             Phase::Liveness => self.target.get(LIVENESS),
-            Phase::VerifyValid => {
-                let i = cursor.next_key % self.valid_bodies.len();
-                cursor.next_key = i + 1;
-                self.target.post(VERIFY_KEY, self.valid_bodies[i].clone())
-            }
+            Phase::VerifyValid => self
+                .target
+                .post(VERIFY_KEY, cursor.in_turn(&self.valid_bodies)),
+            Phase::VerifyLimited => self
+                .target
+                .post(VERIFY_KEY, cursor.in_turn(&self.limited_bodies)),
             Phase::VerifyUnknown => {
                 let mut body = Vec::with_capacity(self.unknown_body_len + 16);
                 body.extend_from_slice(b"{\"key\":\"");
@@ -112,6 +172,13 @@ impl Workload {
                 }
                 body.extend_from_slice(b"\"}");
                 self.target.post(VERIFY_KEY, Bytes::from(body))
+            }
+            Phase::RatelimitLimit => {
+                // Drawn at random rather than in turn, as real callers' identifiers are.
+                let n = u64::try_from(self.limit_bodies.len()).unwrap_or(u64::MAX);
+                let i = usize::try_from(cursor.rng.next() % n.max(1)).unwrap_or(0);
+                self.target
+                    .post(RATELIMIT_LIMIT, self.limit_bodies[i].clone())
             }
             Phase::CreateKey => self.target.post(CREATE_KEY, self.create_key_body.clone()),
         }
@@ -136,6 +203,14 @@ struct Data<'a> {
     key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     key_id: Option<Cow<'a, str>>,
+    ratelimits: Option<Vec<CheckedLimit>>,
+    success: Option<bool>,
+}
+
+/// One limit a verification checked.
+#[derive(Deserialize)]
+struct CheckedLimit {
+    exceeded: Option<bool>,
 }
 
 /// Checks that a response is the one `phase` expects; the error says how it differs.
@@ -149,10 +224,24 @@ pub fn check(phase: Phase, status: StatusCode, body: &[u8]) -> Result<(), String
         .ok_or_else(|| format!("{phase}: no JSON `data` in {}", snippet(body)))?;
     let ok = match phase {
         Phase::Liveness => data.message.as_deref() == Some("OK"),
-        Phase::VerifyValid => data.valid == Some(true) && data.code.as_deref() == Some("VALID"),
+        // No `ratelimits`: this phase is the verification without limits.
+        Phase::VerifyValid => {
+            data.valid == Some(true)
+                && data.code.as_deref() == Some("VALID")
+                && data.ratelimits.is_none()
+        }
+        Phase::VerifyLimited => {
+            data.valid == Some(true)
+                && data.code.as_deref() == Some("VALID")
+                && data
+                    .ratelimits
+                    .as_deref()
+                    .is_some_and(|l| matches!(l, [only] if only.exceeded == Some(false)))
+        }
         Phase::VerifyUnknown => {
             data.valid == Some(false) && data.code.as_deref() == Some("NOT_FOUND")
         }
+        Phase::RatelimitLimit => data.success == Some(true),
         Phase::CreateKey => {
             data.key_id.as_deref().is_some_and(|k| !k.is_empty())
                 && data

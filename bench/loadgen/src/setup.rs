@@ -1,5 +1,8 @@
 //! Creates what the phases use: one API and N keys without credits (so verifying them never
-//! writes to the store), then verifies each key once so every record is in the server's cache.
+//! writes to the store), as many keys with one high auto-applied rate limit, and a
+//! rate-limit namespace with M identifiers. Then it uses each key and identifier once, so
+//! every key record is in the server's cache and every identifier has its limiter state
+//! before any measurement.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,15 +13,29 @@ use hyper::StatusCode;
 use serde_json::Value;
 
 use crate::client::{Target, send};
-use crate::phase::{self, CREATE_API, CREATE_KEY, VERIFY_KEY};
+use crate::phase::{self, CREATE_API, CREATE_KEY, Phase, RATELIMIT_LIMIT, VERIFY_KEY};
+
+/// How much to create; a count of 0 skips that part (its phase is not run).
+pub struct Plan {
+    pub keys: usize,
+    pub limited_keys: usize,
+    pub identifiers: usize,
+    pub connections: usize,
+}
 
 pub struct Setup {
     pub api_id: String,
+    /// Keys without rate limits.
     pub keys: Vec<String>,
+    /// Keys with one auto-applied rate limit.
+    pub limited_keys: Vec<String>,
+    /// The rate-limit namespace of ratelimit-limit, created by its first limit call.
+    pub namespace: String,
 }
 
-pub async fn run(target: &Target, keys: usize, connections: usize) -> anyhow::Result<Setup> {
+pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Setup> {
     let mut conn = target.connect().await?;
+    // Named after this process, so runs against one server do not share limiter state.
     let name = format!("loadgen-{}", std::process::id());
     let (status, body) = send(
         &mut conn,
@@ -30,31 +47,81 @@ pub async fn run(target: &Target, keys: usize, connections: usize) -> anyhow::Re
     .await?;
     let api_id = data_field(status, &body, "apiId").context("apis.createApi failed")?;
 
-    let create_body = phase::create_key_body(&api_id);
-    let created = parallel(target, keys, connections, move |_| {
-        (CREATE_KEY, create_body.clone())
+    let keys = create_keys(target, plan, phase::create_key_body(&api_id), plan.keys).await?;
+    let limited_keys = create_keys(
+        target,
+        plan,
+        phase::create_limited_key_body(&api_id),
+        plan.limited_keys,
+    )
+    .await?;
+
+    // The first verification of a key reads it from the store; do that now, untimed.
+    let verify = |keys: &[String]| keys.iter().map(|k| phase::verify_body(k)).collect();
+    use_once(target, plan, Phase::VerifyValid, VERIFY_KEY, verify(&keys))
+        .await
+        .context("a freshly created key did not verify")?;
+    use_once(
+        target,
+        plan,
+        Phase::VerifyLimited,
+        VERIFY_KEY,
+        verify(&limited_keys),
+    )
+    .await
+    .context("a freshly created key with a rate limit did not verify")?;
+    // The first limit call creates the namespace (a store write) and each identifier's state.
+    let limits = (0..plan.identifiers)
+        .map(|i| phase::limit_body(&name, i))
+        .collect();
+    use_once(target, plan, Phase::RatelimitLimit, RATELIMIT_LIMIT, limits)
+        .await
+        .context("ratelimit.limit failed")?;
+    Ok(Setup {
+        api_id,
+        keys,
+        limited_keys,
+        namespace: name,
+    })
+}
+
+/// Creates `count` keys with `body` and returns them.
+async fn create_keys(
+    target: &Target,
+    plan: &Plan,
+    body: Bytes,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let created = parallel(target, count, plan.connections, move |_| {
+        (CREATE_KEY, body.clone())
     })
     .await
     .context("keys.createKey failed")?;
-    let keys = created
+    created
         .iter()
         .map(|(status, body)| data_field(*status, body, "key"))
         .collect::<anyhow::Result<Vec<_>>>()
-        .context("keys.createKey failed")?;
+        .context("keys.createKey failed")
+}
 
-    // The first verification of a key reads it from the store; do that now, untimed.
-    let bodies: Arc<Vec<Bytes>> = Arc::new(keys.iter().map(|k| phase::verify_body(k)).collect());
-    let verified = parallel(target, keys.len(), connections, move |i| {
-        (VERIFY_KEY, bodies[i].clone())
+/// Sends each of `bodies` once to `path` and checks each answer as `phase` would.
+async fn use_once(
+    target: &Target,
+    plan: &Plan,
+    phase: Phase,
+    path: &'static str,
+    bodies: Vec<Bytes>,
+) -> anyhow::Result<()> {
+    let bodies = Arc::new(bodies);
+    let count = bodies.len();
+    let responses = parallel(target, count, plan.connections, move |i| {
+        (path, bodies[i].clone())
     })
-    .await
-    .context("keys.verifyKey failed")?;
-    for (status, body) in &verified {
-        phase::check(phase::Phase::VerifyValid, *status, body)
-            .map_err(anyhow::Error::msg)
-            .context("a freshly created key did not verify")?;
+    .await?;
+    for (status, body) in &responses {
+        phase::check(phase, *status, body).map_err(anyhow::Error::msg)?;
     }
-    Ok(Setup { api_id, keys })
+    Ok(())
 }
 
 /// Sends `count` POSTs over `connections` connections; request `i` is `make(i)`. Returns the
