@@ -37,8 +37,13 @@ pub struct Identifier(String);
 
 impl Identifier {
     pub fn parse(s: &str) -> Result<Self, LengthError> {
-        check_length(s, 1, 512)?;
-        Ok(Self(s.to_owned()))
+        Self::from_string(s.to_owned())
+    }
+
+    /// Like [`Identifier::parse`], keeping the string it is given.
+    pub fn from_string(s: String) -> Result<Self, LengthError> {
+        check_length(&s, 1, 512)?;
+        Ok(Self(s))
     }
 
     pub fn as_str(&self) -> &str {

@@ -13,13 +13,12 @@
 mod shard;
 
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::{Mutex, MutexGuard};
 
-use self::shard::Shard;
+use self::shard::{Shard, state_hash};
 use super::window::{SlidingWindow, WindowCounts};
 use super::{LimitCheck, LimitDecision, LimitOutcome, Limiter, LimiterError, WindowDuration};
 use crate::time::{Clock, UnixMillis};
@@ -32,9 +31,6 @@ const SHARDS: usize = 64;
 pub struct InMemoryLimiter {
     clock: Arc<dyn Clock>,
     shards: Box<[Mutex<Shard>]>,
-    /// Picks a counter's shard. Keyed per process, so clients cannot choose identifiers that
-    /// all land on one shard.
-    shard_hasher: RandomState,
 }
 
 impl InMemoryLimiter {
@@ -42,7 +38,6 @@ impl InMemoryLimiter {
         Self {
             clock,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
-            shard_hasher: RandomState::new(),
         }
     }
 
@@ -50,26 +45,28 @@ impl InMemoryLimiter {
     /// sections.
     pub fn limit_now(&self, checks: &[LimitCheck]) -> LimitOutcome {
         let now = self.clock.now();
-        let shard_of: Vec<usize> = checks
-            .iter()
-            .map(|check| self.shard_index(check.counter.as_str()))
-            .collect();
+        if let [check] = checks {
+            return self.limit_one(check, now);
+        }
+        let hashes: Vec<u64> = checks.iter().map(|check| self.hash(check)).collect();
+        let shard_of: Vec<usize> = hashes.iter().map(|&hash| shard_index(hash)).collect();
         let mut shards = self.lock(&shard_of);
 
         // Decide each check against the stored state plus what earlier checks of this call on
         // the same counter would add, so a call cannot pass by naming one counter twice.
         let mut windows: Vec<CallWindow<'_>> = Vec::new();
         let mut verdicts = Vec::with_capacity(checks.len());
-        for (check, &shard) in checks.iter().zip(&shard_of) {
+        for ((check, &shard), &hash) in checks.iter().zip(&shard_of).zip(&hashes) {
             // A call has a few dozen checks at most (the wire caps multiLimit at 100), so a
             // linear search beats building a map.
             let slot = match windows.iter().position(|w| w.is_for(check)) {
                 Some(slot) => slot,
                 None => {
-                    let stored = shards
-                        .get(shard)
-                        .get(check.counter.as_str(), check.duration);
-                    windows.push(CallWindow::new(check, shard, stored, now));
+                    let stored =
+                        shards
+                            .get(shard)
+                            .get(hash, check.counter.as_str(), check.duration);
+                    windows.push(CallWindow::new(check, shard, hash, stored, now));
                     windows.len() - 1
                 }
             };
@@ -83,7 +80,7 @@ impl InMemoryLimiter {
             for w in windows.iter().filter(|w| w.added > 0) {
                 shards
                     .get(w.shard)
-                    .store(w.counter, w.duration, w.window.counts(), now);
+                    .store(w.hash, w.counter, w.duration, w.window.counts(), now);
             }
         }
         drop(shards);
@@ -115,14 +112,18 @@ impl InMemoryLimiter {
         if !outcome.passed {
             return;
         }
-        let shard_of: Vec<usize> = checks
-            .iter()
-            .map(|check| self.shard_index(check.counter.as_str()))
-            .collect();
+        let hashes: Vec<u64> = checks.iter().map(|check| self.hash(check)).collect();
+        let shard_of: Vec<usize> = hashes.iter().map(|&hash| shard_index(hash)).collect();
         // All at once, so that no call decides against half a refund.
         let mut shards = self.lock(&shard_of);
-        for ((check, decision), &shard) in checks.iter().zip(&outcome.decisions).zip(&shard_of) {
+        for (((check, decision), &shard), &hash) in checks
+            .iter()
+            .zip(&outcome.decisions)
+            .zip(&shard_of)
+            .zip(&hashes)
+        {
             shards.get(shard).take_back(
+                hash,
                 check.counter.as_str(),
                 check.duration,
                 decision.window,
@@ -151,12 +152,41 @@ impl InMemoryLimiter {
         self.len() == 0
     }
 
-    /// Every duration of one counter lands on the same shard, so a call checking a counter
-    /// under several durations locks one shard.
-    fn shard_index(&self, counter: &str) -> usize {
-        let hash = self.shard_hasher.hash_one(counter);
-        // The remainder is below SHARDS, so it fits in a usize.
-        (hash % SHARDS as u64) as usize
+    /// The hash of a check's state: it picks the shard and probes the shard's table.
+    fn hash(&self, check: &LimitCheck) -> u64 {
+        state_hash(check.counter.hash64(), check.duration)
+    }
+
+    /// The common case, one limit per call (`ratelimit.limit`, a key with one limit), without
+    /// the bookkeeping a call with several needs: one lock, one table probe for a counter
+    /// already tracked, no allocation but the answer's.
+    fn limit_one(&self, check: &LimitCheck, now: UnixMillis) -> LimitOutcome {
+        let hash = self.hash(check);
+        let counter = check.counter.as_str();
+        let mut shard = self.shards[shard_index(hash)].lock();
+        let stored = shard.get_mut(hash, counter, check.duration);
+        let mut window = SlidingWindow::observe(stored.as_deref().copied(), now, check.duration);
+        let before = window.effective();
+        let passed = window.admits(check.limit, check.cost);
+        if passed && check.cost > 0 {
+            window.count(check.cost);
+            match stored {
+                Some(counts) => *counts = window.counts(),
+                None => shard.store(hash, counter, check.duration, window.counts(), now),
+            }
+        }
+        drop(shard);
+        let effective = if passed { window.effective() } else { before };
+        LimitOutcome {
+            passed,
+            decisions: vec![LimitDecision {
+                passed,
+                limit: check.limit,
+                remaining: check.limit.saturating_sub(effective),
+                reset: window.reset(),
+                window: window.seq(),
+            }],
+        }
     }
 
     /// Locks the given shards, each once, in ascending order.
@@ -169,10 +199,16 @@ impl InMemoryLimiter {
     }
 
     #[cfg(test)]
+    fn shard_of(&self, counter: &str, duration: WindowDuration) -> usize {
+        shard_index(state_hash(super::counter_hash(counter), duration))
+    }
+
+    #[cfg(test)]
     fn stored(&self, counter: &str, duration: WindowDuration) -> Option<WindowCounts> {
-        self.shards[self.shard_index(counter)]
+        let hash = state_hash(super::counter_hash(counter), duration);
+        self.shards[shard_index(hash)]
             .lock()
-            .get(counter, duration)
+            .get(hash, counter, duration)
     }
 }
 
@@ -200,6 +236,13 @@ impl Limiter for InMemoryLimiter {
     }
 }
 
+/// The shard a hash belongs to. Bits the shard's own table does not start its probes from,
+/// so the states of one shard still spread over its whole table.
+fn shard_index(hash: u64) -> usize {
+    // The remainder is below SHARDS, so it fits in a usize.
+    ((hash >> 32) % SHARDS as u64) as usize
+}
+
 /// The shards one call holds, sorted by index.
 struct LockedShards<'a> {
     indices: Vec<usize>,
@@ -220,6 +263,7 @@ struct CallWindow<'c> {
     counter: &'c str,
     duration: WindowDuration,
     shard: usize,
+    hash: u64,
     /// The stored state at the call's time, plus the costs of this call's checks so far.
     window: SlidingWindow,
     /// The effective count before this call, which a denied call reports against.
@@ -232,6 +276,7 @@ impl<'c> CallWindow<'c> {
     fn new(
         check: &'c LimitCheck,
         shard: usize,
+        hash: u64,
         stored: Option<WindowCounts>,
         now: UnixMillis,
     ) -> Self {
@@ -240,6 +285,7 @@ impl<'c> CallWindow<'c> {
             counter: check.counter.as_str(),
             duration: check.duration,
             shard,
+            hash,
             before: window.effective(),
             window,
             added: 0,

@@ -49,17 +49,38 @@ impl WindowDuration {
 /// Which counter a check counts against, e.g. `rlns_x:user_1`; callers build it so that
 /// unrelated namespaces, keys and identities never share a budget. State is kept per
 /// (counter, duration), so one counter checked with two durations holds two budgets.
+///
+/// The key carries its hash, computed once when it is made: a counter that is checked again
+/// and again (a cached key's limits) is never hashed again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CounterKey(Box<str>);
+pub struct CounterKey {
+    text: Box<str>,
+    hash: u64,
+}
 
 impl CounterKey {
     pub fn new(s: impl Into<Box<str>>) -> Self {
-        Self(s.into())
+        let text = s.into();
+        let hash = counter_hash(&text);
+        Self { text, hash }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
+
+    /// The counter's hash under this process's key (see [`counter_hash`]).
+    pub fn hash64(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// Hashes counter names with a key drawn once per process, so clients cannot pick
+/// identifiers that collide in a limiter's tables.
+pub(crate) fn counter_hash(text: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    static KEYED: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    KEYED.get_or_init(Default::default).hash_one(text)
 }
 
 /// One limit a call must stay within.

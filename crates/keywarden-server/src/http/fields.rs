@@ -23,38 +23,49 @@ impl Fields {
     }
 
     /// Records `result`'s error at `location`; yields the value when it is fine.
-    pub fn check<T, E: Display>(&mut self, location: &str, result: Result<T, E>) -> Option<T> {
+    ///
+    /// Locations are `Display` so that callers can pass one that is only formatted when there
+    /// is an error (see [`At`]): valid requests, the common case, build no location strings.
+    pub fn check<T, E: Display>(
+        &mut self,
+        location: impl Display,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
-                self.error(location, e.to_string());
+                self.error(location.to_string(), e.to_string());
                 None
             }
         }
     }
 
     /// A required field: missing is an error.
-    pub fn required<T>(&mut self, location: &str, value: Option<T>) -> Option<T> {
+    pub fn required<T>(&mut self, location: impl Display, value: Option<T>) -> Option<T> {
         if value.is_none() {
             self.errors.push(
-                FieldError::new(location, "is required").with_fix(format!("provide {location}")),
+                FieldError::new(location.to_string(), "is required")
+                    .with_fix(format!("provide {location}")),
             );
         }
         value
     }
 
     /// A string with a length in characters.
-    pub fn length(&mut self, location: &str, value: &str, min: usize, max: usize) -> bool {
+    pub fn length(&mut self, location: impl Display, value: &str, min: usize, max: usize) -> bool {
         self.check(location, check_length(value, min, max))
             .is_some()
     }
 
     /// An integer within bounds.
-    pub fn range(&mut self, location: &str, value: i64, min: i64, max: i64) -> Option<i64> {
+    pub fn range(&mut self, location: impl Display, value: i64, min: i64, max: i64) -> Option<i64> {
         if (min..=max).contains(&value) {
             Some(value)
         } else {
-            self.error(location, format!("must be between {min} and {max}"));
+            self.error(
+                location.to_string(),
+                format!("must be between {min} and {max}"),
+            );
             None
         }
     }
@@ -87,6 +98,17 @@ impl Fields {
             Some(v) if self.errors.is_empty() => Ok(v),
             _ => Err(ApiError::invalid(self.errors)),
         }
+    }
+}
+
+/// The location of `field` inside the object at `parent` (`body`, `body[3]`), formatted only
+/// when shown.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a>(pub &'a str, pub &'a str);
+
+impl Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::envelope::{Data, Empty, Paginated, Pagination};
 use super::extract::ApiJson;
-use super::fields::Fields;
+use super::fields::{At, Fields};
 use super::wire::parse_duration;
 use crate::error::ApiError;
 use crate::service::{Caller, LimitRequest, LimitResult};
@@ -30,15 +30,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn namespace(f: &mut Fields, at: &str, value: Option<String>) -> Option<String> {
-    let location = format!("{at}.namespace");
-    let value = f.required(&location, value)?;
-    f.length(&location, &value, 1, 512).then_some(value)
+    let location = At(at, "namespace");
+    let value = f.required(location, value)?;
+    f.length(location, &value, 1, 512).then_some(value)
 }
 
 fn identifier(f: &mut Fields, at: &str, value: Option<String>) -> Option<Identifier> {
-    let location = format!("{at}.identifier");
-    let value = f.required(&location, value)?;
-    f.check(&location, Identifier::parse(&value))
+    let location = At(at, "identifier");
+    let value = f.required(location, value)?;
+    f.check(location, Identifier::from_string(value))
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,12 +54,12 @@ fn limit_request(f: &mut Fields, at: &str, body: LimitBody) -> Option<LimitReque
     let namespace = namespace(f, at, body.namespace);
     let identifier = identifier(f, at, body.identifier);
     let limit = f
-        .required(&format!("{at}.limit"), body.limit)
-        .and_then(|n| f.range(&format!("{at}.limit"), n, 1, i64::MAX));
+        .required(At(at, "limit"), body.limit)
+        .and_then(|n| f.range(At(at, "limit"), n, 1, i64::MAX));
     let duration = f
-        .required(&format!("{at}.duration"), body.duration)
-        .and_then(|ms| parse_duration(f, &format!("{at}.duration"), ms));
-    let cost = f.range(&format!("{at}.cost"), body.cost.unwrap_or(1), 0, i64::MAX);
+        .required(At(at, "duration"), body.duration)
+        .and_then(|ms| parse_duration(f, At(at, "duration"), ms));
+    let cost = f.range(At(at, "cost"), body.cost.unwrap_or(1), 0, i64::MAX);
     Some(LimitRequest {
         namespace: namespace?,
         identifier: identifier?,
@@ -89,13 +89,7 @@ async fn limit(
     let mut f = Fields::new();
     let request = limit_request(&mut f, "body", body);
     let request = f.finish(request)?;
-    let (_, mut results) = state
-        .service
-        .multi_limit(&caller, std::slice::from_ref(&request))
-        .await?;
-    let result = results
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the limiter decided nothing")))?;
+    let result = state.service.limit(&caller, &request).await?;
     Ok(Data(LimitData {
         limit: result.limit,
         remaining: result.remaining,

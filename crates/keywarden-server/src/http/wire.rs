@@ -53,7 +53,7 @@ pub struct RefillBody {
 }
 
 pub fn parse_refill(f: &mut Fields, location: &str, body: RefillBody) -> Option<CreditRefill> {
-    let interval = f.required(&format!("{location}.interval"), body.interval);
+    let interval = f.required(format!("{location}.interval"), body.interval);
     let monthly = match interval.as_deref() {
         Some("daily") => Some(false),
         Some("monthly") => Some(true),
@@ -67,15 +67,15 @@ pub fn parse_refill(f: &mut Fields, location: &str, body: RefillBody) -> Option<
         None => None,
     };
     let amount = f
-        .required(&format!("{location}.amount"), body.amount)
-        .and_then(|a| f.range(&format!("{location}.amount"), a, 1, i64::MAX));
+        .required(format!("{location}.amount"), body.amount)
+        .and_then(|a| f.range(format!("{location}.amount"), a, 1, i64::MAX));
     let day = match body.refill_day {
-        Some(d) => Some(f.range(&format!("{location}.refillDay"), d, 1, 31)?),
+        Some(d) => Some(f.range(format!("{location}.refillDay"), d, 1, 31)?),
         None => None,
     };
     let (monthly, amount) = (monthly?, amount?);
     f.check(
-        &format!("{location}.refillDay"),
+        format!("{location}.refillDay"),
         CreditRefill::from_wire(monthly, amount, day),
     )
 }
@@ -215,7 +215,11 @@ pub struct LimitBody {
 }
 
 /// A window length in ms within the wire's bounds (1000 ms to 30 days).
-pub fn parse_duration(f: &mut Fields, location: &str, ms: i64) -> Option<WindowDuration> {
+pub fn parse_duration(
+    f: &mut Fields,
+    location: impl std::fmt::Display,
+    ms: i64,
+) -> Option<WindowDuration> {
     f.check(location, WindowDuration::from_millis(ms))
 }
 
@@ -237,14 +241,14 @@ pub fn parse_limits(
     for (i, item) in items.into_iter().enumerate() {
         let at = format!("{location}[{i}]");
         let name = f
-            .required(&format!("{at}.name"), item.name)
-            .and_then(|n| f.check(&format!("{at}.name"), LimitName::parse(&n)));
+            .required(format!("{at}.name"), item.name)
+            .and_then(|n| f.check(format!("{at}.name"), LimitName::parse(&n)));
         let limit = f
-            .required(&format!("{at}.limit"), item.limit)
-            .and_then(|n| f.range(&format!("{at}.limit"), n, 1, i64::MAX));
+            .required(format!("{at}.limit"), item.limit)
+            .and_then(|n| f.range(format!("{at}.limit"), n, 1, i64::MAX));
         let duration = f
-            .required(&format!("{at}.duration"), item.duration)
-            .and_then(|ms| parse_duration(f, &format!("{at}.duration"), ms));
+            .required(format!("{at}.duration"), item.duration)
+            .and_then(|ms| parse_duration(f, format!("{at}.duration"), ms));
         if let Some(name) = &name
             && specs.iter().any(|s: &LimitSpec| &s.name == name)
         {

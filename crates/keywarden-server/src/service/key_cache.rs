@@ -20,6 +20,8 @@ use keywarden_core::digest::KeyDigest;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::store::{KeyStore, StoreResult};
 use parking_lot::RwLock;
+
+use super::verify_limits::LimitPlan;
 use quick_cache::sync::Cache;
 
 /// Hashes a `u64` as itself: digests are uniformly random already.
@@ -51,6 +53,8 @@ type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>;
 pub struct CachedKey {
     record: KeyRecord,
     presentation: OnceLock<Box<[u8]>>,
+    /// The limits every verification of this key checks, planned on first use.
+    automatic_limits: OnceLock<Arc<LimitPlan>>,
 }
 
 impl CachedKey {
@@ -58,7 +62,15 @@ impl CachedKey {
         Self {
             record,
             presentation: OnceLock::new(),
+            automatic_limits: OnceLock::new(),
         }
+    }
+
+    pub fn automatic_limits(&self) -> Arc<LimitPlan> {
+        Arc::clone(
+            self.automatic_limits
+                .get_or_init(|| Arc::new(LimitPlan::automatic(&self.record))),
+        )
     }
 
     /// The rendering of this record, made by `render` the first time it is asked for.

@@ -11,6 +11,7 @@ mod ratelimit;
 mod refill;
 mod root_keys;
 mod verify;
+mod verify_limits;
 
 use std::sync::Arc;
 
@@ -25,7 +26,8 @@ pub use key_cache::{CachedKey, KeyCache};
 pub use keys::{CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey};
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use root_keys::{Caller, RootKeyDirectory};
-pub use verify::{CheckedLimit, Verification, VerifyInput};
+pub use verify::{Verification, VerifyInput};
+pub use verify_limits::CheckedLimits;
 
 use crate::error::ApiError;
 

@@ -37,18 +37,22 @@ fn override_set(overrides: Vec<RateOverride>) -> OverrideSet<RateOverride> {
     )
 }
 
+/// Per workspace, the namespaces by every reference they were used with. Two levels, so a
+/// lookup borrows its keys instead of building one.
+type References = HashMap<WorkspaceId, HashMap<String, Arc<LoadedNamespace>>>;
+
 #[derive(Default)]
 pub struct NamespaceDirectory {
-    by_reference: RwLock<HashMap<(WorkspaceId, String), Arc<LoadedNamespace>>>,
+    by_reference: RwLock<References>,
 }
 
 impl NamespaceDirectory {
     /// The namespace a client calls `reference` (id or name), from memory when known.
     pub fn cached(&self, workspace: &WorkspaceId, reference: &str) -> Option<Arc<LoadedNamespace>> {
-        // Allocating the lookup key costs less than a second map level would save.
         self.by_reference
             .read()
-            .get(&(workspace.clone(), reference.to_owned()))
+            .get(workspace)
+            .and_then(|references| references.get(reference))
             .cloned()
     }
 
@@ -72,23 +76,23 @@ impl NamespaceDirectory {
             namespace,
         });
         let mut map = self.by_reference.write();
+        let references = map.entry(workspace).or_default();
         // Another request may have loaded it meanwhile; keep the first so there is one set.
-        let entry = map
-            .entry((workspace.clone(), loaded.namespace.id.to_string()))
+        let entry = references
+            .entry(loaded.namespace.id.to_string())
             .or_insert_with(|| Arc::clone(&loaded))
             .clone();
-        map.insert(
-            (workspace.clone(), entry.namespace.name.as_str().to_owned()),
-            Arc::clone(&entry),
-        );
-        map.insert((workspace, reference.to_owned()), Arc::clone(&entry));
+        references.insert(entry.namespace.name.as_str().to_owned(), Arc::clone(&entry));
+        references.insert(reference.to_owned(), Arc::clone(&entry));
         Ok(entry)
     }
 
     fn remember(&self, workspace: &WorkspaceId, reference: &str, entry: &Arc<LoadedNamespace>) {
         self.by_reference
             .write()
-            .insert((workspace.clone(), reference.to_owned()), Arc::clone(entry));
+            .entry(workspace.clone())
+            .or_default()
+            .insert(reference.to_owned(), Arc::clone(entry));
     }
 
     /// Re-reads a namespace's overrides after one changed.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use keywarden_core::id::{NamespaceId, OverrideId};
 use keywarden_core::namespace::{Identifier, Namespace, NamespaceName, RateOverride};
-use keywarden_core::ratelimit::{CounterKey, LimitCheck, LimitDecision, WindowDuration};
+use keywarden_core::ratelimit::{
+    CounterKey, LimitCheck, LimitDecision, LimitOutcome, WindowDuration,
+};
 use keywarden_core::root_key::ops;
 use keywarden_core::store::{Page, PageRequest};
 
@@ -38,7 +40,14 @@ pub struct LimitResult {
 
 /// A namespace's counters are per identifier; namespace ids are unique across workspaces.
 fn counter(namespace: &NamespaceId, identifier: &Identifier) -> CounterKey {
-    CounterKey::new(format!("ns:{namespace}:{}", identifier.as_str()))
+    let (namespace, identifier) = (namespace.as_str(), identifier.as_str());
+    // Built to its exact size, so making the boxed key does not reallocate.
+    let mut text = String::with_capacity(4 + namespace.len() + identifier.len());
+    text.push_str("ns:");
+    text.push_str(namespace);
+    text.push(':');
+    text.push_str(identifier);
+    CounterKey::new(text)
 }
 
 fn result(decision: &LimitDecision, override_id: Option<OverrideId>) -> LimitResult {
@@ -99,6 +108,49 @@ impl Keywarden {
         Ok(entry)
     }
 
+    /// What one limit call checks: the request's limit, or that of the override its
+    /// identifier matches (whose id the answer names).
+    async fn limit_check(
+        &self,
+        caller: &Caller,
+        request: &LimitRequest,
+    ) -> Result<(LimitCheck, Option<OverrideId>), ApiError> {
+        let entry = self
+            .reachable_namespace(caller, &request.namespace, ops::LIMIT, true)
+            .await?;
+        let overrides = entry.overrides();
+        let matched = overrides.matching(request.identifier.as_str());
+        let check = LimitCheck {
+            counter: counter(&entry.namespace.id, &request.identifier),
+            limit: matched.map_or(request.limit, |o| o.limit),
+            duration: matched.map_or(request.duration, |o| o.duration),
+            cost: request.cost,
+        };
+        Ok((check, matched.map(|o| o.id.clone())))
+    }
+
+    async fn decide(&self, checks: &[LimitCheck]) -> Result<LimitOutcome, ApiError> {
+        self.limiter
+            .limit(checks)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
+    }
+
+    /// One limit call (`ratelimit.limit`).
+    pub async fn limit(
+        &self,
+        caller: &Caller,
+        request: &LimitRequest,
+    ) -> Result<LimitResult, ApiError> {
+        let (check, override_id) = self.limit_check(caller, request).await?;
+        let outcome = self.decide(std::slice::from_ref(&check)).await?;
+        let decision = outcome
+            .decisions
+            .first()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the limiter decided nothing")))?;
+        Ok(result(decision, override_id))
+    }
+
     /// Decides several limit calls together: all pass and are counted, or none is counted.
     pub async fn multi_limit(
         &self,
@@ -108,24 +160,11 @@ impl Keywarden {
         let mut checks = Vec::with_capacity(requests.len());
         let mut override_ids = Vec::with_capacity(requests.len());
         for request in requests {
-            let entry = self
-                .reachable_namespace(caller, &request.namespace, ops::LIMIT, true)
-                .await?;
-            let overrides = entry.overrides();
-            let matched = overrides.matching(request.identifier.as_str());
-            checks.push(LimitCheck {
-                counter: counter(&entry.namespace.id, &request.identifier),
-                limit: matched.map_or(request.limit, |o| o.limit),
-                duration: matched.map_or(request.duration, |o| o.duration),
-                cost: request.cost,
-            });
-            override_ids.push(matched.map(|o| o.id.clone()));
+            let (check, override_id) = self.limit_check(caller, request).await?;
+            checks.push(check);
+            override_ids.push(override_id);
         }
-        let outcome = self
-            .limiter
-            .limit(&checks)
-            .await
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+        let outcome = self.decide(&checks).await?;
         let results = outcome
             .decisions
             .iter()

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use keywarden_core::credits::SpendOutcome;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};
-use keywarden_core::ratelimit::{LimitCheck, LimitDecision, LimitOutcome};
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::store::CreditSpend;
 use keywarden_core::time::UnixMillis;
 use keywarden_core::verify::{VerifyCode, check_key_state};
-use keywarden_core::verify_limits::{PlannedLimit, RequestedLimit, plan_limits};
+use keywarden_core::verify_limits::RequestedLimit;
 
+use super::verify_limits::CheckedLimits;
 use super::{CachedKey, Caller, Keywarden};
 use crate::error::ApiError;
 
@@ -31,13 +31,6 @@ pub struct VerifyInput {
     pub ratelimits: Vec<RequestedLimit>,
 }
 
-/// A limit a verification checked, and what it decided.
-#[derive(Debug)]
-pub struct CheckedLimit {
-    pub limit: PlannedLimit,
-    pub decision: LimitDecision,
-}
-
 /// The outcome of a verification, with the key when the outcome may show it.
 #[derive(Debug)]
 pub struct Verification {
@@ -46,8 +39,8 @@ pub struct Verification {
     pub key: Option<Arc<CachedKey>>,
     /// The balance after this verification, for keys with a balance.
     pub credits: Option<i64>,
-    /// Every limit checked, in the order they were planned; empty when none was.
-    pub ratelimits: Vec<CheckedLimit>,
+    /// The limits checked, when any was.
+    pub ratelimits: Option<CheckedLimits>,
 }
 
 impl Verification {
@@ -56,41 +49,8 @@ impl Verification {
             code: VerifyCode::NotFound,
             key: None,
             credits: None,
-            ratelimits: Vec::new(),
+            ratelimits: None,
         }
-    }
-}
-
-/// The limits of one verification after the limiter decided them.
-struct LimitsDecided {
-    checks: Vec<LimitCheck>,
-    outcome: Option<LimitOutcome>,
-    planned: Vec<PlannedLimit>,
-}
-
-impl LimitsDecided {
-    fn passed(&self) -> bool {
-        self.outcome.as_ref().is_none_or(|o| o.passed)
-    }
-
-    /// The checked limits for the response; `refunded` when their counts were taken back.
-    fn report(self, refunded: bool) -> Vec<CheckedLimit> {
-        let Some(outcome) = self.outcome else {
-            return Vec::new();
-        };
-        self.planned
-            .into_iter()
-            .zip(outcome.decisions)
-            .map(|(limit, mut decision)| {
-                if refunded {
-                    decision.remaining = decision
-                        .remaining
-                        .saturating_add(limit.cost)
-                        .min(decision.limit);
-                }
-                CheckedLimit { limit, decision }
-            })
-            .collect()
     }
 }
 
@@ -121,7 +81,7 @@ impl Keywarden {
             if code == VerifyCode::NotFound {
                 return Ok(Verification::not_found());
             }
-            return self.unsuccessful(key, code, Vec::new(), now).await;
+            return self.unsuccessful(key, code, None, now).await;
         }
         let limits = self.decide_limits(&key, &input.ratelimits).await?;
         if !limits.passed() {
@@ -139,7 +99,15 @@ impl Keywarden {
             });
         }
         let cost = input.cost.unwrap_or(1);
-        let (code, credits) = match self.store.spend_credits(&key.id, cost, now).await? {
+        let spend = match self.store.spend_credits(&key.id, cost, now).await {
+            Ok(spend) => spend,
+            Err(e) => {
+                // Not admitted: the limits must not stay counted.
+                self.refund_limits(&limits).await;
+                return Err(e.into());
+            }
+        };
+        let (code, credits) = match spend {
             CreditSpend::Outcome(SpendOutcome::Spent { remaining }) => {
                 (VerifyCode::Valid, Some(remaining))
             }
@@ -174,7 +142,7 @@ impl Keywarden {
         &self,
         key: Arc<CachedKey>,
         code: VerifyCode,
-        ratelimits: Vec<CheckedLimit>,
+        ratelimits: Option<CheckedLimits>,
         now: UnixMillis,
     ) -> Result<Verification, ApiError> {
         let credits = match key.credits {
@@ -205,45 +173,5 @@ impl Keywarden {
             CreditSpend::Unlimited => Some(None),
             CreditSpend::KeyMissing => None,
         })
-    }
-
-    /// Plans the key's limits for this request and lets the limiter decide them. A request
-    /// naming a limit the key does not have is a 412. When the limiter fails, the call is let
-    /// through (fail-open, as Unkey does) and the failure logged.
-    async fn decide_limits(
-        &self,
-        key: &CachedKey,
-        requested: &[RequestedLimit],
-    ) -> Result<LimitsDecided, ApiError> {
-        let planned = plan_limits(key, requested)
-            .map_err(|e| ApiError::PreconditionFailed(format!("{e}.")))?;
-        if planned.is_empty() {
-            return Ok(LimitsDecided {
-                checks: Vec::new(),
-                outcome: None,
-                planned,
-            });
-        }
-        let checks: Vec<LimitCheck> = planned.iter().map(PlannedLimit::check).collect();
-        let outcome = match self.limiter.limit(&checks).await {
-            Ok(outcome) => Some(outcome),
-            Err(e) => {
-                tracing::error!(error = ?e, key_id = %key.id, "rate limiter failed; letting the call through");
-                None
-            }
-        };
-        Ok(LimitsDecided {
-            checks,
-            outcome,
-            planned,
-        })
-    }
-
-    async fn refund_limits(&self, limits: &LimitsDecided) {
-        if let Some(outcome) = limits.outcome.as_ref().filter(|o| o.passed)
-            && let Err(e) = self.limiter.refund(&limits.checks, outcome).await
-        {
-            tracing::error!(error = ?e, "could not refund rate limits");
-        }
     }
 }

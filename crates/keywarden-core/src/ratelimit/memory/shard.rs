@@ -1,21 +1,54 @@
 //! One shard of the in-memory limiter: the window counts of the (counter, duration) pairs that
 //! hash to it, forgetting expired ones by itself.
+//!
+//! The table is a `hashbrown::HashTable` searched with the hash of [`state_hash`], computed
+//! from the counter's own hash ([`CounterKey::hash64`](crate::ratelimit::CounterKey::hash64))
+//! and used both to pick the shard and to probe its table, so a decision hashes no string and
+//! allocates no lookup key.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
-use crate::ratelimit::WindowDuration;
 use crate::ratelimit::window::WindowCounts;
+use crate::ratelimit::{WindowDuration, counter_hash};
 use crate::time::UnixMillis;
 
 /// Below this many states a shard does not sweep itself: a pass would free too little to
 /// matter.
 pub(super) const MIN_SELF_SWEEP_LEN: usize = 256;
 
+/// The hash of a (counter, duration) pair: the counter's keyed hash mixed with the duration
+/// (a multiply and xor-shift, SplitMix64's finaliser), so every bit depends on both.
+pub(super) fn state_hash(counter_hash: u64, duration: WindowDuration) -> u64 {
+    let mut z = counter_hash ^ duration.as_millis().wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The hash a stored state is filed under; the table needs it again when it grows.
+fn stored_hash(state: &State) -> u64 {
+    state_hash(counter_hash(&state.counter), state.duration)
+}
+
+/// One tracked (counter, duration) pair. The counter is allocated once, when it is first
+/// counted.
+#[derive(Debug)]
+struct State {
+    counter: Box<str>,
+    duration: WindowDuration,
+    counts: WindowCounts,
+}
+
+impl State {
+    fn is(&self, counter: &str, duration: WindowDuration) -> bool {
+        self.duration == duration && *self.counter == *counter
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Shard {
-    states: HashMap<StateKey, WindowCounts>,
+    states: HashTable<State>,
     /// The size at which the shard sweeps itself next: twice what its last sweep left. That
     /// keeps sweeping at O(1) per insert, amortized, and the shard at most about twice its live
     /// state, whoever else calls `sweep`.
@@ -25,7 +58,7 @@ pub(super) struct Shard {
 impl Shard {
     pub fn new() -> Self {
         Self {
-            states: HashMap::new(),
+            states: HashTable::new(),
             sweep_at: MIN_SELF_SWEEP_LEN,
         }
     }
@@ -34,43 +67,61 @@ impl Shard {
         self.states.len()
     }
 
-    pub fn get(&self, counter: &str, duration: WindowDuration) -> Option<WindowCounts> {
+    pub fn get(&self, hash: u64, counter: &str, duration: WindowDuration) -> Option<WindowCounts> {
         self.states
-            .get(&(counter, duration) as &dyn StateKeyRef)
-            .copied()
+            .find(hash, |s| s.is(counter, duration))
+            .map(|s| s.counts)
+    }
+
+    /// The stored counts of a pair, for a caller that may change them in place.
+    pub fn get_mut(
+        &mut self,
+        hash: u64,
+        counter: &str,
+        duration: WindowDuration,
+    ) -> Option<&mut WindowCounts> {
+        self.states
+            .find_mut(hash, |s| s.is(counter, duration))
+            .map(|s| &mut s.counts)
     }
 
     /// Stores the counts of a call that was admitted; `now` is that call's time, used when the
     /// new state makes the shard due for a sweep.
     pub fn store(
         &mut self,
+        hash: u64,
         counter: &str,
         duration: WindowDuration,
         counts: WindowCounts,
         now: UnixMillis,
     ) {
-        if let Some(stored) = self
+        match self
             .states
-            .get_mut(&(counter, duration) as &dyn StateKeyRef)
+            .entry(hash, |s| s.is(counter, duration), stored_hash)
         {
-            *stored = counts;
-            return;
-        }
-        let key = StateKey {
-            counter: counter.into(),
-            duration,
-        };
-        self.states.insert(key, counts);
-        if self.states.len() >= self.sweep_at {
-            self.sweep(now);
+            Entry::Occupied(mut stored) => stored.get_mut().counts = counts,
+            Entry::Vacant(vacant) => {
+                vacant.insert(State {
+                    counter: counter.into(),
+                    duration,
+                    counts,
+                });
+                if self.states.len() >= self.sweep_at {
+                    self.sweep(now);
+                }
+            }
         }
     }
 
-    pub fn take_back(&mut self, counter: &str, duration: WindowDuration, window: u64, cost: u64) {
-        if let Some(stored) = self
-            .states
-            .get_mut(&(counter, duration) as &dyn StateKeyRef)
-        {
+    pub fn take_back(
+        &mut self,
+        hash: u64,
+        counter: &str,
+        duration: WindowDuration,
+        window: u64,
+        cost: u64,
+    ) {
+        if let Some(stored) = self.get_mut(hash, counter, duration) {
             stored.take_back(window, cost);
         }
     }
@@ -79,74 +130,14 @@ impl Shard {
     pub fn sweep(&mut self, now: UnixMillis) -> usize {
         let before = self.states.len();
         self.states
-            .retain(|key, counts| !counts.has_expired(now, key.duration));
+            .retain(|s| !s.counts.has_expired(now, s.duration));
         let left = self.states.len();
         // A burst of one-off counters leaves a large, mostly empty table behind; give the
         // memory back, keeping room to grow so that a steady load does not reallocate.
         if self.states.capacity() > 4 * left.max(MIN_SELF_SWEEP_LEN) {
-            self.states.shrink_to(2 * left);
+            self.states.shrink_to(2 * left, stored_hash);
         }
         self.sweep_at = (2 * left).max(MIN_SELF_SWEEP_LEN);
         before - left
     }
 }
-
-/// A map key that owns its counter: allocated once, when the counter is first counted.
-#[derive(Debug)]
-struct StateKey {
-    counter: Box<str>,
-    duration: WindowDuration,
-}
-
-/// A (counter, duration) pair whether owned or borrowed, so that the map can be searched
-/// with a borrowed pair and deciding a call allocates no key.
-trait StateKeyRef {
-    fn parts(&self) -> (&str, WindowDuration);
-}
-
-impl StateKeyRef for StateKey {
-    fn parts(&self) -> (&str, WindowDuration) {
-        (&self.counter, self.duration)
-    }
-}
-
-impl StateKeyRef for (&str, WindowDuration) {
-    fn parts(&self) -> (&str, WindowDuration) {
-        *self
-    }
-}
-
-impl<'a> Borrow<dyn StateKeyRef + 'a> for StateKey {
-    fn borrow(&self) -> &(dyn StateKeyRef + 'a) {
-        self
-    }
-}
-
-// Owned and borrowed keys must hash and compare alike, so both go through `parts`.
-impl Hash for dyn StateKeyRef + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for dyn StateKeyRef + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn StateKeyRef + '_ {}
-
-impl Hash for StateKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for StateKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for StateKey {}

@@ -395,7 +395,7 @@ fn concurrent_calls_on_two_counters_in_opposite_orders_admit_exactly_the_limit()
     let a = "pair_a";
     let b = (0..)
         .map(|i| format!("pair_b{i}"))
-        .find(|b| limiter.shard_index(b) != limiter.shard_index(a))
+        .find(|b| limiter.shard_of(b, minute()) != limiter.shard_of(a, minute()))
         .unwrap();
     let threads = 16;
     let calls_per_thread = 200;
@@ -478,4 +478,8 @@ fn shards_sweep_themselves_so_one_off_counters_cannot_pile_up() {
     clock.set(BASE + SECOND * 102);
     limiter.sweep();
     assert!(limiter.is_empty());
+}
+
+fn minute() -> WindowDuration {
+    WindowDuration::from_millis(MINUTE).unwrap()
 }

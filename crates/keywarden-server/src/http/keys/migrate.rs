@@ -43,8 +43,8 @@ pub struct MigrateKeysBody {
 
 fn imported_key(f: &mut Fields, i: usize, item: MigrateKeyItem) -> Option<ImportedKey> {
     let at = |field: &str| format!("body.keys[{i}].{field}");
-    let hash = f.required(&at("hash"), item.hash)?;
-    if !f.length(&at("hash"), &hash, 3, 1024) {
+    let hash = f.required(at("hash"), item.hash)?;
+    if !f.length(at("hash"), &hash, 3, 1024) {
         return None;
     }
     if item.external_id.is_some() {
@@ -59,7 +59,7 @@ fn imported_key(f: &mut Fields, i: usize, item: MigrateKeyItem) -> Option<Import
     f.unsupported_items(&at("ratelimits"), item.ratelimits.as_deref(), "rate limits");
     let name = item
         .name
-        .and_then(|n| f.check(&at("name"), KeyName::parse(&n)));
+        .and_then(|n| f.check(at("name"), KeyName::parse(&n)));
     let meta = item.meta.and_then(|m| parse_meta(f, &at("meta"), m));
     let expires = item
         .expires

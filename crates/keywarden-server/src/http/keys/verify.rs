@@ -6,8 +6,9 @@ use axum::response::Response;
 use keywarden_core::id::ApiId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::meta::Meta;
+use keywarden_core::ratelimit::LimitDecision;
 use keywarden_core::verify::VerifyCode;
-use keywarden_core::verify_limits::RequestedLimit;
+use keywarden_core::verify_limits::{PlannedLimit, RequestedLimit};
 use serde::{Deserialize, Serialize};
 
 use super::plaintext_key;
@@ -16,7 +17,7 @@ use crate::http::envelope::data_json_response;
 use crate::http::extract::ApiJson;
 use crate::http::fields::Fields;
 use crate::http::wire::{IdentityData, parse_duration, parse_id};
-use crate::service::{Caller, CheckedLimit, Verification, VerifyInput};
+use crate::service::{Caller, Verification, VerifyInput};
 use crate::state::AppState;
 
 const MAX_COST: i64 = 1_000_000_000_000;
@@ -51,14 +52,14 @@ fn requested_limits(f: &mut Fields, items: Vec<VerifyLimitBody>) -> Vec<Requeste
     for (i, item) in items.into_iter().enumerate() {
         let at = format!("body.ratelimits[{i}]");
         let name = f
-            .required(&format!("{at}.name"), item.name)
-            .filter(|n| f.length(&format!("{at}.name"), n, 3, 255));
-        let cost = f.range(&format!("{at}.cost"), item.cost.unwrap_or(1), 0, i64::MAX);
+            .required(format!("{at}.name"), item.name)
+            .filter(|n| f.length(format!("{at}.name"), n, 3, 255));
+        let cost = f.range(format!("{at}.cost"), item.cost.unwrap_or(1), 0, i64::MAX);
         let inline = match (item.limit, item.duration) {
             (None, None) => Some(None),
             (Some(limit), Some(duration)) => {
-                let limit = f.range(&format!("{at}.limit"), limit, 0, i64::MAX);
-                let duration = parse_duration(f, &format!("{at}.duration"), duration);
+                let limit = f.range(format!("{at}.limit"), limit, 0, i64::MAX);
+                let duration = parse_duration(f, format!("{at}.duration"), duration);
                 limit
                     .zip(duration)
                     .map(|(l, d)| Some((l.unsigned_abs(), d)))
@@ -110,7 +111,7 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
                 f.error("body.tags", "must have at most 20 items");
             }
             for (i, tag) in tags.iter().enumerate() {
-                f.length(&format!("body.tags[{i}]"), tag, 1, 512);
+                f.length(format!("body.tags[{i}]"), tag, 1, 512);
             }
         }
         if body.permissions.is_some() {
@@ -190,33 +191,48 @@ impl<'a> KeyFields<'a> {
     }
 }
 
-/// `VerifyKeyRatelimitData`: one limit a verification checked.
+/// The part of a `VerifyKeyRatelimitData` entry that is the same for every call: rendered
+/// once per plan, then written after the numbers of each call.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CheckedLimitData<'a> {
-    exceeded: bool,
+struct LimitFields<'a> {
     /// Empty for an inline limit, which is not stored.
     id: &'a str,
     name: &'a str,
-    limit: u64,
     duration: u64,
-    reset: i64,
-    remaining: u64,
     auto_apply: bool,
 }
 
-impl<'a> CheckedLimitData<'a> {
-    fn of(checked: &'a CheckedLimit) -> Self {
+impl<'a> LimitFields<'a> {
+    fn of(limit: &'a PlannedLimit) -> Self {
         Self {
-            exceeded: !checked.decision.passed,
-            id: checked.limit.id.as_ref().map_or("", |id| id.as_str()),
-            name: &checked.limit.name,
-            limit: checked.decision.limit,
-            duration: checked.limit.duration.as_millis(),
-            reset: checked.decision.reset.as_millis(),
-            remaining: checked.decision.remaining,
-            auto_apply: checked.limit.auto_apply,
+            id: limit.id.as_ref().map_or("", |id| id.as_str()),
+            name: &limit.name,
+            duration: limit.duration.as_millis(),
+            auto_apply: limit.auto_apply,
         }
+    }
+}
+
+/// Writes one `VerifyKeyRatelimitData`: this call's numbers, then the rendered fields (an
+/// object whose opening brace is dropped).
+fn write_checked_limit(out: &mut Vec<u8>, fields: &[u8], decision: &LimitDecision) {
+    out.extend_from_slice(if decision.passed {
+        b"{\"exceeded\":false,\"limit\":"
+    } else {
+        b"{\"exceeded\":true,\"limit\":"
+    });
+    let _ = serde_json::to_writer(&mut *out, &decision.limit);
+    out.extend_from_slice(b",\"reset\":");
+    let _ = serde_json::to_writer(&mut *out, &decision.reset.as_millis());
+    out.extend_from_slice(b",\"remaining\":");
+    let _ = serde_json::to_writer(&mut *out, &decision.remaining);
+    match fields.get(1..) {
+        Some(rest) if rest.len() > 1 => {
+            out.push(b',');
+            out.extend_from_slice(rest);
+        }
+        _ => out.push(b'}'),
     }
 }
 
@@ -246,13 +262,18 @@ fn write_verification(out: &mut Vec<u8>, v: &Verification) {
         let _ = serde_json::to_writer(&mut *out, &credits);
         out.push(b'}');
     }
-    if !v.ratelimits.is_empty() {
+    if let Some(limits) = &v.ratelimits {
         out.pop();
-        out.extend_from_slice(b",\"ratelimits\":");
-        let limits: Vec<CheckedLimitData<'_>> =
-            v.ratelimits.iter().map(CheckedLimitData::of).collect();
-        let _ = serde_json::to_writer(&mut *out, &limits);
-        out.push(b'}');
+        out.extend_from_slice(b",\"ratelimits\":[");
+        let render =
+            |limit: &PlannedLimit| serde_json::to_vec(&LimitFields::of(limit)).unwrap_or_default();
+        for (i, (fields, decision)) in limits.presented(render).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_checked_limit(out, fields, decision);
+        }
+        out.extend_from_slice(b"]}");
     }
 }
 
