@@ -20,7 +20,9 @@ use parking_lot::{Mutex, MutexGuard};
 
 use self::shard::{Shard, state_hash};
 use super::window::{SlidingWindow, WindowCounts};
-use super::{LimitCheck, LimitDecision, LimitOutcome, Limiter, LimiterError, WindowDuration};
+use super::{
+    Fingerprint, LimitCheck, LimitDecision, LimitOutcome, Limiter, LimiterError, WindowDuration,
+};
 use crate::time::{Clock, UnixMillis};
 
 /// Enough that a busy server's cores rarely meet on one lock, few enough that a call with many
@@ -54,7 +56,7 @@ impl InMemoryLimiter {
 
         // Decide each check against the stored state plus what earlier checks of this call on
         // the same counter would add, so a call cannot pass by naming one counter twice.
-        let mut windows: Vec<CallWindow<'_>> = Vec::new();
+        let mut windows: Vec<CallWindow> = Vec::new();
         let mut verdicts = Vec::with_capacity(checks.len());
         for ((check, &shard), &hash) in checks.iter().zip(&shard_of).zip(&hashes) {
             // A call has a few dozen checks at most (the wire caps multiLimit at 100), so a
@@ -65,7 +67,7 @@ impl InMemoryLimiter {
                     let stored =
                         shards
                             .get(shard)
-                            .get(hash, check.counter.as_str(), check.duration);
+                            .get(hash, check.counter.fingerprint(), check.duration);
                     windows.push(CallWindow::new(check, shard, hash, stored, now));
                     windows.len() - 1
                 }
@@ -124,7 +126,7 @@ impl InMemoryLimiter {
         {
             shards.get(shard).take_back(
                 hash,
-                check.counter.as_str(),
+                check.counter.fingerprint(),
                 check.duration,
                 decision.window,
                 check.cost,
@@ -154,7 +156,7 @@ impl InMemoryLimiter {
 
     /// The hash of a check's state: it picks the shard and probes the shard's table.
     fn hash(&self, check: &LimitCheck) -> u64 {
-        state_hash(check.counter.hash64(), check.duration)
+        state_hash(check.counter.fingerprint(), check.duration)
     }
 
     /// The common case, one limit per call (`ratelimit.limit`, a key with one limit), without
@@ -162,7 +164,7 @@ impl InMemoryLimiter {
     /// already tracked, no allocation but the answer's.
     fn limit_one(&self, check: &LimitCheck, now: UnixMillis) -> LimitOutcome {
         let hash = self.hash(check);
-        let counter = check.counter.as_str();
+        let counter = check.counter.fingerprint();
         let mut shard = self.shards[shard_index(hash)].lock();
         let stored = shard.get_mut(hash, counter, check.duration);
         let mut window = SlidingWindow::observe(stored.as_deref().copied(), now, check.duration);
@@ -200,12 +202,13 @@ impl InMemoryLimiter {
 
     #[cfg(test)]
     fn shard_of(&self, counter: &str, duration: WindowDuration) -> usize {
-        shard_index(state_hash(super::counter_hash(counter), duration))
+        shard_index(state_hash(super::Fingerprint::of(counter), duration))
     }
 
     #[cfg(test)]
     fn stored(&self, counter: &str, duration: WindowDuration) -> Option<WindowCounts> {
-        let hash = state_hash(super::counter_hash(counter), duration);
+        let counter = super::Fingerprint::of(counter);
+        let hash = state_hash(counter, duration);
         self.shards[shard_index(hash)]
             .lock()
             .get(hash, counter, duration)
@@ -259,8 +262,8 @@ impl LockedShards<'_> {
 }
 
 /// One (counter, duration) pair of a call, as the call sees it while deciding.
-struct CallWindow<'c> {
-    counter: &'c str,
+struct CallWindow {
+    counter: Fingerprint,
     duration: WindowDuration,
     shard: usize,
     hash: u64,
@@ -272,9 +275,9 @@ struct CallWindow<'c> {
     added: u64,
 }
 
-impl<'c> CallWindow<'c> {
+impl CallWindow {
     fn new(
-        check: &'c LimitCheck,
+        check: &LimitCheck,
         shard: usize,
         hash: u64,
         stored: Option<WindowCounts>,
@@ -282,7 +285,7 @@ impl<'c> CallWindow<'c> {
     ) -> Self {
         let window = SlidingWindow::observe(stored, now, check.duration);
         Self {
-            counter: check.counter.as_str(),
+            counter: check.counter.fingerprint(),
             duration: check.duration,
             shard,
             hash,
@@ -293,7 +296,7 @@ impl<'c> CallWindow<'c> {
     }
 
     fn is_for(&self, check: &LimitCheck) -> bool {
-        self.duration == check.duration && self.counter == check.counter.as_str()
+        self.duration == check.duration && self.counter == check.counter.fingerprint()
     }
 
     fn count(&mut self, cost: u64) {

@@ -1,16 +1,16 @@
 //! One shard of the in-memory limiter: the window counts of the (counter, duration) pairs that
 //! hash to it, forgetting expired ones by itself.
 //!
-//! The table is a `hashbrown::HashTable` searched with the hash of [`state_hash`], computed
-//! from the counter's own hash ([`CounterKey::hash64`](crate::ratelimit::CounterKey::hash64))
-//! and used both to pick the shard and to probe its table, so a decision hashes no string and
-//! allocates no lookup key.
+//! States are filed under the counter's [`Fingerprint`] and the duration, in a
+//! `hashbrown::HashTable` probed with [`state_hash`] of the two, the same hash that picks the
+//! shard: a decision hashes no string, allocates nothing, and touches no memory outside the
+//! table's own entry.
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
 use crate::ratelimit::window::WindowCounts;
-use crate::ratelimit::{WindowDuration, counter_hash};
+use crate::ratelimit::{Fingerprint, WindowDuration};
 use crate::time::UnixMillis;
 
 /// Below this many states a shard does not sweep itself: a pass would free too little to
@@ -19,8 +19,8 @@ pub(super) const MIN_SELF_SWEEP_LEN: usize = 256;
 
 /// The hash of a (counter, duration) pair: the counter's keyed hash mixed with the duration
 /// (a multiply and xor-shift, SplitMix64's finaliser), so every bit depends on both.
-pub(super) fn state_hash(counter_hash: u64, duration: WindowDuration) -> u64 {
-    let mut z = counter_hash ^ duration.as_millis().wrapping_mul(0x9e37_79b9_7f4a_7c15);
+pub(super) fn state_hash(counter: Fingerprint, duration: WindowDuration) -> u64 {
+    let mut z = counter.short() ^ duration.as_millis().wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -28,21 +28,20 @@ pub(super) fn state_hash(counter_hash: u64, duration: WindowDuration) -> u64 {
 
 /// The hash a stored state is filed under; the table needs it again when it grows.
 fn stored_hash(state: &State) -> u64 {
-    state_hash(counter_hash(&state.counter), state.duration)
+    state_hash(state.counter, state.duration)
 }
 
-/// One tracked (counter, duration) pair. The counter is allocated once, when it is first
-/// counted.
+/// One tracked (counter, duration) pair: 48 bytes, no allocation of its own.
 #[derive(Debug)]
 struct State {
-    counter: Box<str>,
+    counter: Fingerprint,
     duration: WindowDuration,
     counts: WindowCounts,
 }
 
 impl State {
-    fn is(&self, counter: &str, duration: WindowDuration) -> bool {
-        self.duration == duration && *self.counter == *counter
+    fn is(&self, counter: Fingerprint, duration: WindowDuration) -> bool {
+        self.counter == counter && self.duration == duration
     }
 }
 
@@ -67,7 +66,12 @@ impl Shard {
         self.states.len()
     }
 
-    pub fn get(&self, hash: u64, counter: &str, duration: WindowDuration) -> Option<WindowCounts> {
+    pub fn get(
+        &self,
+        hash: u64,
+        counter: Fingerprint,
+        duration: WindowDuration,
+    ) -> Option<WindowCounts> {
         self.states
             .find(hash, |s| s.is(counter, duration))
             .map(|s| s.counts)
@@ -77,7 +81,7 @@ impl Shard {
     pub fn get_mut(
         &mut self,
         hash: u64,
-        counter: &str,
+        counter: Fingerprint,
         duration: WindowDuration,
     ) -> Option<&mut WindowCounts> {
         self.states
@@ -90,7 +94,7 @@ impl Shard {
     pub fn store(
         &mut self,
         hash: u64,
-        counter: &str,
+        counter: Fingerprint,
         duration: WindowDuration,
         counts: WindowCounts,
         now: UnixMillis,
@@ -102,7 +106,7 @@ impl Shard {
             Entry::Occupied(mut stored) => stored.get_mut().counts = counts,
             Entry::Vacant(vacant) => {
                 vacant.insert(State {
-                    counter: counter.into(),
+                    counter,
                     duration,
                     counts,
                 });
@@ -116,7 +120,7 @@ impl Shard {
     pub fn take_back(
         &mut self,
         hash: u64,
-        counter: &str,
+        counter: Fingerprint,
         duration: WindowDuration,
         window: u64,
         cost: u64,
