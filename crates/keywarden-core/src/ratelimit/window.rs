@@ -45,6 +45,9 @@ pub(super) struct SlidingWindow {
     elapsed: u64,
     current: u64,
     previous: u64,
+    /// `previous` weighted by its overlap, worked out once: a call asks for the effective
+    /// count several times, and only `current` changes while it decides.
+    weighted_previous: u64,
 }
 
 impl SlidingWindow {
@@ -62,11 +65,12 @@ impl SlidingWindow {
             elapsed: ms % duration,
             current: 0,
             previous: 0,
+            weighted_previous: 0,
         };
         let Some(stored) = stored else {
             return fresh;
         };
-        match fresh.seq.checked_sub(stored.seq) {
+        let mut window = match fresh.seq.checked_sub(stored.seq) {
             Some(0) => Self {
                 current: stored.current,
                 previous: stored.previous,
@@ -87,16 +91,29 @@ impl SlidingWindow {
                 previous: stored.previous,
                 ..fresh
             },
+        };
+        window.weighted_previous = window.weigh_previous();
+        window
+    }
+
+    /// `floor(previous × (duration − elapsed) / duration)`, in 64 bits when the product fits
+    /// (128-bit division is a library call).
+    fn weigh_previous(&self) -> u64 {
+        if self.previous == 0 {
+            return 0;
         }
+        let overlap = self.duration - self.elapsed;
+        if let Some(product) = self.previous.checked_mul(overlap) {
+            return product / self.duration;
+        }
+        let weighted = u128::from(self.previous) * u128::from(overlap) / u128::from(self.duration);
+        // `weighted` is at most `previous`, so it always fits.
+        u64::try_from(weighted).unwrap_or(u64::MAX)
     }
 
     /// `current + floor(previous × (duration − elapsed) / duration)`.
     pub fn effective(&self) -> u64 {
-        let overlap = u128::from(self.duration - self.elapsed);
-        let weighted = u128::from(self.previous) * overlap / u128::from(self.duration);
-        // `weighted` is at most `previous`, so it always fits.
-        let weighted = u64::try_from(weighted).unwrap_or(u64::MAX);
-        self.current.saturating_add(weighted)
+        self.current.saturating_add(self.weighted_previous)
     }
 
     /// A limit of 0 blocks every call, also one that costs nothing: that is how an override
