@@ -145,15 +145,17 @@ pub fn decode_limits(stored: Option<&str>) -> Result<Vec<NamedLimit>, DecodeLimi
         .collect::<Result<_, _>>()?)
 }
 
+/// Values the tests of several modules build limits from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
 
-    fn now() -> UnixMillis {
+    pub fn now() -> UnixMillis {
         UnixMillis::from_millis(1_795_816_081_000)
     }
 
-    fn spec(name: &str, limit: u64, auto_apply: bool) -> LimitSpec {
+    /// A limit of `limit` per minute.
+    pub fn spec(name: &str, limit: u64, auto_apply: bool) -> LimitSpec {
         LimitSpec {
             name: LimitName::parse(name).unwrap(),
             limit,
@@ -161,6 +163,12 @@ mod tests {
             auto_apply,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{now, spec};
+    use super::*;
 
     #[test]
     fn replacing_keeps_ids_of_names_that_stay_and_drops_the_rest() {

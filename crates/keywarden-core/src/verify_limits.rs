@@ -135,21 +135,9 @@ mod tests {
     use crate::id::{ApiId, KeyId, WorkspaceId};
     use crate::identity::{ExternalId, Identity};
     use crate::key_format::{self, ByteLength};
-    use crate::named_limit::{LimitName, LimitSpec, replace_by_name};
-    use crate::time::UnixMillis;
-
-    fn now() -> UnixMillis {
-        UnixMillis::from_millis(1_795_816_081_000)
-    }
-
-    fn spec(name: &str, limit: u64, auto_apply: bool) -> LimitSpec {
-        LimitSpec {
-            name: LimitName::parse(name).unwrap(),
-            limit,
-            duration: WindowDuration::from_millis(60_000).unwrap(),
-            auto_apply,
-        }
-    }
+    use crate::named_limit::LimitSpec;
+    use crate::named_limit::replace_by_name;
+    use crate::named_limit::test_support::{now, spec};
 
     fn key(key_limits: Vec<LimitSpec>, identity_limits: Option<Vec<LimitSpec>>) -> KeyRecord {
         let issued = key_format::generate(None, ByteLength::DEFAULT);
