@@ -93,6 +93,19 @@ async fn keys_of_one_identity_share_its_limits() {
     assert_eq!(third["ratelimits"][0]["remaining"], 0);
     assert_eq!(third["identity"]["ratelimits"][0]["name"], "team");
     assert_eq!(verify(&app, &b, json!({})).await["code"], "RATE_LIMITED");
+    // Raising the identity's limit applies at once to its cached keys, and the count so far
+    // (the name and window stay) carries over.
+    app.call(
+        "identities.updateIdentity",
+        json!({ "identity": "team_a", "ratelimits": [limit("team", 4, true)] }),
+    )
+    .await
+    .ok();
+    let raised = verify(&app, &b, json!({})).await;
+    assert_eq!(raised["code"], "VALID");
+    assert_eq!(raised["ratelimits"][0]["limit"], 4);
+    assert_eq!(raised["ratelimits"][0]["remaining"], 0);
+    assert_eq!(verify(&app, &a, json!({})).await["code"], "RATE_LIMITED");
     // Another identity's keys are not affected, and have no limit at all.
     let other = verify(&app, &outsider, json!({})).await;
     assert_eq!(other["code"], "VALID");
