@@ -13,6 +13,7 @@ pub mod key_format;
 pub mod meta;
 pub mod named_limit;
 pub mod namespace;
+pub mod permission_query;
 pub mod random;
 pub mod ratelimit;
 pub mod root_key;
