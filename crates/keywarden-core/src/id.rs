@@ -212,6 +212,16 @@ id_type!(
     OverrideId,
     "rlor"
 );
+id_type!(
+    /// A permission that keys can hold (RBAC for end-user keys).
+    PermissionId,
+    "perm"
+);
+id_type!(
+    /// A named set of permissions.
+    RoleId,
+    "role"
+);
 
 #[cfg(test)]
 mod tests {

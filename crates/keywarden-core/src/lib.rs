@@ -16,6 +16,7 @@ pub mod namespace;
 pub mod permission_query;
 pub mod random;
 pub mod ratelimit;
+pub mod rbac;
 pub mod root_key;
 pub mod secret;
 pub mod store;

@@ -182,6 +182,17 @@ pub mod ops {
     pub const SET_OVERRIDE: Operation = Operation::new(Resource::Ratelimit, "set_override");
     pub const READ_OVERRIDE: Operation = Operation::new(Resource::Ratelimit, "read_override");
     pub const DELETE_OVERRIDE: Operation = Operation::new(Resource::Ratelimit, "delete_override");
+
+    pub const CREATE_PERMISSION: Operation = Operation::new(Resource::Rbac, "create_permission");
+    pub const READ_PERMISSION: Operation = Operation::new(Resource::Rbac, "read_permission");
+    pub const DELETE_PERMISSION: Operation = Operation::new(Resource::Rbac, "delete_permission");
+    pub const CREATE_ROLE: Operation = Operation::new(Resource::Rbac, "create_role");
+    pub const READ_ROLE: Operation = Operation::new(Resource::Rbac, "read_role");
+    pub const DELETE_ROLE: Operation = Operation::new(Resource::Rbac, "delete_role");
+    pub const ADD_PERMISSION_TO_ROLE: Operation =
+        Operation::new(Resource::Rbac, "add_permission_to_role");
+    pub const REMOVE_PERMISSION_FROM_ROLE: Operation =
+        Operation::new(Resource::Rbac, "remove_permission_from_role");
 }
 
 /// Which objects a permission covers.

@@ -10,11 +10,13 @@ use async_trait::async_trait;
 use crate::api::Api;
 use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
+use crate::id::RoleId;
 use crate::id::{ApiId, KeyId, NamespaceId, RootKeyId, WorkspaceId};
 use crate::identity::{ExternalId, Identity, IdentityUpdate};
 use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
 use crate::namespace::{Identifier, Namespace, RateOverride};
+use crate::rbac::{Permission, Role};
 use crate::root_key::RootKey;
 use crate::time::UnixMillis;
 use crate::workspace::Workspace;
@@ -249,10 +251,61 @@ pub trait NamespaceStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Permissions and roles. A permission `reference` is its id or slug, a role's its id or name.
+#[async_trait]
+pub trait RbacStore: Send + Sync {
+    /// Inserts a permission; `Conflict` if its slug is taken in the workspace.
+    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()>;
+    async fn permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Permission>>;
+    /// Permissions ordered by id; with `search`, those whose id, name or slug contains it,
+    /// ignoring case.
+    async fn permissions(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Permission>>;
+    /// Deletes a permission and removes it from every role; returns whether it existed.
+    async fn delete_permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<bool>;
+    /// The permissions with the candidates' slugs, inserting the candidates whose slug does
+    /// not exist yet, atomically; in the candidates' order. All in one workspace.
+    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>>;
+    /// Inserts a role with links to its permissions (which must exist); `Conflict` if its
+    /// name is taken.
+    async fn insert_role(&self, role: &Role) -> StoreResult<()>;
+    async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>>;
+    /// Roles ordered by id, with their permissions; with `search`, those whose id or name
+    /// contains it, ignoring case.
+    async fn roles(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Role>>;
+    /// Deletes a role; returns whether it existed.
+    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool>;
+    /// Makes `permissions` (existing ones) the role's whole set; returns the role after,
+    /// `None` when it does not exist.
+    async fn set_role_permissions(
+        &self,
+        workspace: &WorkspaceId,
+        role: &RoleId,
+        permissions: &[Permission],
+    ) -> StoreResult<Option<Role>>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + RootKeyStore + ApiStore + KeyStore + IdentityStore + NamespaceStore
+    WorkspaceStore + RootKeyStore + ApiStore + KeyStore + IdentityStore + NamespaceStore + RbacStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

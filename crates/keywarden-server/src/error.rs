@@ -36,6 +36,8 @@ pub enum Missing {
     Identity,
     Namespace,
     Override,
+    Permission,
+    Role,
 }
 
 /// Every way a request can fail.
@@ -125,6 +127,21 @@ impl ApiError {
         Self::NotFound {
             what: Missing::Override,
             detail: "No override exists for this identifier in this namespace.".into(),
+        }
+    }
+
+    pub fn permission_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::Permission,
+            detail: "The requested permission was not found.".into(),
+        }
+    }
+
+    /// A role named in a request does not exist (Unkey's wording).
+    pub fn role_not_found(name: &str) -> Self {
+        Self::NotFound {
+            what: Missing::Role,
+            detail: format!("Role '{name}' was not found."),
         }
     }
 

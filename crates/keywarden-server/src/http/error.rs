@@ -95,6 +95,14 @@ impl ApiError {
                 what: Missing::Override,
                 ..
             } => "unkey/data/ratelimit_override_not_found",
+            Self::NotFound {
+                what: Missing::Permission,
+                ..
+            } => "unkey/data/permission_not_found",
+            Self::NotFound {
+                what: Missing::Role,
+                ..
+            } => "unkey/data/role_not_found",
             Self::Conflict(_) => "unkey/data/conflict",
             Self::IdentityExists(_) => "unkey/data/identity_already_exists",
             Self::PreconditionFailed(_) => "unkey/application/precondition_failed",

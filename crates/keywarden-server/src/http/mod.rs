@@ -10,6 +10,7 @@ mod fields;
 mod identities;
 mod keys;
 mod liveness;
+mod permissions;
 mod ratelimit;
 mod wire;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(keys::routes())
         .merge(identities::routes())
         .merge(ratelimit::routes())
+        .merge(permissions::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(context::with_request_context))

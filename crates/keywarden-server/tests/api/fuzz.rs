@@ -31,6 +31,15 @@ const OPERATIONS: &[&str] = &[
     "ratelimit.getOverride",
     "ratelimit.listOverrides",
     "ratelimit.deleteOverride",
+    "permissions.createPermission",
+    "permissions.getPermission",
+    "permissions.listPermissions",
+    "permissions.deletePermission",
+    "permissions.createRole",
+    "permissions.getRole",
+    "permissions.listRoles",
+    "permissions.deleteRole",
+    "permissions.setRolePermissions",
 ];
 
 /// Field names the endpoints read, so random bodies often reach validation and beyond.
@@ -74,6 +83,11 @@ const FIELDS: &[&str] = &[
     "identifier",
     "duration",
     "autoApply",
+    "slug",
+    "description",
+    "permission",
+    "role",
+    "roleId",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -124,7 +138,7 @@ fn random_bodies_never_cause_a_server_error() {
     let app = runtime.block_on(spawn_app());
     let api_id = runtime.block_on(app.create_api("fuzz-target"));
     let mut runner = TestRunner::new(Config {
-        cases: 600,
+        cases: 800,
         ..Config::default()
     });
     runner

@@ -7,16 +7,17 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use keywarden_core::api::Api;
 use keywarden_core::digest::KeyDigest;
-use keywarden_core::id::{ApiId, KeyId, NamespaceId, RootKeyId, WorkspaceId};
+use keywarden_core::id::{ApiId, KeyId, NamespaceId, RoleId, RootKeyId, WorkspaceId};
 use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::namespace::{Identifier, Namespace, RateOverride};
+use keywarden_core::rbac::{Permission, Role};
 use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
     ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
-    PageRequest, RootKeyStore, Store, StoreResult, WorkspaceStore,
+    PageRequest, RbacStore, RootKeyStore, Store, StoreResult, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
@@ -540,6 +541,65 @@ impl NamespaceStore for CountingStore {
     ) -> StoreResult<bool> {
         self.inner
             .delete_override(workspace, namespace, identifier)
+            .await
+    }
+}
+
+#[async_trait]
+impl RbacStore for CountingStore {
+    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()> {
+        self.inner.insert_permission(permission).await
+    }
+    async fn permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Permission>> {
+        self.inner.permission(workspace, reference).await
+    }
+    async fn permissions(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Permission>> {
+        self.inner.permissions(workspace, search, page).await
+    }
+    async fn delete_permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<bool> {
+        self.inner.delete_permission(workspace, reference).await
+    }
+    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>> {
+        self.inner.upsert_permissions(candidates).await
+    }
+    async fn insert_role(&self, role: &Role) -> StoreResult<()> {
+        self.inner.insert_role(role).await
+    }
+    async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>> {
+        self.inner.role(workspace, reference).await
+    }
+    async fn roles(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Role>> {
+        self.inner.roles(workspace, search, page).await
+    }
+    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool> {
+        self.inner.delete_role(workspace, reference).await
+    }
+    async fn set_role_permissions(
+        &self,
+        workspace: &WorkspaceId,
+        role: &RoleId,
+        permissions: &[Permission],
+    ) -> StoreResult<Option<Role>> {
+        self.inner
+            .set_role_permissions(workspace, role, permissions)
             .await
     }
 }

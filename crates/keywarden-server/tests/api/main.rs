@@ -14,6 +14,7 @@ mod key_limits;
 mod keys;
 mod migrate;
 mod pagination;
+mod permissions;
 mod ratelimit;
 mod refill;
 mod reroll;

@@ -10,6 +10,7 @@ mod connection;
 mod identities;
 mod keys;
 mod namespaces;
+mod rbac;
 mod readers;
 mod root_keys;
 mod rows;

@@ -104,6 +104,36 @@ CREATE TABLE ratelimit_overrides (
     UNIQUE (namespace_id, identifier)
 ) STRICT;
 "#,
+    r"
+CREATE TABLE permissions (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    name          TEXT NOT NULL,
+    slug          TEXT NOT NULL,
+    description   TEXT,
+    created_at    INTEGER NOT NULL,
+    UNIQUE (workspace_id, slug)
+) STRICT;
+CREATE INDEX permissions_by_workspace ON permissions (workspace_id, id);
+
+CREATE TABLE roles (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    name          TEXT NOT NULL,
+    description   TEXT,
+    created_at    INTEGER NOT NULL,
+    UNIQUE (workspace_id, name)
+) STRICT;
+CREATE INDEX roles_by_workspace ON roles (workspace_id, id);
+
+-- Deleting a role or a permission removes it from every role that had it.
+CREATE TABLE role_permissions (
+    role_id        TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    permission_id  TEXT NOT NULL REFERENCES permissions(id) ON DELETE CASCADE,
+    PRIMARY KEY (role_id, permission_id)
+) STRICT;
+CREATE INDEX role_permissions_by_permission ON role_permissions (permission_id);
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -1,0 +1,217 @@
+//! Permissions and roles: create, read, list, delete, and set a role's permissions.
+
+use keywarden_core::id::{PermissionId, RoleId};
+use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::root_key::{Operation, ops};
+use keywarden_core::store::{Page, PageRequest, StoreError};
+
+use super::{Caller, Keywarden};
+use crate::error::ApiError;
+
+/// A new permission (`permissions.createPermission`).
+#[derive(Debug)]
+pub struct NewPermission {
+    pub name: String,
+    pub slug: PermissionSlug,
+    pub description: Option<String>,
+}
+
+/// A new role (`permissions.createRole`); missing permission slugs are created.
+#[derive(Debug)]
+pub struct NewRole {
+    pub name: RoleName,
+    pub description: Option<String>,
+    pub permissions: Vec<PermissionSlug>,
+}
+
+fn conflict_as(message: String) -> impl FnOnce(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::Conflict(_) => ApiError::Conflict(message),
+        e => e.into(),
+    }
+}
+
+impl Keywarden {
+    /// RBAC objects belong to the whole workspace, so every operation needs its wildcard
+    /// permission (`rbac.*.…`).
+    fn require_rbac(caller: &Caller, op: Operation) -> Result<(), ApiError> {
+        caller.require_everywhere(op)
+    }
+
+    pub async fn create_permission(
+        &self,
+        caller: &Caller,
+        new: NewPermission,
+    ) -> Result<PermissionId, ApiError> {
+        Self::require_rbac(caller, ops::CREATE_PERMISSION)?;
+        let permission = Permission {
+            id: PermissionId::generate(self.now()),
+            workspace_id: caller.workspace().clone(),
+            name: new.name,
+            slug: new.slug,
+            description: new.description,
+            created_at: self.now(),
+        };
+        self.store
+            .insert_permission(&permission)
+            .await
+            .map_err(conflict_as(format!(
+                "A permission with slug '{}' already exists.",
+                permission.slug
+            )))?;
+        tracing::info!(permission_id = %permission.id, "permission created");
+        Ok(permission.id)
+    }
+
+    pub async fn get_permission(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> Result<Permission, ApiError> {
+        Self::require_rbac(caller, ops::READ_PERMISSION)?;
+        self.store
+            .permission(caller.workspace(), reference)
+            .await?
+            .ok_or_else(ApiError::permission_not_found)
+    }
+
+    pub async fn list_permissions(
+        &self,
+        caller: &Caller,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Permission>, ApiError> {
+        Self::require_rbac(caller, ops::READ_PERMISSION)?;
+        Ok(self
+            .store
+            .permissions(caller.workspace(), search, page)
+            .await?)
+    }
+
+    pub async fn delete_permission(
+        &self,
+        caller: &Caller,
+        reference: &str,
+    ) -> Result<(), ApiError> {
+        Self::require_rbac(caller, ops::DELETE_PERMISSION)?;
+        if !self
+            .store
+            .delete_permission(caller.workspace(), reference)
+            .await?
+        {
+            return Err(ApiError::permission_not_found());
+        }
+        tracing::info!("permission deleted");
+        Ok(())
+    }
+
+    /// The permissions with these slugs, creating the missing ones, which needs
+    /// `rbac.*.create_permission` only when some are missing.
+    async fn permissions_for(
+        &self,
+        caller: &Caller,
+        slugs: &[PermissionSlug],
+    ) -> Result<Vec<Permission>, ApiError> {
+        let now = self.now();
+        let mut existing = Vec::with_capacity(slugs.len());
+        let mut missing = false;
+        for slug in slugs {
+            let found = self
+                .store
+                .permission(caller.workspace(), slug.as_str())
+                .await?
+                .filter(|p| &p.slug == slug);
+            missing |= found.is_none();
+            existing.push(found.unwrap_or_else(|| Permission {
+                id: PermissionId::generate(now),
+                workspace_id: caller.workspace().clone(),
+                name: slug.as_str().to_owned(),
+                slug: slug.clone(),
+                description: None,
+                created_at: now,
+            }));
+        }
+        if !missing {
+            return Ok(existing);
+        }
+        Self::require_rbac(caller, ops::CREATE_PERMISSION)?;
+        Ok(self.store.upsert_permissions(&existing).await?)
+    }
+
+    pub async fn create_role(&self, caller: &Caller, new: NewRole) -> Result<RoleId, ApiError> {
+        Self::require_rbac(caller, ops::CREATE_ROLE)?;
+        let permissions = self.permissions_for(caller, &new.permissions).await?;
+        let role = Role {
+            id: RoleId::generate(self.now()),
+            workspace_id: caller.workspace().clone(),
+            name: new.name,
+            description: new.description,
+            permissions,
+            created_at: self.now(),
+        };
+        self.store
+            .insert_role(&role)
+            .await
+            .map_err(conflict_as(format!(
+                "A role named '{}' already exists.",
+                role.name.as_str()
+            )))?;
+        tracing::info!(role_id = %role.id, "role created");
+        Ok(role.id)
+    }
+
+    pub async fn get_role(&self, caller: &Caller, reference: &str) -> Result<Role, ApiError> {
+        Self::require_rbac(caller, ops::READ_ROLE)?;
+        self.store
+            .role(caller.workspace(), reference)
+            .await?
+            .ok_or_else(|| ApiError::role_not_found(reference))
+    }
+
+    pub async fn list_roles(
+        &self,
+        caller: &Caller,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Role>, ApiError> {
+        Self::require_rbac(caller, ops::READ_ROLE)?;
+        Ok(self.store.roles(caller.workspace(), search, page).await?)
+    }
+
+    pub async fn delete_role(&self, caller: &Caller, reference: &str) -> Result<(), ApiError> {
+        Self::require_rbac(caller, ops::DELETE_ROLE)?;
+        if !self
+            .store
+            .delete_role(caller.workspace(), reference)
+            .await?
+        {
+            return Err(ApiError::role_not_found(reference));
+        }
+        tracing::info!("role deleted");
+        Ok(())
+    }
+
+    /// Makes `slugs` the role's whole set of permissions (creating missing ones); returns them.
+    pub async fn set_role_permissions(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        slugs: &[PermissionSlug],
+    ) -> Result<Vec<Permission>, ApiError> {
+        Self::require_rbac(caller, ops::ADD_PERMISSION_TO_ROLE)?;
+        Self::require_rbac(caller, ops::REMOVE_PERMISSION_FROM_ROLE)?;
+        let role = self
+            .store
+            .role(caller.workspace(), reference)
+            .await?
+            .ok_or_else(|| ApiError::role_not_found(reference))?;
+        let permissions = self.permissions_for(caller, slugs).await?;
+        let role = self
+            .store
+            .set_role_permissions(caller.workspace(), &role.id, &permissions)
+            .await?
+            .ok_or_else(|| ApiError::role_not_found(reference))?;
+        tracing::info!(role_id = %role.id, permissions = role.permissions.len(), "role permissions set");
+        Ok(role.permissions)
+    }
+}

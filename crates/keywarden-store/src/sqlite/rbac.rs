@@ -1,0 +1,325 @@
+//! Permissions and roles, and the links between them.
+
+use async_trait::async_trait;
+use keywarden_core::id::{PermissionId, RoleId, WorkspaceId};
+use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::store::{Page, PageRequest, RbacStore, StoreError, StoreResult};
+use keywarden_core::time::UnixMillis;
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::SqliteStore;
+
+const PERMISSION_COLUMNS: &str =
+    "p.id, p.workspace_id, p.name, p.slug, p.description, p.created_at";
+const ROLE_COLUMNS: &str = "id, workspace_id, name, description, created_at";
+
+fn bad<E: std::error::Error + Send + Sync + 'static>(column: usize, e: E) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
+}
+
+fn permission_from_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let slug: String = row.get(3)?;
+    Ok(Permission {
+        id: PermissionId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        name: row.get(2)?,
+        slug: PermissionSlug::parse(&slug).map_err(|e| bad(3, e))?,
+        description: row.get(4)?,
+        created_at: UnixMillis::from_millis(row.get(5)?),
+    })
+}
+
+/// A role's row, before its permissions are read.
+fn role_from_row(row: &Row<'_>) -> rusqlite::Result<Role> {
+    let id: String = row.get(0)?;
+    let workspace_id: String = row.get(1)?;
+    let name: String = row.get(2)?;
+    Ok(Role {
+        id: RoleId::parse(&id).map_err(|e| bad(0, e))?,
+        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+        name: RoleName::parse(&name).map_err(|e| bad(2, e))?,
+        description: row.get(3)?,
+        permissions: Vec::new(),
+        created_at: UnixMillis::from_millis(row.get(4)?),
+    })
+}
+
+fn find_permission(
+    conn: &Connection,
+    workspace: &WorkspaceId,
+    reference: &str,
+) -> rusqlite::Result<Option<Permission>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PERMISSION_COLUMNS} FROM permissions p \
+         WHERE p.workspace_id = ?1 AND (p.id = ?2 OR p.slug = ?2) \
+         ORDER BY p.id = ?2 DESC LIMIT 1"
+    ))?
+    .query_row(params![workspace.as_str(), reference], permission_from_row)
+    .optional()
+}
+
+fn insert_permission(conn: &Connection, p: &Permission) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        p.id.as_str(),
+        p.workspace_id.as_str(),
+        p.name,
+        p.slug.as_str(),
+        p.description,
+        p.created_at.as_millis()
+    ])?;
+    Ok(())
+}
+
+/// Fills in a role's permissions, ordered by slug.
+fn with_permissions(conn: &Connection, mut role: Role) -> rusqlite::Result<Role> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PERMISSION_COLUMNS} FROM role_permissions rp \
+         JOIN permissions p ON p.id = rp.permission_id \
+         WHERE rp.role_id = ?1 ORDER BY p.slug"
+    ))?;
+    role.permissions = stmt
+        .query_map([role.id.as_str()], permission_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(role)
+}
+
+fn find_role(
+    conn: &Connection,
+    workspace: &WorkspaceId,
+    reference: &str,
+) -> rusqlite::Result<Option<Role>> {
+    let role = conn
+        .prepare_cached(&format!(
+            "SELECT {ROLE_COLUMNS} FROM roles \
+             WHERE workspace_id = ?1 AND (id = ?2 OR name = ?2) \
+             ORDER BY id = ?2 DESC LIMIT 1"
+        ))?
+        .query_row(params![workspace.as_str(), reference], role_from_row)
+        .optional()?;
+    role.map(|r| with_permissions(conn, r)).transpose()
+}
+
+fn link_permissions(
+    conn: &Connection,
+    role: &RoleId,
+    permissions: &[Permission],
+) -> rusqlite::Result<()> {
+    let mut link = conn.prepare_cached(
+        "INSERT OR IGNORE INTO role_permissions (role_id, permission_id) VALUES (?1, ?2)",
+    )?;
+    for p in permissions {
+        link.execute(params![role.as_str(), p.id.as_str()])?;
+    }
+    Ok(())
+}
+
+fn page_limit(page: &PageRequest) -> i64 {
+    i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX)
+}
+
+fn conflict(what: &'static str) -> impl Fn(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Conflict(_) => StoreError::Conflict(what),
+        e => e,
+    }
+}
+
+#[async_trait]
+impl RbacStore for SqliteStore {
+    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()> {
+        let permission = permission.clone();
+        self.write(move |conn| insert_permission(conn, &permission))
+            .await
+            .map_err(conflict("a permission with this slug"))
+    }
+
+    async fn permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<Option<Permission>> {
+        let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        self.read(move |conn| find_permission(conn, &workspace, &reference))
+            .await
+    }
+
+    async fn permissions(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Permission>> {
+        let workspace = workspace.clone();
+        let search = search.map(str::to_lowercase);
+        let limit = page.limit;
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {PERMISSION_COLUMNS} FROM permissions p \
+                     WHERE p.workspace_id = ?1 AND p.id >= ?2 \
+                     AND (?4 IS NULL OR instr(lower(p.id), ?4) > 0 \
+                          OR instr(lower(p.name), ?4) > 0 OR instr(lower(p.slug), ?4) > 0) \
+                     ORDER BY p.id LIMIT ?3"
+                ))?;
+                let fetch = page_limit(&page);
+                stmt.query_map(
+                    params![
+                        workspace.as_str(),
+                        page.from.unwrap_or_default(),
+                        fetch,
+                        search
+                    ],
+                    permission_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(Page::from_overfetch(rows, limit, |p| p.id.to_string()))
+    }
+
+    async fn delete_permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+    ) -> StoreResult<bool> {
+        let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        self.write(move |conn| {
+            let Some(permission) = find_permission(conn, &workspace, &reference)? else {
+                return Ok(false);
+            };
+            // Role links go with it (ON DELETE CASCADE).
+            conn.execute(
+                "DELETE FROM permissions WHERE id = ?1",
+                [permission.id.as_str()],
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>> {
+        let candidates = candidates.to_vec();
+        self.write(move |conn| {
+            let mut out = Vec::with_capacity(candidates.len());
+            for candidate in &candidates {
+                let existing =
+                    find_permission(conn, &candidate.workspace_id, candidate.slug.as_str())?
+                        .filter(|p| p.slug == candidate.slug);
+                match existing {
+                    Some(p) => out.push(p),
+                    None => {
+                        insert_permission(conn, candidate)?;
+                        out.push(candidate.clone());
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn insert_role(&self, role: &Role) -> StoreResult<()> {
+        let role = role.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO roles (id, workspace_id, name, description, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                role.id.as_str(),
+                role.workspace_id.as_str(),
+                role.name.as_str(),
+                role.description,
+                role.created_at.as_millis()
+            ])?;
+            link_permissions(conn, &role.id, &role.permissions)
+        })
+        .await
+        .map_err(conflict("a role with this name"))
+    }
+
+    async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>> {
+        let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        self.read(move |conn| find_role(conn, &workspace, &reference))
+            .await
+    }
+
+    async fn roles(
+        &self,
+        workspace: &WorkspaceId,
+        search: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Role>> {
+        let workspace = workspace.clone();
+        let search = search.map(str::to_lowercase);
+        let limit = page.limit;
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {ROLE_COLUMNS} FROM roles \
+                     WHERE workspace_id = ?1 AND id >= ?2 \
+                     AND (?4 IS NULL OR instr(lower(id), ?4) > 0 OR instr(lower(name), ?4) > 0) \
+                     ORDER BY id LIMIT ?3"
+                ))?;
+                let fetch = page_limit(&page);
+                let roles = stmt
+                    .query_map(
+                        params![
+                            workspace.as_str(),
+                            page.from.unwrap_or_default(),
+                            fetch,
+                            search
+                        ],
+                        role_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                roles
+                    .into_iter()
+                    .map(|r| with_permissions(conn, r))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(Page::from_overfetch(rows, limit, |r| r.id.to_string()))
+    }
+
+    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool> {
+        let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        self.write(move |conn| {
+            let Some(role) = find_role(conn, &workspace, &reference)? else {
+                return Ok(false);
+            };
+            conn.execute("DELETE FROM roles WHERE id = ?1", [role.id.as_str()])?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn set_role_permissions(
+        &self,
+        workspace: &WorkspaceId,
+        role: &RoleId,
+        permissions: &[Permission],
+    ) -> StoreResult<Option<Role>> {
+        let (workspace, role, permissions) =
+            (workspace.clone(), role.clone(), permissions.to_vec());
+        self.write(move |conn| {
+            let Some(found) = find_role(conn, &workspace, role.as_str())? else {
+                return Ok(None);
+            };
+            conn.execute(
+                "DELETE FROM role_permissions WHERE role_id = ?1",
+                [found.id.as_str()],
+            )?;
+            link_permissions(conn, &found.id, &permissions)?;
+            with_permissions(conn, found).map(Some)
+        })
+        .await
+    }
+}
