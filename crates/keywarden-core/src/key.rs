@@ -8,6 +8,7 @@ use crate::identity::Identity;
 use crate::key_format::{ByteLength, IssuedKey, KeyPrefix};
 use crate::meta::Meta;
 use crate::named_limit::{LimitSpec, NamedLimit, replace_by_name};
+use crate::rbac::{Permission, Role};
 use crate::text::KeyName;
 use crate::time::UnixMillis;
 
@@ -36,6 +37,10 @@ pub struct KeyRecord {
     pub identity: Option<Identity>,
     /// The key's own named limits; its identity's are in `identity`.
     pub ratelimits: Vec<NamedLimit>,
+    /// Permissions held directly, ordered by slug.
+    pub permissions: Vec<Permission>,
+    /// Roles held, ordered by name, each with its permissions.
+    pub roles: Vec<Role>,
     pub created_at: UnixMillis,
     pub updated_at: Option<UnixMillis>,
     pub deleted_at: Option<UnixMillis>,
@@ -71,6 +76,10 @@ pub struct KeyUpdate {
     pub identity: Patch<Identity>,
     /// Replaces the key's limits by name.
     pub ratelimits: Option<Vec<LimitSpec>>,
+    /// Replaces the directly held permissions (resolved beforehand).
+    pub permissions: Option<Vec<Permission>>,
+    /// Replaces the roles (resolved beforehand).
+    pub roles: Option<Vec<Role>>,
 }
 
 /// Why an update cannot be applied to a key.
@@ -109,11 +118,45 @@ impl KeyRecord {
         if let Some(limits) = update.ratelimits {
             self.ratelimits = replace_by_name(&self.ratelimits, limits, now);
         }
+        if let Some(permissions) = update.permissions {
+            self.set_permissions(permissions);
+        }
+        if let Some(roles) = update.roles {
+            self.set_roles(roles);
+        }
         if let Some(enabled) = update.enabled {
             self.enabled = enabled;
         }
         self.updated_at = Some(now);
         Ok(())
+    }
+
+    /// Every permission slug the key holds, directly or through a role, sorted and without
+    /// repeats: what permission queries are checked against.
+    pub fn effective_permissions(&self) -> Vec<&str> {
+        let mut slugs: Vec<&str> = self
+            .permissions
+            .iter()
+            .chain(self.roles.iter().flat_map(|r| r.permissions.iter()))
+            .map(|p| p.slug.as_str())
+            .collect();
+        slugs.sort_unstable();
+        slugs.dedup();
+        slugs
+    }
+
+    /// Makes `permissions` the directly held set (one entry per slug, ordered by slug).
+    pub fn set_permissions(&mut self, mut permissions: Vec<Permission>) {
+        permissions.sort_by(|a, b| a.slug.cmp(&b.slug));
+        permissions.dedup_by(|a, b| a.slug == b.slug);
+        self.permissions = permissions;
+    }
+
+    /// Makes `roles` the key's roles (one entry per role, ordered by name).
+    pub fn set_roles(&mut self, mut roles: Vec<Role>) {
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        roles.dedup_by(|a, b| a.id == b.id);
+        self.roles = roles;
     }
 
     /// The key that replaces this one on rotation: a new id and secret (`issued`, made with
@@ -140,6 +183,8 @@ impl KeyRecord {
             expires: self.expires,
             credits: self.credits,
             identity: self.identity.clone(),
+            permissions: self.permissions.clone(),
+            roles: self.roles.clone(),
             ratelimits: replace_by_name(
                 &[],
                 self.ratelimits
@@ -231,6 +276,8 @@ mod tests {
             credits: None,
             identity: None,
             ratelimits: Vec::new(),
+            permissions: Vec::new(),
+            roles: Vec::new(),
             created_at: now(),
             updated_at: None,
             deleted_at: None,

@@ -3,6 +3,7 @@
 
 use crate::credits::{AdjustmentError, CreditAdjustment, Credits, NegativeCredits};
 use crate::key::{KeyRecord, KeyUpdate, KeyUpdateError};
+use crate::rbac::{Permission, PermissionSlug, Role, RoleName};
 use crate::time::UnixMillis;
 
 /// A change that depends on the key's current state.
@@ -14,6 +15,18 @@ pub enum KeyChange {
     SetCredits(Option<i64>),
     /// `keys.updateCredits` with `increment` or `decrement`.
     AdjustCredits(CreditAdjustment),
+    /// `keys.addPermissions`: existing permissions, added to the direct set.
+    AddPermissions(Vec<Permission>),
+    /// `keys.removePermissions`, by slug; slugs the key does not hold are ignored.
+    RemovePermissions(Vec<PermissionSlug>),
+    /// `keys.setPermissions`.
+    SetPermissions(Vec<Permission>),
+    /// `keys.addRoles`: existing roles.
+    AddRoles(Vec<Role>),
+    /// `keys.removeRoles`, by name.
+    RemoveRoles(Vec<RoleName>),
+    /// `keys.setRoles`.
+    SetRoles(Vec<Role>),
 }
 
 /// Why a change was not applied.
@@ -43,6 +56,34 @@ impl KeyRecord {
                     Some(c) => c.with_remaining(n)?,
                     None => Credits::new(n, None, now)?,
                 });
+                self.updated_at = Some(now);
+            }
+            KeyChange::AddPermissions(added) => {
+                let mut all = std::mem::take(&mut self.permissions);
+                all.extend(added);
+                self.set_permissions(all);
+                self.updated_at = Some(now);
+            }
+            KeyChange::RemovePermissions(slugs) => {
+                self.permissions.retain(|p| !slugs.contains(&p.slug));
+                self.updated_at = Some(now);
+            }
+            KeyChange::SetPermissions(permissions) => {
+                self.set_permissions(permissions);
+                self.updated_at = Some(now);
+            }
+            KeyChange::AddRoles(added) => {
+                let mut all = std::mem::take(&mut self.roles);
+                all.extend(added);
+                self.set_roles(all);
+                self.updated_at = Some(now);
+            }
+            KeyChange::RemoveRoles(names) => {
+                self.roles.retain(|r| !names.contains(&r.name));
+                self.updated_at = Some(now);
+            }
+            KeyChange::SetRoles(roles) => {
+                self.set_roles(roles);
                 self.updated_at = Some(now);
             }
             KeyChange::AdjustCredits(adjustment) => {

@@ -193,6 +193,13 @@ pub mod ops {
         Operation::new(Resource::Rbac, "add_permission_to_role");
     pub const REMOVE_PERMISSION_FROM_ROLE: Operation =
         Operation::new(Resource::Rbac, "remove_permission_from_role");
+    pub const ADD_PERMISSION_TO_KEY: Operation =
+        Operation::new(Resource::Rbac, "add_permission_to_key");
+    pub const REMOVE_PERMISSION_FROM_KEY: Operation =
+        Operation::new(Resource::Rbac, "remove_permission_from_key");
+    pub const ADD_ROLE_TO_KEY: Operation = Operation::new(Resource::Rbac, "add_role_to_key");
+    pub const REMOVE_ROLE_FROM_KEY: Operation =
+        Operation::new(Resource::Rbac, "remove_role_from_key");
 }
 
 /// Which objects a permission covers.

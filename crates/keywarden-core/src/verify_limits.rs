@@ -165,6 +165,8 @@ mod tests {
                 )
             }),
             ratelimits: replace_by_name(&[], key_limits, now()),
+            permissions: Vec::new(),
+            roles: Vec::new(),
             created_at: now(),
             updated_at: None,
             deleted_at: None,

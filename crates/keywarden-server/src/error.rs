@@ -49,6 +49,9 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// A `permissions` query of `keys.verifyKey` that does not parse.
+    #[error("{0}")]
+    PermissionsQuerySyntax(String),
     #[error("the Authorization header is missing")]
     MissingAuthorization,
     #[error("the Authorization header is malformed")]

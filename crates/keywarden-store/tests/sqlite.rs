@@ -81,6 +81,8 @@ fn key(f: &Fixture, digest: KeyDigest, credits: Option<i64>) -> KeyRecord {
         credits: credits.map(|c| Credits::new(c, None, NOW).unwrap()),
         identity: None,
         ratelimits: Vec::new(),
+        permissions: Vec::new(),
+        roles: Vec::new(),
         created_at: NOW,
         updated_at: None,
         deleted_at: None,

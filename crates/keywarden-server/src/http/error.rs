@@ -41,6 +41,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::InvalidInput { .. }
+            | Self::PermissionsQuerySyntax(_)
             | Self::MissingAuthorization
             | Self::MalformedAuthorization => StatusCode::BAD_REQUEST,
             Self::UnknownRootKey => StatusCode::UNAUTHORIZED,
@@ -57,6 +58,7 @@ impl ApiError {
     fn title(&self) -> &'static str {
         match self {
             Self::InvalidInput { .. }
+            | Self::PermissionsQuerySyntax(_)
             | Self::MissingAuthorization
             | Self::MalformedAuthorization => "Bad Request",
             Self::UnknownRootKey => "Unauthorized",
@@ -73,6 +75,9 @@ impl ApiError {
     fn type_path(&self) -> &'static str {
         match self {
             Self::InvalidInput { .. } => "unkey/application/invalid_input",
+            Self::PermissionsQuerySyntax(_) => {
+                "unkey/user/bad_request/permissions_query_syntax_error"
+            }
             Self::MissingAuthorization => "unkey/authentication/missing",
             Self::MalformedAuthorization => "unkey/authentication/malformed",
             Self::UnknownRootKey => "unkey/authentication/key_not_found",
@@ -116,6 +121,9 @@ impl ApiError {
     fn detail(&self) -> String {
         match self {
             Self::InvalidInput { detail, .. } => detail.clone(),
+            Self::PermissionsQuerySyntax(problem) => {
+                format!("The permissions query is not valid: {problem}.")
+            }
             Self::MissingAuthorization => {
                 "Authorization header is required: send 'Authorization: Bearer <root key>'.".into()
             }
@@ -149,8 +157,13 @@ impl IntoResponse for ApiError {
             return internal_response(cause);
         }
         let context = context::current();
+        let query_error: [FieldError; 1];
         let errors = match &self {
             Self::InvalidInput { errors, .. } => Some(errors.as_slice()),
+            Self::PermissionsQuerySyntax(problem) => {
+                query_error = [FieldError::new("body.permissions", problem.clone())];
+                Some(&query_error[..])
+            }
             Self::MissingAuthorization | Self::MalformedAuthorization => Some(&[][..]),
             _ => None,
         };

@@ -4,19 +4,17 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName, check_text};
+use keywarden_core::rbac::{PermissionSlug, RoleName, check_text};
 use keywarden_core::store::PageRequest;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{Data, Empty, Paginated, Pagination};
 use super::extract::ApiJson;
 use super::fields::Fields;
+use super::wire::{PermissionData, RoleData, parse_slugs};
 use crate::error::ApiError;
 use crate::service::{Caller, NewPermission, NewRole};
 use crate::state::AppState;
-
-/// The most permission slugs one request may list.
-const MAX_SLUGS: usize = 1000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -34,48 +32,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// `Permission` in responses.
-#[derive(Serialize)]
-struct PermissionData<'a> {
-    id: &'a str,
-    name: &'a str,
-    slug: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-}
-
-impl<'a> PermissionData<'a> {
-    fn of(p: &'a Permission) -> Self {
-        Self {
-            id: p.id.as_str(),
-            name: &p.name,
-            slug: p.slug.as_str(),
-            description: p.description.as_deref(),
-        }
-    }
-}
-
-/// `Role` in responses.
-#[derive(Serialize)]
-struct RoleData<'a> {
-    id: &'a str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    permissions: Vec<PermissionData<'a>>,
-}
-
-impl<'a> RoleData<'a> {
-    fn of(r: &'a Role) -> Self {
-        Self {
-            id: r.id.as_str(),
-            name: r.name.as_str(),
-            description: r.description.as_deref(),
-            permissions: r.permissions.iter().map(PermissionData::of).collect(),
-        }
-    }
-}
-
 fn description(f: &mut Fields, value: Option<String>) -> Option<Option<String>> {
     match value {
         None => Some(None),
@@ -83,20 +39,6 @@ fn description(f: &mut Fields, value: Option<String>) -> Option<Option<String>> 
             .check("body.description", check_text(&d, 0))
             .map(|()| Some(d)),
     }
-}
-
-/// A list of permission slugs; `None` (recorded) when any is malformed.
-fn slugs(f: &mut Fields, location: &str, values: Vec<String>) -> Option<Vec<PermissionSlug>> {
-    if values.len() > MAX_SLUGS {
-        f.error(location, format!("must have at most {MAX_SLUGS} items"));
-        return None;
-    }
-    let parsed: Vec<Option<PermissionSlug>> = values
-        .iter()
-        .enumerate()
-        .map(|(i, s)| f.check(format!("{location}[{i}]"), PermissionSlug::parse(s)))
-        .collect();
-    parsed.into_iter().collect()
 }
 
 /// A reference to one object (`permission`, `role`): its id, or its slug or name.
@@ -244,7 +186,7 @@ async fn create_role(
         .required("body.name", body.name)
         .and_then(|n| f.check("body.name", RoleName::parse(&n)));
     let description = description(&mut f, body.description);
-    let permissions = slugs(
+    let permissions = parse_slugs(
         &mut f,
         "body.permissions",
         body.permissions.unwrap_or_default(),
@@ -330,7 +272,7 @@ async fn set_role_permissions(
     };
     let permissions = f
         .required("body.permissions", body.permissions)
-        .and_then(|p| slugs(&mut f, "body.permissions", p));
+        .and_then(|p| parse_slugs(&mut f, "body.permissions", p));
     let (reference, permissions) = f.finish(reference.zip(permissions))?;
     let set = state
         .service

@@ -8,6 +8,7 @@ use keywarden_core::key::{KeyRecord, MAX_EXPIRES};
 use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{LimitName, LimitSpec, MAX_NAMED_LIMITS, NamedLimit};
 use keywarden_core::ratelimit::WindowDuration;
+use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
 use keywarden_core::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
@@ -174,8 +175,9 @@ pub struct KeyData<'a> {
     expires: Option<i64>,
     /// Keywarden extension: the API (keyspace) the key belongs to.
     api_id: &'a str,
-    permissions: [&'a str; 0],
-    roles: [&'a str; 0],
+    /// Every slug the key holds, directly or through a role.
+    permissions: Vec<&'a str>,
+    roles: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     credits: Option<CreditsData>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,13 +197,96 @@ impl<'a> KeyData<'a> {
             updated_at: key.updated_at.map(UnixMillis::as_millis),
             expires: key.expires.map(UnixMillis::as_millis),
             api_id: key.api_id.as_str(),
-            permissions: [],
-            roles: [],
+            permissions: key.effective_permissions(),
+            roles: key.roles.iter().map(|r| r.name.as_str()).collect(),
             credits: key.credits.as_ref().map(|c| CreditsData::of(Some(c))),
             identity: key.identity.as_ref().map(IdentityData::of),
             ratelimits: key.ratelimits.iter().map(LimitData::of).collect(),
         }
     }
+}
+
+/// `Permission` in responses.
+#[derive(Serialize)]
+pub struct PermissionData<'a> {
+    id: &'a str,
+    name: &'a str,
+    slug: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+impl<'a> PermissionData<'a> {
+    pub fn of(p: &'a Permission) -> Self {
+        Self {
+            id: p.id.as_str(),
+            name: &p.name,
+            slug: p.slug.as_str(),
+            description: p.description.as_deref(),
+        }
+    }
+}
+
+/// `Role` in responses.
+#[derive(Serialize)]
+pub struct RoleData<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    permissions: Vec<PermissionData<'a>>,
+}
+
+impl<'a> RoleData<'a> {
+    pub fn of(r: &'a Role) -> Self {
+        Self {
+            id: r.id.as_str(),
+            name: r.name.as_str(),
+            description: r.description.as_deref(),
+            permissions: r.permissions.iter().map(PermissionData::of).collect(),
+        }
+    }
+}
+
+/// The most permission slugs one request may list.
+const MAX_SLUGS: usize = 1000;
+/// The most role names one request may list.
+const MAX_ROLES: usize = 100;
+
+/// A list of permission slugs; `None` (recorded) when any is malformed.
+pub fn parse_slugs(
+    f: &mut Fields,
+    location: &str,
+    values: Vec<String>,
+) -> Option<Vec<PermissionSlug>> {
+    if values.len() > MAX_SLUGS {
+        f.error(location, format!("must have at most {MAX_SLUGS} items"));
+        return None;
+    }
+    let parsed: Vec<Option<PermissionSlug>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, s)| f.check(format!("{location}[{i}]"), PermissionSlug::parse(s)))
+        .collect();
+    parsed.into_iter().collect()
+}
+
+/// A list of role names; `None` (recorded) when any is malformed.
+pub fn parse_role_names(
+    f: &mut Fields,
+    location: &str,
+    values: Vec<String>,
+) -> Option<Vec<RoleName>> {
+    if values.len() > MAX_ROLES {
+        f.error(location, format!("must have at most {MAX_ROLES} items"));
+        return None;
+    }
+    let parsed: Vec<Option<RoleName>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, s)| f.check(format!("{location}[{i}]"), RoleName::parse(s)))
+        .collect();
+    parsed.into_iter().collect()
 }
 
 /// `RatelimitRequest` in requests.

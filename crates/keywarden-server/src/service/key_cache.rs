@@ -179,6 +179,14 @@ impl KeyCache {
         self.changed(digest);
     }
 
+    /// Something many keys share changed (a role's permissions, a deleted permission or
+    /// role): every cached record may be stale. Such changes are rare admin operations, so
+    /// dropping all records beats tracking which keys hold what.
+    pub fn changed_all(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.records.clear();
+    }
+
     /// The key with this digest changed in the store.
     pub fn changed(&self, digest: &KeyDigest) {
         self.changes.fetch_add(1, Ordering::SeqCst);

@@ -10,6 +10,7 @@ use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::key_format::{self, ByteLength, KeyPrefix};
 use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{LimitSpec, replace_by_name};
+use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
 use keywarden_core::root_key::ops;
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::ImportOutcome;
@@ -42,6 +43,18 @@ pub struct NewKey {
     /// Links the key to this identity, created if it does not exist yet.
     pub external_id: Option<ExternalId>,
     pub ratelimits: Vec<LimitSpec>,
+    /// Held directly; missing slugs are created (with `rbac.*.create_permission`).
+    pub permissions: Vec<PermissionSlug>,
+    /// Must exist.
+    pub roles: Vec<RoleName>,
+}
+
+/// Replacements for what a key holds, as `keys.updateKey` asks for them (resolved to
+/// stored permissions and roles before the update).
+#[derive(Debug, Default)]
+pub struct AccessUpdate {
+    pub permissions: Option<Vec<PermissionSlug>>,
+    pub roles: Option<Vec<RoleName>>,
 }
 
 /// A key just issued: its id and the plaintext, returned this once.
@@ -131,6 +144,9 @@ impl Keywarden {
             Some(external_id) => Some(self.identity_for_key(caller, external_id).await?),
             None => None,
         };
+        let (permissions, roles) = self
+            .resolve_access(caller, Some(new.permissions), Some(new.roles))
+            .await?;
         let now = self.now();
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
@@ -150,10 +166,15 @@ impl Keywarden {
             credits: credits_of(new.credits, now)?,
             identity,
             ratelimits: replace_by_name(&[], new.ratelimits, now),
+            permissions: Vec::new(),
+            roles: Vec::new(),
             created_at: now,
             updated_at: None,
             deleted_at: None,
         };
+        let mut record = record;
+        record.set_permissions(permissions.unwrap_or_default());
+        record.set_roles(roles.unwrap_or_default());
         self.store.insert_key(&record).await?;
         self.keys.added(&record.digest);
         tracing::info!(key_id = %record.id, api_id = %record.api_id, "key created");
@@ -163,8 +184,35 @@ impl Keywarden {
         })
     }
 
+    /// The stored permissions and roles a create or update gives a key. Granting either needs
+    /// the RBAC permission for it (replacing a non-empty set also removes).
+    async fn resolve_access(
+        &self,
+        caller: &Caller,
+        permissions: Option<Vec<PermissionSlug>>,
+        roles: Option<Vec<RoleName>>,
+    ) -> Result<(Option<Vec<Permission>>, Option<Vec<Role>>), ApiError> {
+        let permissions = match permissions {
+            Some(slugs) if !slugs.is_empty() => {
+                caller.require_everywhere(ops::ADD_PERMISSION_TO_KEY)?;
+                Some(self.permissions_for(caller, &slugs).await?)
+            }
+            Some(_) => Some(Vec::new()),
+            None => None,
+        };
+        let roles = match roles {
+            Some(names) if !names.is_empty() => {
+                caller.require_everywhere(ops::ADD_ROLE_TO_KEY)?;
+                Some(self.roles_named(caller, &names).await?)
+            }
+            Some(_) => Some(Vec::new()),
+            None => None,
+        };
+        Ok((permissions, roles))
+    }
+
     /// A live key of the caller's workspace that the caller may act on with `op`.
-    async fn reachable_key(
+    pub(super) async fn reachable_key(
         &self,
         caller: &Caller,
         id: &KeyId,
@@ -232,8 +280,12 @@ impl Keywarden {
         id: &KeyId,
         mut update: KeyUpdate,
         external_id: Patch<ExternalId>,
+        access: AccessUpdate,
     ) -> Result<(), ApiError> {
         self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        (update.permissions, update.roles) = self
+            .resolve_access(caller, access.permissions, access.roles)
+            .await?;
         update.identity = match external_id {
             Patch::Keep => Patch::Keep,
             Patch::Clear => Patch::Clear,
@@ -369,6 +421,8 @@ impl Keywarden {
                 credits: credits_of(key.credits, now)?,
                 identity: None,
                 ratelimits: Vec::new(),
+                permissions: Vec::new(),
+                roles: Vec::new(),
                 created_at: now,
                 updated_at: None,
                 deleted_at: None,

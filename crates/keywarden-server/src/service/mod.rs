@@ -4,9 +4,11 @@
 mod apis;
 mod bootstrap;
 mod identities;
+mod key_access;
 mod key_cache;
 mod keys;
 mod namespaces;
+mod query_cache;
 mod ratelimit;
 mod rbac;
 mod refill;
@@ -23,8 +25,11 @@ use keywarden_core::time::{Clock, UnixMillis};
 pub use apis::NewApi;
 pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
 pub use identities::NewIdentity;
+pub use key_access::AccessChange;
 pub use key_cache::{CachedKey, KeyCache};
-pub use keys::{CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey};
+pub use keys::{
+    AccessUpdate, CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey,
+};
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
 pub use root_keys::{Caller, RootKeyDirectory};
@@ -55,6 +60,8 @@ pub struct Keywarden {
     keys: KeyCache,
     root_keys: RootKeyDirectory,
     namespaces: namespaces::NamespaceDirectory,
+    /// Compiled permission queries of `keys.verifyKey`.
+    queries: query_cache::QueryCache,
     /// Decides every rate limit.
     limiter: Arc<dyn Limiter>,
     /// The in-process limiter state, swept of ended windows in the background.
@@ -80,6 +87,7 @@ impl Keywarden {
             keys,
             root_keys,
             namespaces: namespaces::NamespaceDirectory::default(),
+            queries: query_cache::QueryCache::default(),
             limiter: Arc::clone(&local_limiter) as Arc<dyn Limiter>,
             local_limiter,
         })

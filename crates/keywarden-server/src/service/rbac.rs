@@ -101,13 +101,14 @@ impl Keywarden {
         {
             return Err(ApiError::permission_not_found());
         }
+        self.keys.changed_all();
         tracing::info!("permission deleted");
         Ok(())
     }
 
     /// The permissions with these slugs, creating the missing ones, which needs
     /// `rbac.*.create_permission` only when some are missing.
-    async fn permissions_for(
+    pub(super) async fn permissions_for(
         &self,
         caller: &Caller,
         slugs: &[PermissionSlug],
@@ -158,6 +159,25 @@ impl Keywarden {
             )))?;
         tracing::info!(role_id = %role.id, "role created");
         Ok(role.id)
+    }
+
+    /// The roles with these names; a name that does not exist fails the whole call.
+    pub(super) async fn roles_named(
+        &self,
+        caller: &Caller,
+        names: &[RoleName],
+    ) -> Result<Vec<Role>, ApiError> {
+        let mut roles = Vec::with_capacity(names.len());
+        for name in names {
+            let role = self
+                .store
+                .role(caller.workspace(), name.as_str())
+                .await?
+                .filter(|r| &r.name == name)
+                .ok_or_else(|| ApiError::role_not_found(name.as_str()))?;
+            roles.push(role);
+        }
+        Ok(roles)
     }
 
     pub async fn get_role(&self, caller: &Caller, reference: &str) -> Result<Role, ApiError> {
@@ -211,6 +231,7 @@ impl Keywarden {
             .set_role_permissions(caller.workspace(), &role.id, &permissions)
             .await?
             .ok_or_else(|| ApiError::role_not_found(reference))?;
+        self.keys.changed_all();
         tracing::info!(role_id = %role.id, permissions = role.permissions.len(), "role permissions set");
         Ok(role.permissions)
     }

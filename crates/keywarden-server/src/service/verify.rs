@@ -29,6 +29,8 @@ pub struct VerifyInput {
     pub keyspaces: Option<Vec<ApiId>>,
     /// Limits to check besides the key's and identity's auto-applied ones.
     pub ratelimits: Vec<RequestedLimit>,
+    /// A permission query the key must satisfy (§5.3).
+    pub permissions: Option<String>,
 }
 
 /// The outcome of a verification, with the key when the outcome may show it.
@@ -61,6 +63,11 @@ impl Keywarden {
         input: VerifyInput,
     ) -> Result<Verification, ApiError> {
         caller.require_somewhere(ops::VERIFY_KEY)?;
+        // A malformed query is the request's fault whatever the key: a 400 before anything.
+        let query = match &input.permissions {
+            Some(text) => Some(self.queries.compile(text)?),
+            None => None,
+        };
         let digest = KeyDigest::of(&input.key);
         let Some(key) = self.keys.lookup(&digest, self.store.as_ref()).await? else {
             return Ok(Verification::not_found());
@@ -82,6 +89,15 @@ impl Keywarden {
                 return Ok(Verification::not_found());
             }
             return self.unsuccessful(key, code, None, now).await;
+        }
+        if let Some(query) = &query {
+            let held = key.effective_permissions();
+            if !query.is_satisfied_by(&|slug| held.binary_search(&slug).is_ok()) {
+                // Checked before limits and credits, so a refused call consumes neither.
+                return self
+                    .unsuccessful(key, VerifyCode::InsufficientPermissions, None, now)
+                    .await;
+            }
         }
         let limits = self.decide_limits(&key, &input.ratelimits).await?;
         if !limits.passed() {

@@ -40,6 +40,12 @@ const OPERATIONS: &[&str] = &[
     "permissions.listRoles",
     "permissions.deleteRole",
     "permissions.setRolePermissions",
+    "keys.addPermissions",
+    "keys.removePermissions",
+    "keys.setPermissions",
+    "keys.addRoles",
+    "keys.removeRoles",
+    "keys.setRoles",
 ];
 
 /// Field names the endpoints read, so random bodies often reach validation and beyond.

@@ -237,32 +237,3 @@ async fn recoverable_keys_are_a_precondition_failure() {
     app.create_key(&api_id, json!({ "recoverable": false }))
         .await;
 }
-
-#[tokio::test]
-async fn features_of_later_releases_are_refused_clearly() {
-    let app = spawn_app().await;
-    let api_id = app.create_api("later").await;
-    for (field, value) in [
-        ("roles", json!(["admin"])),
-        ("permissions", json!(["documents.read"])),
-    ] {
-        let reply = app
-            .call("keys.createKey", json!({ "apiId": api_id, field: value }))
-            .await;
-        reply.invalid_at(&format!("body.{field}"));
-        let message = reply.body["error"]["errors"][0]["message"]
-            .as_str()
-            .unwrap();
-        assert!(message.contains("not supported"), "{message}");
-    }
-    // Empty lists ask for nothing and are fine.
-    app.create_key(&api_id, json!({ "roles": [], "permissions": [] }))
-        .await;
-    let (_, key) = app.create_key(&api_id, json!({})).await;
-    app.call(
-        "keys.verifyKey",
-        json!({ "key": key, "permissions": "documents.read" }),
-    )
-    .await
-    .invalid_at("body.permissions");
-}

@@ -10,6 +10,7 @@ mod fuzz;
 mod helpers;
 mod identities;
 mod isolation;
+mod key_access;
 mod key_limits;
 mod keys;
 mod migrate;

@@ -14,6 +14,7 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
+use super::rbac::{load_access, write_access};
 use super::rows::{KEY_SELECT, insert_key, key_from_row, update_key_state};
 
 /// A live key of a workspace, read inside the current transaction.
@@ -22,23 +23,37 @@ fn live_key(
     workspace: &WorkspaceId,
     id: &KeyId,
 ) -> rusqlite::Result<Option<KeyRecord>> {
-    conn.prepare_cached(&format!(
-        "{KEY_SELECT} WHERE k.id = ?1 AND k.workspace_id = ?2 AND k.deleted_at IS NULL"
-    ))?
-    .query_row(params![id.as_str(), workspace.as_str()], key_from_row)
-    .optional()
+    let key = conn
+        .prepare_cached(&format!(
+            "{KEY_SELECT} WHERE k.id = ?1 AND k.workspace_id = ?2 AND k.deleted_at IS NULL"
+        ))?
+        .query_row(params![id.as_str(), workspace.as_str()], key_from_row)
+        .optional()?;
+    with_access(conn, key)
+}
+
+/// The key with what it holds filled in.
+fn with_access(conn: &Connection, key: Option<KeyRecord>) -> rusqlite::Result<Option<KeyRecord>> {
+    key.map(|mut key| {
+        load_access(conn, &mut key)?;
+        Ok(key)
+    })
+    .transpose()
 }
 
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()> {
         let key = key.clone();
-        self.write(move |conn| insert_key(conn, &key))
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => StoreError::Conflict("a key with this hash"),
-                e => e,
-            })
+        self.write(move |conn| {
+            insert_key(conn, &key)?;
+            write_access(conn, &key)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict("a key with this hash"),
+            e => e,
+        })
     }
 
     async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>> {
@@ -63,9 +78,11 @@ impl KeyStore for SqliteStore {
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
         let hash = digest.to_base64();
         self.read(move |conn| {
-            conn.prepare_cached(&format!("{KEY_SELECT} WHERE k.hash = ?1"))?
+            let key = conn
+                .prepare_cached(&format!("{KEY_SELECT} WHERE k.hash = ?1"))?
                 .query_row([hash], key_from_row)
-                .optional()
+                .optional()?;
+            with_access(conn, key)
         })
         .await
     }
@@ -95,11 +112,18 @@ impl KeyStore for SqliteStore {
                 ))?;
                 let from = page.from.unwrap_or_default();
                 let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-                stmt.query_map(
-                    params![workspace.as_str(), api.as_str(), from, fetch, external_id],
-                    key_from_row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                let keys = stmt
+                    .query_map(
+                        params![workspace.as_str(), api.as_str(), from, fetch, external_id],
+                        key_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                keys.into_iter()
+                    .map(|mut key| {
+                        load_access(conn, &mut key)?;
+                        Ok(key)
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         Ok(Page::from_overfetch(rows, limit, |k| k.id.to_string()))
@@ -121,6 +145,7 @@ impl KeyStore for SqliteStore {
                 return Ok(Err(e));
             }
             update_key_state(conn, &key)?;
+            write_access(conn, &key)?;
             Ok(Ok(key))
         })
         .await
@@ -162,6 +187,7 @@ impl KeyStore for SqliteStore {
                 return Ok(None);
             };
             insert_key(conn, &new)?;
+            write_access(conn, &new)?;
             // Decided here, against the row as it is now, so a concurrent update that
             // shortened the key's life is never undone.
             key.expires = Some(key.expires.map_or(old_expires, |e| e.min(old_expires)));

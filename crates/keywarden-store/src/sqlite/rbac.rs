@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use keywarden_core::id::{PermissionId, RoleId, WorkspaceId};
+use keywarden_core::key::KeyRecord;
 use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
 use keywarden_core::store::{Page, PageRequest, RbacStore, StoreError, StoreResult};
 use keywarden_core::time::UnixMillis;
@@ -10,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 
-const PERMISSION_COLUMNS: &str =
+pub(super) const PERMISSION_COLUMNS: &str =
     "p.id, p.workspace_id, p.name, p.slug, p.description, p.created_at";
 const ROLE_COLUMNS: &str = "id, workspace_id, name, description, created_at";
 
@@ -18,7 +19,7 @@ fn bad<E: std::error::Error + Send + Sync + 'static>(column: usize, e: E) -> rus
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
 }
 
-fn permission_from_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
+pub(super) fn permission_from_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
     let id: String = row.get(0)?;
     let workspace_id: String = row.get(1)?;
     let slug: String = row.get(3)?;
@@ -33,7 +34,7 @@ fn permission_from_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
 }
 
 /// A role's row, before its permissions are read.
-fn role_from_row(row: &Row<'_>) -> rusqlite::Result<Role> {
+pub(super) fn role_from_row(row: &Row<'_>) -> rusqlite::Result<Role> {
     let id: String = row.get(0)?;
     let workspace_id: String = row.get(1)?;
     let name: String = row.get(2)?;
@@ -78,7 +79,7 @@ fn insert_permission(conn: &Connection, p: &Permission) -> rusqlite::Result<()> 
 }
 
 /// Fills in a role's permissions, ordered by slug.
-fn with_permissions(conn: &Connection, mut role: Role) -> rusqlite::Result<Role> {
+pub(super) fn with_permissions(conn: &Connection, mut role: Role) -> rusqlite::Result<Role> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {PERMISSION_COLUMNS} FROM role_permissions rp \
          JOIN permissions p ON p.id = rp.permission_id \
@@ -129,6 +130,50 @@ fn conflict(what: &'static str) -> impl Fn(StoreError) -> StoreError {
         StoreError::Conflict(_) => StoreError::Conflict(what),
         e => e,
     }
+}
+
+/// Fills in what a key holds: its direct permissions and its roles with theirs.
+pub(super) fn load_access(conn: &Connection, key: &mut KeyRecord) -> rusqlite::Result<()> {
+    let mut direct = conn.prepare_cached(&format!(
+        "SELECT {PERMISSION_COLUMNS} FROM key_permissions kp \
+         JOIN permissions p ON p.id = kp.permission_id \
+         WHERE kp.key_id = ?1 ORDER BY p.slug"
+    ))?;
+    key.permissions = direct
+        .query_map([key.id.as_str()], permission_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut roles = conn.prepare_cached(
+        "SELECT r.id, r.workspace_id, r.name, r.description, r.created_at FROM key_roles kr \
+         JOIN roles r ON r.id = kr.role_id WHERE kr.key_id = ?1 ORDER BY r.name",
+    )?;
+    let found = roles
+        .query_map([key.id.as_str()], role_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    key.roles = found
+        .into_iter()
+        .map(|r| with_permissions(conn, r))
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(())
+}
+
+/// Makes the stored links of a key match what its record holds.
+pub(super) fn write_access(conn: &Connection, key: &KeyRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM key_permissions WHERE key_id = ?1")?
+        .execute([key.id.as_str()])?;
+    conn.prepare_cached("DELETE FROM key_roles WHERE key_id = ?1")?
+        .execute([key.id.as_str()])?;
+    let mut permission = conn.prepare_cached(
+        "INSERT OR IGNORE INTO key_permissions (key_id, permission_id) VALUES (?1, ?2)",
+    )?;
+    for p in &key.permissions {
+        permission.execute(params![key.id.as_str(), p.id.as_str()])?;
+    }
+    let mut role =
+        conn.prepare_cached("INSERT OR IGNORE INTO key_roles (key_id, role_id) VALUES (?1, ?2)")?;
+    for r in &key.roles {
+        role.execute(params![key.id.as_str(), r.id.as_str()])?;
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -143,6 +143,9 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         expires: millis(row.get(10)?),
         credits,
         ratelimits: limits_at(row, 19)?,
+        // Filled in by the caller, which can run the queries (`rbac::load_access`).
+        permissions: Vec::new(),
+        roles: Vec::new(),
         identity: match row.get::<_, Option<String>>(KEY_IDENTITY_AT)? {
             Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
             None => None,

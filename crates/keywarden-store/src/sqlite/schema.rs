@@ -133,6 +133,21 @@ CREATE TABLE role_permissions (
     PRIMARY KEY (role_id, permission_id)
 ) STRICT;
 CREATE INDEX role_permissions_by_permission ON role_permissions (permission_id);
+
+-- What keys hold; deleting a permission or role removes it from every key.
+CREATE TABLE key_permissions (
+    key_id         TEXT NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+    permission_id  TEXT NOT NULL REFERENCES permissions(id) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, permission_id)
+) STRICT;
+CREATE INDEX key_permissions_by_permission ON key_permissions (permission_id);
+
+CREATE TABLE key_roles (
+    key_id   TEXT NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+    role_id  TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, role_id)
+) STRICT;
+CREATE INDEX key_roles_by_role ON key_roles (role_id);
 ",
 ];
 

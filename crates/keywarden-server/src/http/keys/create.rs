@@ -14,6 +14,7 @@ use crate::http::extract::ApiJson;
 use crate::http::fields::Fields;
 use crate::http::wire::{
     CreditsBody, LimitBody, parse_expires, parse_id, parse_limits, parse_meta, parse_new_credits,
+    parse_role_names, parse_slugs,
 };
 use crate::service::{Caller, NewKey};
 use crate::state::AppState;
@@ -27,8 +28,8 @@ pub struct CreateKeyBody {
     byte_length: Option<i64>,
     external_id: Option<String>,
     meta: Option<Map<String, Value>>,
-    roles: Option<Vec<Value>>,
-    permissions: Option<Vec<Value>>,
+    roles: Option<Vec<String>>,
+    permissions: Option<Vec<String>>,
     expires: Option<i64>,
     credits: Option<CreditsBody>,
     ratelimits: Option<Vec<LimitBody>>,
@@ -57,11 +58,11 @@ impl TryFrom<CreateKeyBody> for NewKey {
         let external_id = body
             .external_id
             .and_then(|e| f.check("body.externalId", ExternalId::parse(&e)));
-        f.unsupported_items("body.roles", body.roles.as_deref(), "roles");
-        f.unsupported_items(
+        let roles = parse_role_names(&mut f, "body.roles", body.roles.unwrap_or_default());
+        let permissions = parse_slugs(
+            &mut f,
             "body.permissions",
-            body.permissions.as_deref(),
-            "permissions",
+            body.permissions.unwrap_or_default(),
         );
         let ratelimits = match body.ratelimits {
             Some(items) => parse_limits(&mut f, "body.ratelimits", items),
@@ -75,19 +76,24 @@ impl TryFrom<CreateKeyBody> for NewKey {
             Some(c) => parse_new_credits(&mut f, "body.credits", c).flatten(),
             None => None,
         };
-        f.finish(api_id.zip(ratelimits).map(|(api_id, ratelimits)| NewKey {
-            api_id,
-            external_id,
-            ratelimits,
-            prefix,
-            byte_length,
-            name,
-            meta,
-            expires,
-            credits,
-            enabled: body.enabled.unwrap_or(true),
-            recoverable: body.recoverable.unwrap_or(false),
-        }))
+        let access = roles.zip(permissions);
+        f.finish(api_id.zip(ratelimits).zip(access).map(
+            |((api_id, ratelimits), (roles, permissions))| NewKey {
+                api_id,
+                roles,
+                permissions,
+                external_id,
+                ratelimits,
+                prefix,
+                byte_length,
+                name,
+                meta,
+                expires,
+                credits,
+                enabled: body.enabled.unwrap_or(true),
+                recoverable: body.recoverable.unwrap_or(false),
+            },
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `keys.*`: the key lifecycle and verification.
 
+mod access;
 mod create;
 mod credits;
 mod delete;
@@ -28,6 +29,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/keys.rerollKey", post(reroll::reroll_key))
         .route("/v2/keys.updateCredits", post(credits::update_credits))
         .route("/v2/keys.migrateKeys", post(migrate::migrate_keys))
+        .route("/v2/keys.addPermissions", post(access::add_permissions))
+        .route(
+            "/v2/keys.removePermissions",
+            post(access::remove_permissions),
+        )
+        .route("/v2/keys.setPermissions", post(access::set_permissions))
+        .route("/v2/keys.addRoles", post(access::add_roles))
+        .route("/v2/keys.removeRoles", post(access::remove_roles))
+        .route("/v2/keys.setRoles", post(access::set_roles))
 }
 
 /// The `keyId` every single-key endpoint takes: 3..255 characters of `[a-zA-Z0-9_]`.

@@ -14,9 +14,10 @@ use crate::http::envelope::{Data, Empty};
 use crate::http::extract::ApiJson;
 use crate::http::fields::{Fields, Nullable};
 use crate::http::wire::{
-    LimitBody, RefillBody, parse_expires, parse_limits, parse_meta, parse_refill,
+    LimitBody, RefillBody, parse_expires, parse_limits, parse_meta, parse_refill, parse_role_names,
+    parse_slugs,
 };
-use crate::service::Caller;
+use crate::service::{AccessUpdate, Caller};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -45,8 +46,8 @@ pub struct UpdateKeyBody {
     #[serde(default)]
     ratelimits: Nullable<Vec<LimitBody>>,
     enabled: Option<bool>,
-    roles: Option<Vec<Value>>,
-    permissions: Option<Vec<Value>>,
+    roles: Option<Vec<String>>,
+    permissions: Option<Vec<String>>,
 }
 
 /// Converts a nullable wire field with `parse`, recording errors; `None` when it failed.
@@ -71,6 +72,7 @@ struct KeyChanges {
     id: KeyId,
     update: KeyUpdate,
     external_id: Patch<ExternalId>,
+    access: AccessUpdate,
 }
 
 fn parse(body: UpdateKeyBody) -> Result<KeyChanges, ApiError> {
@@ -84,12 +86,14 @@ fn parse(body: UpdateKeyBody) -> Result<KeyChanges, ApiError> {
         Nullable::Null => Some(Some(Vec::new())),
         Nullable::Absent => Some(None),
     };
-    f.unsupported_items("body.roles", body.roles.as_deref(), "roles");
-    f.unsupported_items(
-        "body.permissions",
-        body.permissions.as_deref(),
-        "permissions",
-    );
+    let roles = match body.roles {
+        Some(names) => parse_role_names(&mut f, "body.roles", names).map(Some),
+        None => Some(None),
+    };
+    let permissions = match body.permissions {
+        Some(slugs) => parse_slugs(&mut f, "body.permissions", slugs).map(Some),
+        None => Some(None),
+    };
     let name = patch(body.name, |n| f.check("body.name", KeyName::parse(&n)));
     let meta = patch(body.meta, |m| parse_meta(&mut f, "body.meta", m));
     let expires = patch(body.expires, |e| parse_expires(&mut f, "body.expires", e));
@@ -104,19 +108,24 @@ fn parse(body: UpdateKeyBody) -> Result<KeyChanges, ApiError> {
                 enabled: body.enabled,
                 identity: Patch::Keep,
                 ratelimits,
+                // Resolved to stored permissions and roles by the service.
+                permissions: None,
+                roles: None,
             })
         }
         _ => None,
     };
-    f.finish(
-        id.zip(update)
-            .zip(external_id)
-            .map(|((id, update), external_id)| KeyChanges {
-                id,
-                update,
-                external_id,
-            }),
-    )
+    let access = roles
+        .zip(permissions)
+        .map(|(roles, permissions)| AccessUpdate { permissions, roles });
+    f.finish(id.zip(update).zip(external_id).zip(access).map(
+        |(((id, update), external_id), access)| KeyChanges {
+            id,
+            update,
+            external_id,
+            access,
+        },
+    ))
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
@@ -128,7 +137,13 @@ pub async fn update_key(
     let changes = parse(body)?;
     state
         .service
-        .update_key(&caller, &changes.id, changes.update, changes.external_id)
+        .update_key(
+            &caller,
+            &changes.id,
+            changes.update,
+            changes.external_id,
+            changes.access,
+        )
         .await?;
     Ok(Data(Empty {}))
 }

@@ -114,9 +114,9 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
                 f.length(format!("body.tags[{i}]"), tag, 1, 512);
             }
         }
-        if body.permissions.is_some() {
-            f.unsupported("body.permissions", "permission queries");
-        }
+        let permissions = body
+            .permissions
+            .filter(|q| f.length("body.permissions", q, 1, 1000));
         let ratelimits = body
             .ratelimits
             .map(|items| requested_limits(&mut f, items))
@@ -144,6 +144,7 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
             cost,
             keyspaces,
             ratelimits,
+            permissions,
         }))
     }
 }
@@ -169,8 +170,8 @@ struct KeyFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     expires: Option<i64>,
     enabled: bool,
-    permissions: [&'a str; 0],
-    roles: [&'a str; 0],
+    permissions: Vec<&'a str>,
+    roles: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<IdentityData<'a>>,
 }
@@ -184,8 +185,8 @@ impl<'a> KeyFields<'a> {
             meta: key.meta.as_ref(),
             expires: key.expires.map(|e| e.as_millis()),
             enabled: key.enabled,
-            permissions: [],
-            roles: [],
+            permissions: key.effective_permissions(),
+            roles: key.roles.iter().map(|r| r.name.as_str()).collect(),
             identity: key.identity.as_ref().map(IdentityData::of),
         }
     }
