@@ -101,6 +101,48 @@ pub struct Role {
     pub created_at: UnixMillis,
 }
 
+/// A change through `permissions.updatePermission`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionUpdate {
+    pub name: Option<String>,
+    pub slug: Option<PermissionSlug>,
+    /// `Some(None)` removes the description.
+    pub description: Option<Option<String>>,
+}
+
+impl Permission {
+    pub fn apply_update(&mut self, update: PermissionUpdate) {
+        if let Some(name) = update.name {
+            self.name = name;
+        }
+        if let Some(slug) = update.slug {
+            self.slug = slug;
+        }
+        if let Some(description) = update.description {
+            self.description = description;
+        }
+    }
+}
+
+/// A change through `permissions.updateRole`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleUpdate {
+    pub name: Option<RoleName>,
+    /// `Some(None)` removes the description.
+    pub description: Option<Option<String>>,
+}
+
+impl Role {
+    pub fn apply_update(&mut self, update: RoleUpdate) {
+        if let Some(name) = update.name {
+            self.name = name;
+        }
+        if let Some(description) = update.description {
+            self.description = description;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

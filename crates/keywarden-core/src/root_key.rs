@@ -185,7 +185,9 @@ pub mod ops {
 
     pub const CREATE_PERMISSION: Operation = Operation::new(Resource::Rbac, "create_permission");
     pub const READ_PERMISSION: Operation = Operation::new(Resource::Rbac, "read_permission");
+    pub const UPDATE_PERMISSION: Operation = Operation::new(Resource::Rbac, "update_permission");
     pub const DELETE_PERMISSION: Operation = Operation::new(Resource::Rbac, "delete_permission");
+    pub const UPDATE_ROLE: Operation = Operation::new(Resource::Rbac, "update_role");
     pub const CREATE_ROLE: Operation = Operation::new(Resource::Rbac, "create_role");
     pub const READ_ROLE: Operation = Operation::new(Resource::Rbac, "read_role");
     pub const DELETE_ROLE: Operation = Operation::new(Resource::Rbac, "delete_role");

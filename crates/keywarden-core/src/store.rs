@@ -16,7 +16,7 @@ use crate::identity::{ExternalId, Identity, IdentityUpdate};
 use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
 use crate::namespace::{Identifier, Namespace, RateOverride};
-use crate::rbac::{Permission, Role};
+use crate::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use crate::root_key::RootKey;
 use crate::time::UnixMillis;
 use crate::workspace::Workspace;
@@ -269,6 +269,22 @@ pub trait RbacStore: Send + Sync {
         search: Option<&str>,
         page: PageRequest,
     ) -> StoreResult<Page<Permission>>;
+    /// Applies `update` atomically; `Conflict` if the new slug is taken. `None` when the
+    /// permission does not exist.
+    async fn update_permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: PermissionUpdate,
+    ) -> StoreResult<Option<Permission>>;
+    /// Applies `update` atomically; `Conflict` if the new name is taken. `None` when the role
+    /// does not exist.
+    async fn update_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: RoleUpdate,
+    ) -> StoreResult<Option<Role>>;
     /// Deletes a permission and removes it from every role; returns whether it existed.
     async fn delete_permission(
         &self,

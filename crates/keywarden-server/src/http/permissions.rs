@@ -4,13 +4,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use keywarden_core::rbac::{PermissionSlug, RoleName, check_text};
+use keywarden_core::rbac::{PermissionSlug, PermissionUpdate, RoleName, RoleUpdate, check_text};
 use keywarden_core::store::PageRequest;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{Data, Empty, Paginated, Pagination};
 use super::extract::ApiJson;
-use super::fields::Fields;
+use super::fields::{Fields, Nullable};
 use super::wire::{PermissionData, RoleData, parse_slugs};
 use crate::error::ApiError;
 use crate::service::{Caller, NewPermission, NewRole};
@@ -21,10 +21,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/permissions.createPermission", post(create_permission))
         .route("/v2/permissions.getPermission", post(get_permission))
         .route("/v2/permissions.listPermissions", post(list_permissions))
+        .route("/v2/permissions.updatePermission", post(update_permission))
         .route("/v2/permissions.deletePermission", post(delete_permission))
         .route("/v2/permissions.createRole", post(create_role))
         .route("/v2/permissions.getRole", post(get_role))
         .route("/v2/permissions.listRoles", post(list_roles))
+        .route("/v2/permissions.updateRole", post(update_role))
         .route("/v2/permissions.deleteRole", post(delete_role))
         .route(
             "/v2/permissions.setRolePermissions",
@@ -149,6 +151,56 @@ async fn list_permissions(
     Ok(Paginated(data, Pagination::from_next(page.next)).into_response())
 }
 
+/// A description to change: `null` or `""` removes it (Python SDK 3.2.2's contract).
+fn description_patch(f: &mut Fields, value: Nullable<String>) -> Option<Option<Option<String>>> {
+    match value {
+        Nullable::Absent => Some(None),
+        Nullable::Null => Some(Some(None)),
+        Nullable::Value(d) if d.is_empty() => Some(Some(None)),
+        Nullable::Value(d) => description(f, Some(d)).map(Some),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdatePermissionBody {
+    permission: Option<String>,
+    name: Option<String>,
+    slug: Option<String>,
+    #[serde(default)]
+    description: Nullable<String>,
+}
+
+#[tracing::instrument(level = "debug", skip_all)]
+async fn update_permission(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdatePermissionBody>,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::new();
+    let reference = reference(&mut f, "permission", body.permission);
+    let name = match body.name {
+        Some(n) => f.length("body.name", &n, 1, 512).then_some(Some(n)),
+        None => Some(None),
+    };
+    let slug = match body.slug {
+        Some(s) => f.check("body.slug", PermissionSlug::parse(&s)).map(Some),
+        None => Some(None),
+    };
+    let description = description_patch(&mut f, body.description);
+    let (reference, ((name, slug), description)) =
+        f.finish(reference.zip(name.zip(slug).zip(description)))?;
+    let update = PermissionUpdate {
+        name,
+        slug,
+        description,
+    };
+    let permission = state
+        .service
+        .update_permission(&caller, &reference, update)
+        .await?;
+    Ok(Data(PermissionData::of(&permission)).into_response())
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
 async fn delete_permission(
     State(state): State<AppState>,
@@ -235,6 +287,35 @@ async fn list_roles(
         .await?;
     let data: Vec<RoleData<'_>> = page.items.iter().map(RoleData::of).collect();
     Ok(Paginated(data, Pagination::from_next(page.next)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateRoleBody {
+    role: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    description: Nullable<String>,
+}
+
+#[tracing::instrument(level = "debug", skip_all)]
+async fn update_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdateRoleBody>,
+) -> Result<Response, ApiError> {
+    let mut f = Fields::new();
+    let reference = reference(&mut f, "role", body.role);
+    let name = match body.name {
+        Some(n) => f.check("body.name", RoleName::parse(&n)).map(Some),
+        None => Some(None),
+    };
+    let description = description_patch(&mut f, body.description);
+    let (reference, (name, description)) = f.finish(reference.zip(name.zip(description)))?;
+    let role = state
+        .service
+        .update_role(&caller, &reference, RoleUpdate { name, description })
+        .await?;
+    Ok(Data(RoleData::of(&role)).into_response())
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

@@ -1,7 +1,9 @@
 //! Permissions and roles: create, read, list, delete, and set a role's permissions.
 
 use keywarden_core::id::{PermissionId, RoleId};
-use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::rbac::{
+    Permission, PermissionSlug, PermissionUpdate, Role, RoleName, RoleUpdate,
+};
 use keywarden_core::root_key::{Operation, ops};
 use keywarden_core::store::{Page, PageRequest, StoreError};
 
@@ -86,6 +88,51 @@ impl Keywarden {
             .store
             .permissions(caller.workspace(), search, page)
             .await?)
+    }
+
+    pub async fn update_permission(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        update: PermissionUpdate,
+    ) -> Result<Permission, ApiError> {
+        Self::require_rbac(caller, ops::UPDATE_PERMISSION)?;
+        let slug = update.slug.as_ref().map(ToString::to_string);
+        let updated = self
+            .store
+            .update_permission(caller.workspace(), reference, update)
+            .await
+            .map_err(conflict_as(format!(
+                "A permission with slug '{}' already exists.",
+                slug.unwrap_or_default()
+            )))?
+            .ok_or_else(ApiError::permission_not_found)?;
+        // Keys show slugs; a renamed one must not linger in cached keys.
+        self.keys.changed_all();
+        tracing::info!(permission_id = %updated.id, "permission updated");
+        Ok(updated)
+    }
+
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        update: RoleUpdate,
+    ) -> Result<Role, ApiError> {
+        Self::require_rbac(caller, ops::UPDATE_ROLE)?;
+        let name = update.name.as_ref().map(|n| n.as_str().to_owned());
+        let updated = self
+            .store
+            .update_role(caller.workspace(), reference, update)
+            .await
+            .map_err(conflict_as(format!(
+                "A role named '{}' already exists.",
+                name.unwrap_or_default()
+            )))?
+            .ok_or_else(|| ApiError::role_not_found(reference))?;
+        self.keys.changed_all();
+        tracing::info!(role_id = %updated.id, "role updated");
+        Ok(updated)
     }
 
     pub async fn delete_permission(

@@ -40,6 +40,8 @@ const OPERATIONS: &[&str] = &[
     "permissions.listRoles",
     "permissions.deleteRole",
     "permissions.setRolePermissions",
+    "permissions.updatePermission",
+    "permissions.updateRole",
     "keys.addPermissions",
     "keys.removePermissions",
     "keys.setPermissions",

@@ -12,7 +12,7 @@ use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::namespace::{Identifier, Namespace, RateOverride};
-use keywarden_core::rbac::{Permission, Role};
+use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
@@ -564,6 +564,24 @@ impl RbacStore for CountingStore {
         page: PageRequest,
     ) -> StoreResult<Page<Permission>> {
         self.inner.permissions(workspace, search, page).await
+    }
+    async fn update_permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: PermissionUpdate,
+    ) -> StoreResult<Option<Permission>> {
+        self.inner
+            .update_permission(workspace, reference, update)
+            .await
+    }
+    async fn update_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: RoleUpdate,
+    ) -> StoreResult<Option<Role>> {
+        self.inner.update_role(workspace, reference, update).await
     }
     async fn delete_permission(
         &self,

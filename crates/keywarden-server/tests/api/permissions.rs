@@ -186,6 +186,103 @@ async fn roles_hold_permissions_that_are_created_as_needed() {
 }
 
 #[tokio::test]
+async fn permissions_and_roles_are_renamed_and_keys_follow() {
+    let app = spawn_app().await;
+    let api = app.create_api("renames").await;
+    app.call(
+        "permissions.createRole",
+        json!({ "name": "reader", "description": "reads", "permissions": ["docs.read"] }),
+    )
+    .await
+    .ok();
+    let (_, key) = app.create_key(&api, json!({ "roles": ["reader"] })).await;
+    let before = app
+        .call(
+            "keys.verifyKey",
+            json!({ "key": key, "permissions": "docs.read" }),
+        )
+        .await;
+    assert_eq!(before.ok()["code"], "VALID");
+
+    let renamed = app
+        .call(
+            "permissions.updatePermission",
+            json!({ "permission": "docs.read", "slug": "documents.read", "description": "Read them" }),
+        )
+        .await;
+    assert_eq!(renamed.ok()["slug"], "documents.read");
+    assert_eq!(renamed.ok()["name"], "docs.read", "an omitted name stays");
+    assert_eq!(renamed.ok()["description"], "Read them");
+    // The cached key sees the new slug at once.
+    let after = app
+        .call(
+            "keys.verifyKey",
+            json!({ "key": key, "permissions": "documents.read" }),
+        )
+        .await;
+    assert_eq!(after.ok()["code"], "VALID");
+    let old = app
+        .call(
+            "keys.verifyKey",
+            json!({ "key": key, "permissions": "docs.read" }),
+        )
+        .await;
+    assert_eq!(old.ok()["code"], "INSUFFICIENT_PERMISSIONS");
+    // `null` removes the description.
+    let cleared = app
+        .call(
+            "permissions.updatePermission",
+            json!({ "permission": "documents.read", "description": null }),
+        )
+        .await;
+    assert!(
+        cleared.ok().get("description").is_none(),
+        "{}",
+        cleared.body
+    );
+
+    let role = app
+        .call(
+            "permissions.updateRole",
+            json!({ "role": "reader", "name": "viewer", "description": "" }),
+        )
+        .await;
+    assert_eq!(role.ok()["name"], "viewer");
+    assert!(role.ok().get("description").is_none(), "{}", role.body);
+    let verified = app.call("keys.verifyKey", json!({ "key": key })).await;
+    assert_eq!(verified.ok()["roles"], json!(["viewer"]));
+
+    // Taken names and slugs conflict; unknown ones are 404s.
+    app.call("permissions.createRole", json!({ "name": "other" }))
+        .await
+        .ok();
+    app.call(
+        "permissions.updateRole",
+        json!({ "role": "other", "name": "viewer" }),
+    )
+    .await
+    .err(409);
+    app.call(
+        "permissions.updateRole",
+        json!({ "role": "ghost", "name": "x" }),
+    )
+    .await
+    .err(404);
+    app.call(
+        "permissions.createPermission",
+        json!({ "name": "w", "slug": "docs.write" }),
+    )
+    .await
+    .ok();
+    app.call(
+        "permissions.updatePermission",
+        json!({ "permission": "docs.write", "slug": "documents.read" }),
+    )
+    .await
+    .err(409);
+}
+
+#[tokio::test]
 async fn rbac_endpoints_check_permissions_and_workspaces() {
     let app = spawn_app().await;
     app.call(

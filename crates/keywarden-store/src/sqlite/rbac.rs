@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use keywarden_core::id::{PermissionId, RoleId, WorkspaceId};
 use keywarden_core::key::KeyRecord;
-use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::rbac::{
+    Permission, PermissionSlug, PermissionUpdate, Role, RoleName, RoleUpdate,
+};
 use keywarden_core::store::{Page, PageRequest, RbacStore, StoreError, StoreResult};
 use keywarden_core::time::UnixMillis;
 use rusqlite::types::Type;
@@ -227,6 +229,57 @@ impl RbacStore for SqliteStore {
             })
             .await?;
         Ok(Page::from_overfetch(rows, limit, |p| p.id.to_string()))
+    }
+
+    async fn update_permission(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: PermissionUpdate,
+    ) -> StoreResult<Option<Permission>> {
+        let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        self.write(move |conn| {
+            let Some(mut permission) = find_permission(conn, &workspace, &reference)? else {
+                return Ok(None);
+            };
+            permission.apply_update(update);
+            conn.prepare_cached(
+                "UPDATE permissions SET name = ?2, slug = ?3, description = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                permission.id.as_str(),
+                permission.name,
+                permission.slug.as_str(),
+                permission.description
+            ])?;
+            Ok(Some(permission))
+        })
+        .await
+        .map_err(conflict("a permission with this slug"))
+    }
+
+    async fn update_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        update: RoleUpdate,
+    ) -> StoreResult<Option<Role>> {
+        let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        self.write(move |conn| {
+            let Some(mut role) = find_role(conn, &workspace, &reference)? else {
+                return Ok(None);
+            };
+            role.apply_update(update);
+            conn.prepare_cached("UPDATE roles SET name = ?2, description = ?3 WHERE id = ?1")?
+                .execute(params![
+                    role.id.as_str(),
+                    role.name.as_str(),
+                    role.description
+                ])?;
+            Ok(Some(role))
+        })
+        .await
+        .map_err(conflict("a role with this name"))
     }
 
     async fn delete_permission(
