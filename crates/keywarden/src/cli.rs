@@ -24,6 +24,9 @@ pub enum Command {
     /// Manage root keys directly in the store.
     #[command(subcommand)]
     RootKey(RootKeyCommand),
+    /// Manage workspaces (tenants) directly in the store.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
 }
 
 /// Settings every command that opens the store shares. Each flag overrides the config file
@@ -59,6 +62,24 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and its first root key (holding every permission), printed once on
+    /// stdout.
+    Create {
+        /// The workspace's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List workspaces.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ mod config;
 mod logging;
 mod root_key_command;
 mod serve;
+mod workspace_command;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::RootKey(args) => root_key_command::run(args).await,
+        Command::Workspace(args) => workspace_command::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

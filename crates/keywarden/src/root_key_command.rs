@@ -12,7 +12,7 @@ use keywarden_store::StoreLocation;
 use crate::cli::{RootKeyCommand, StoreArgs};
 use crate::config::{self, Overrides};
 
-fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let config = config::load(
         args.config.as_deref(),
         Overrides {
@@ -92,7 +92,7 @@ async fn create(
     Ok(())
 }
 
-fn format_time(t: UnixMillis) -> String {
+pub fn format_time(t: UnixMillis) -> String {
     time::OffsetDateTime::from_unix_timestamp(t.as_millis() / 1000)
         .ok()
         .and_then(|d| {

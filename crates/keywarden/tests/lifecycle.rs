@@ -240,9 +240,13 @@ async fn logs_never_contain_keys() {
 }
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    keywarden(dir, "root-key", args)
+}
+
+fn keywarden(dir: &std::path::Path, group: &str, args: &[&str]) -> std::process::Output {
     Command::new(binary())
         .current_dir(dir)
-        .arg("root-key")
+        .arg(group)
         .args(args)
         .env_remove("KEYWARDEN_DATABASE_URL")
         .output()
@@ -341,4 +345,62 @@ async fn root_key_cli_creates_lists_and_revokes_beside_a_running_server() {
             .success(),
         "unknown permissions are refused"
     );
+}
+
+#[tokio::test]
+async fn workspace_cli_creates_a_tenant_whose_root_key_sees_only_its_own_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(Launch::in_dir(dir.path()));
+    let client = reqwest::Client::new();
+    // An API in the bootstrap workspace.
+    let (status, body) = call(
+        &client,
+        &server,
+        ROOT_KEY,
+        "apis.createApi",
+        json!({ "name": "first-tenant" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let first_api = body["data"]["apiId"].as_str().unwrap().to_owned();
+
+    let created = keywarden(dir.path(), "workspace", &["create", "--name", "acme"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("kw_root_"), "{token}");
+    assert!(String::from_utf8_lossy(&created.stderr).contains("printed below once"));
+
+    // The new tenant's key works once the server has picked it up, and holds everything there.
+    let status = poll_status(
+        &client,
+        &server,
+        &token,
+        "apis.createApi",
+        json!({ "name": "acme-api" }),
+        |s| s == 200,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The other tenant's API behaves as if it did not exist.
+    let (status, body) = call(
+        &client,
+        &server,
+        &token,
+        "apis.getApi",
+        json!({ "apiId": first_api }),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+
+    let listed = keywarden(dir.path(), "workspace", &["list"]);
+    assert!(listed.status.success());
+    let listing = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    assert!(listing.contains("\tacme\t"), "{listing}");
+    assert!(!listing.contains(&token));
+    drop(server);
 }
