@@ -5,7 +5,7 @@
 use keywarden_core::id::RootKeyId;
 use keywarden_core::store::RootKeyStore;
 use keywarden_core::time::Clock;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
@@ -200,4 +200,130 @@ async fn permissions_scoped_to_one_api_hide_the_others() {
 
     // Nothing was changed through the hidden paths.
     assert_eq!(app.verify(&their_key).await["code"], "VALID");
+}
+
+/// For every endpoint that works on one API's objects: a root key without its permission is
+/// refused with a 403 naming it; one holding only the API-scoped form works on that API and,
+/// for another API, gets the answer for something that does not exist.
+#[tokio::test]
+async fn every_api_endpoint_honours_api_scoped_permissions() {
+    let app = spawn_app().await;
+    let mine = app.create_api("scoped-mine").await;
+    let theirs = app.create_api("scoped-theirs").await;
+    let unrelated = app.root_key_with(&["identity.*.read_identity"]).await;
+
+    // (operation, action, body for an API's objects); each call gets fresh objects.
+    type Body = Box<dyn Fn(&str, &str, &str) -> Value>;
+    let cases: Vec<(&str, &str, Body)> = vec![
+        (
+            "apis.getApi",
+            "read_api",
+            Box::new(|api, _, _| json!({ "apiId": api })),
+        ),
+        (
+            "apis.listKeys",
+            "read_key",
+            Box::new(|api, _, _| json!({ "apiId": api })),
+        ),
+        (
+            "keys.createKey",
+            "create_key",
+            Box::new(|api, _, _| json!({ "apiId": api })),
+        ),
+        (
+            "keys.migrateKeys",
+            "create_key",
+            Box::new(
+                |api, _, _| json!({ "migrationId": "m_1", "apiId": api, "keys": [{ "hash": crate::helpers::hash_of(&format!("{api}-import")) }] }),
+            ),
+        ),
+        (
+            "keys.getKey",
+            "read_key",
+            Box::new(|_, id, _| json!({ "keyId": id })),
+        ),
+        (
+            "keys.whoami",
+            "read_key",
+            Box::new(|_, _, key| json!({ "key": key })),
+        ),
+        (
+            "keys.updateKey",
+            "update_key",
+            Box::new(|_, id, _| json!({ "keyId": id, "name": "renamed" })),
+        ),
+        (
+            "keys.updateCredits",
+            "update_key",
+            Box::new(|_, id, _| json!({ "keyId": id, "operation": "set", "value": 3 })),
+        ),
+        (
+            "keys.rerollKey",
+            "create_key",
+            Box::new(|_, id, _| json!({ "keyId": id, "expiration": 0 })),
+        ),
+        (
+            "keys.deleteKey",
+            "delete_key",
+            Box::new(|_, id, _| json!({ "keyId": id })),
+        ),
+        (
+            "keys.verifyKey",
+            "verify_key",
+            Box::new(|_, _, key| json!({ "key": key })),
+        ),
+    ];
+    for (operation, action, body) in &cases {
+        let (mine_id, mine_key) = app.create_key(&mine, json!({})).await;
+        let (theirs_id, theirs_key) = app.create_key(&theirs, json!({})).await;
+        let scoped = app.root_key_with(&[&format!("api.{mine}.{action}")]).await;
+
+        let denied = app
+            .call_as(&unrelated, operation, body(&mine, &mine_id, &mine_key))
+            .await;
+        let error = denied.err(403);
+        assert!(
+            error["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("api.*.{action}")),
+            "{operation}: {}",
+            denied.body
+        );
+
+        let allowed = app
+            .call_as(&scoped, operation, body(&mine, &mine_id, &mine_key))
+            .await;
+        assert_eq!(
+            allowed.status, 200,
+            "{operation} on its API: {}",
+            allowed.body
+        );
+        if *operation == "keys.verifyKey" {
+            assert_eq!(allowed.data()["code"], "VALID");
+        }
+
+        let hidden = app
+            .call_as(&scoped, operation, body(&theirs, &theirs_id, &theirs_key))
+            .await;
+        if *operation == "keys.verifyKey" {
+            assert_eq!(hidden.ok()["code"], "NOT_FOUND", "{}", hidden.body);
+            assert!(hidden.data().get("keyId").is_none());
+        } else {
+            hidden.err(404);
+        }
+    }
+    // apis.deleteApi last: it removes the API.
+    let scoped = app
+        .root_key_with(&[&format!("api.{mine}.delete_api")])
+        .await;
+    app.call_as(&unrelated, "apis.deleteApi", json!({ "apiId": mine }))
+        .await
+        .err(403);
+    app.call_as(&scoped, "apis.deleteApi", json!({ "apiId": theirs }))
+        .await
+        .err(404);
+    app.call_as(&scoped, "apis.deleteApi", json!({ "apiId": mine }))
+        .await
+        .ok();
 }
