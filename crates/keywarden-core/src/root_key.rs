@@ -380,6 +380,22 @@ impl RootPermissions {
     pub fn to_strings(&self) -> Vec<String> {
         self.listed.iter().map(ToString::to_string).collect()
     }
+
+    /// The first of `other`'s permissions that these do not grant, if any: a root key may
+    /// hand out or manage only what it holds itself.
+    pub fn first_not_covering(&self, other: &RootPermissions) -> Option<String> {
+        other
+            .listed
+            .iter()
+            .find(|p| {
+                let target = match &p.scope {
+                    Scope::Any => None,
+                    Scope::Only(id) => Some(id.as_str()),
+                };
+                self.access(p.operation, target) != Access::Granted
+            })
+            .map(ToString::to_string)
+    }
 }
 
 /// A stored root key.
@@ -389,10 +405,52 @@ pub struct RootKey {
     pub workspace_id: WorkspaceId,
     pub digest: KeyDigest,
     pub start: String,
+    /// The last characters of the secret, to tell keys apart in listings.
+    pub end: String,
     pub name: Option<Label>,
     pub permissions: RootPermissions,
+    /// After this the key no longer authenticates.
+    pub expires: Option<UnixMillis>,
+    /// A disabled key does not authenticate until enabled again.
+    pub enabled: bool,
     pub created_at: UnixMillis,
     pub revoked_at: Option<UnixMillis>,
+}
+
+impl RootKey {
+    /// Whether the key authenticates at `now`: not revoked, enabled, not expired.
+    pub fn is_usable(&self, now: UnixMillis) -> bool {
+        self.revoked_at.is_none() && self.enabled && self.expires.is_none_or(|e| now <= e)
+    }
+}
+
+/// A change through `rootKeys.updateKey`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootKeyUpdate {
+    /// `Some(None)` removes the name.
+    pub name: Option<Option<Label>>,
+    pub enabled: Option<bool>,
+    pub permissions: Option<RootPermissions>,
+}
+
+impl RootKey {
+    pub fn apply_update(&mut self, update: RootKeyUpdate) {
+        if let Some(name) = update.name {
+            self.name = name;
+        }
+        if let Some(enabled) = update.enabled {
+            self.enabled = enabled;
+        }
+        if let Some(permissions) = update.permissions {
+            self.permissions = permissions;
+        }
+    }
+}
+
+/// The last four characters of a root key's secret, shown in listings as `end`.
+pub fn end_of(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
 /// Generates a root key secret: `kw_root_…` with 32 random bytes.

@@ -17,7 +17,7 @@ use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
 use crate::namespace::{Identifier, Namespace, RateOverride};
 use crate::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
-use crate::root_key::RootKey;
+use crate::root_key::{RootKey, RootKeyUpdate};
 use crate::time::UnixMillis;
 use crate::workspace::Workspace;
 
@@ -87,6 +87,29 @@ pub trait RootKeyStore: Send + Sync {
     async fn root_keys(&self) -> StoreResult<Vec<RootKey>>;
     /// Marks a root key revoked; returns whether one was active.
     async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool>;
+    /// An unrevoked root key of the workspace.
+    async fn root_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &RootKeyId,
+    ) -> StoreResult<Option<RootKey>>;
+    /// Applies `update` to an unrevoked root key atomically; returns it after.
+    async fn update_root_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &RootKeyId,
+        update: RootKeyUpdate,
+    ) -> StoreResult<Option<RootKey>>;
+    /// Inserts `new` and shortens the old root key's life to `old_expires` (if given) unless
+    /// it ends sooner, in one transaction; `None` (nothing inserted) when the old key is not
+    /// live.
+    async fn rotate_root_key(
+        &self,
+        workspace: &WorkspaceId,
+        old: &RootKeyId,
+        new: &RootKey,
+        old_expires: Option<UnixMillis>,
+    ) -> StoreResult<Option<RootKey>>;
     /// A number that changes whenever any root key is created or revoked, by any process, so
     /// servers can notice changes made by the CLI or other nodes cheaply.
     async fn root_key_revision(&self) -> StoreResult<i64>;

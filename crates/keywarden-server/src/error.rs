@@ -38,6 +38,7 @@ pub enum Missing {
     Override,
     Permission,
     Role,
+    RootKey,
 }
 
 /// Every way a request can fail.
@@ -130,6 +131,13 @@ impl ApiError {
         Self::NotFound {
             what: Missing::Override,
             detail: "No override exists for this identifier in this namespace.".into(),
+        }
+    }
+
+    pub fn root_key_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::RootKey,
+            detail: "The requested root key was not found.".into(),
         }
     }
 

@@ -311,8 +311,11 @@ async fn bootstrap_happens_once_and_revisions_track_root_keys() {
         workspace_id: ws.clone(),
         digest: random_digest(),
         start: "kw_root_abcd".into(),
+        end: "wxyz".into(),
         name: None,
         permissions: RootPermissions::everything(),
+        expires: None,
+        enabled: true,
         created_at: NOW,
         revoked_at: None,
     };

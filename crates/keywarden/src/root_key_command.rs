@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use keywarden_core::id::{RootKeyId, WorkspaceId};
-use keywarden_core::root_key::{RootKey, RootPermissions, generate_root_key};
+use keywarden_core::root_key::{RootKey, RootPermissions, end_of, generate_root_key};
 use keywarden_core::store::Store;
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, SystemClock, UnixMillis};
@@ -76,9 +76,12 @@ async fn create(
         id: RootKeyId::generate(now),
         workspace_id,
         digest: issued.plaintext.digest(),
+        end: end_of(issued.plaintext.expose()),
         start: issued.start,
         name,
         permissions,
+        expires: None,
+        enabled: true,
         created_at: now,
         revoked_at: None,
     };

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use keywarden_core::id::{RootKeyId, WorkspaceId};
-use keywarden_core::root_key::{RootKey, RootPermissions, generate_root_key};
+use keywarden_core::root_key::{RootKey, RootPermissions, end_of, generate_root_key};
 use keywarden_core::store::Store;
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, SystemClock};
@@ -33,9 +33,12 @@ async fn create(store: &dyn Store, name: &str) -> anyhow::Result<()> {
         id: RootKeyId::generate(now),
         workspace_id: workspace.id.clone(),
         digest: issued.plaintext.digest(),
+        end: end_of(issued.plaintext.expose()),
         start: issued.start,
         name: Label::parse("first root key").ok(),
         permissions: RootPermissions::everything(),
+        expires: None,
+        enabled: true,
         created_at: now,
         revoked_at: None,
     };

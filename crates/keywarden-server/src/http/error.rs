@@ -108,6 +108,10 @@ impl ApiError {
                 what: Missing::Role,
                 ..
             } => "unkey/data/role_not_found",
+            Self::NotFound {
+                what: Missing::RootKey,
+                ..
+            } => "unkey/data/key_not_found",
             Self::Conflict(_) => "unkey/data/conflict",
             Self::IdentityExists(_) => "unkey/data/identity_already_exists",
             Self::PreconditionFailed(_) => "unkey/application/precondition_failed",

@@ -12,6 +12,7 @@ mod keys;
 mod liveness;
 mod permissions;
 mod ratelimit;
+mod root_keys;
 mod wire;
 
 use axum::Router;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(identities::routes())
         .merge(ratelimit::routes())
         .merge(permissions::routes())
+        .merge(root_keys::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(context::with_request_context))

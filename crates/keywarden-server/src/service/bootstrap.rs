@@ -3,7 +3,7 @@
 use keywarden_core::id::{RootKeyId, WorkspaceId};
 use keywarden_core::key_format::start_of;
 use keywarden_core::root_key::{
-    MIN_BOOTSTRAP_KEY_LEN, RootKey, RootPermissions, generate_root_key,
+    MIN_BOOTSTRAP_KEY_LEN, RootKey, RootPermissions, end_of, generate_root_key,
 };
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{Store, StoreError};
@@ -63,8 +63,11 @@ pub async fn bootstrap(
         workspace_id: workspace.id.clone(),
         digest: secret.digest(),
         start: start_of(secret.expose()),
+        end: end_of(secret.expose()),
         name: Some(Label::parse("bootstrap").expect("a valid label")),
         permissions: RootPermissions::everything(),
+        expires: None,
+        enabled: true,
         created_at: now,
         revoked_at: None,
     };

@@ -12,6 +12,7 @@ mod query_cache;
 mod ratelimit;
 mod rbac;
 mod refill;
+mod root_key_admin;
 mod root_keys;
 mod verify;
 mod verify_limits;
@@ -32,6 +33,7 @@ pub use keys::{
 };
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
+pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
 pub use verify::{Verification, VerifyInput};
 pub use verify_limits::CheckedLimits;
@@ -108,7 +110,7 @@ impl Keywarden {
 
     /// Finds the root key presented as a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
-        self.root_keys.authenticate(token)
+        self.root_keys.authenticate(token, self.now())
     }
 
     /// Picks up root keys created or revoked elsewhere (CLI, other nodes).

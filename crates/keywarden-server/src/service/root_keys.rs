@@ -10,6 +10,7 @@ use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::WorkspaceId;
 use keywarden_core::root_key::{Access, Operation, RootKey};
 use keywarden_core::store::{RootKeyStore, StoreResult};
+use keywarden_core::time::UnixMillis;
 use parking_lot::RwLock;
 
 use crate::error::ApiError;
@@ -35,7 +36,8 @@ impl RootKeyDirectory {
         }
         let mut by_index: HashMap<u64, Vec<Arc<RootKey>>> = HashMap::new();
         for key in store.root_keys().await? {
-            if key.revoked_at.is_none() {
+            // Revoked and disabled keys never authenticate; expiry is checked per request.
+            if key.revoked_at.is_none() && key.enabled {
                 by_index
                     .entry(key.digest.index())
                     .or_default()
@@ -53,13 +55,14 @@ impl RootKeyDirectory {
 
     /// Finds the root key whose secret is `token`. The map lookup uses eight digest bytes; the
     /// full digests are then compared in constant time.
-    pub fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+    pub fn authenticate(&self, token: &str, now: UnixMillis) -> Result<Caller, ApiError> {
         let digest = KeyDigest::of(token);
         let state = self.state.read();
         state
             .by_index
             .get(&digest.index())
             .and_then(|candidates| candidates.iter().find(|k| k.digest.ct_eq(&digest)))
+            .filter(|key| key.is_usable(now))
             .map(|key| Caller {
                 root_key: Arc::clone(key),
             })
@@ -76,6 +79,11 @@ pub struct Caller {
 impl Caller {
     pub fn workspace(&self) -> &WorkspaceId {
         &self.root_key.workspace_id
+    }
+
+    /// The authenticated root key itself.
+    pub fn root_key(&self) -> &RootKey {
+        &self.root_key
     }
 
     /// Whether the root key may perform `op` on `target`.

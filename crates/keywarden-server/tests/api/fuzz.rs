@@ -48,6 +48,11 @@ const OPERATIONS: &[&str] = &[
     "keys.addRoles",
     "keys.removeRoles",
     "keys.setRoles",
+    "rootKeys.createKey",
+    "rootKeys.listKeys",
+    "rootKeys.updateKey",
+    "rootKeys.rerollKey",
+    "rootKeys.deleteKey",
 ];
 
 /// Field names the endpoints read, so random bodies often reach validation and beyond.

@@ -13,7 +13,7 @@ use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::namespace::{Identifier, Namespace, RateOverride};
 use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
-use keywarden_core::root_key::{RootKey, RootPermissions};
+use keywarden_core::root_key::{RootKey, RootKeyUpdate, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
     ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
@@ -240,9 +240,12 @@ impl TestApp {
             id: RootKeyId::generate(now),
             workspace_id: workspace.clone(),
             digest: secret.plaintext.digest(),
+            end: keywarden_core::root_key::end_of(secret.plaintext.expose()),
             start: secret.start,
             name: None,
             permissions: RootPermissions::parse_all(permissions).unwrap(),
+            expires: None,
+            enabled: true,
             created_at: now,
             revoked_at: None,
         };
@@ -365,6 +368,32 @@ impl RootKeyStore for CountingStore {
     }
     async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool> {
         self.inner.revoke_root_key(id, now).await
+    }
+    async fn root_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &RootKeyId,
+    ) -> StoreResult<Option<RootKey>> {
+        self.inner.root_key(workspace, id).await
+    }
+    async fn update_root_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &RootKeyId,
+        update: RootKeyUpdate,
+    ) -> StoreResult<Option<RootKey>> {
+        self.inner.update_root_key(workspace, id, update).await
+    }
+    async fn rotate_root_key(
+        &self,
+        workspace: &WorkspaceId,
+        old: &RootKeyId,
+        new: &RootKey,
+        old_expires: Option<UnixMillis>,
+    ) -> StoreResult<Option<RootKey>> {
+        self.inner
+            .rotate_root_key(workspace, old, new, old_expires)
+            .await
     }
     async fn root_key_revision(&self) -> StoreResult<i64> {
         self.inner.root_key_revision().await

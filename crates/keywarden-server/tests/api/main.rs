@@ -19,4 +19,5 @@ mod permissions;
 mod ratelimit;
 mod refill;
 mod reroll;
+mod root_keys;
 mod verify;

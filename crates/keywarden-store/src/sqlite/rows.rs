@@ -331,8 +331,8 @@ pub fn api_from_row(row: &Row<'_>) -> rusqlite::Result<Api> {
     })
 }
 
-pub const ROOT_KEY_COLUMNS: &str =
-    "id, workspace_id, hash, start, name, permissions, created_at, revoked_at";
+pub const ROOT_KEY_COLUMNS: &str = "id, workspace_id, hash, start, name, permissions, created_at, \
+    revoked_at, \"end\", expires, enabled";
 
 pub fn root_key_from_row(row: &Row<'_>) -> rusqlite::Result<RootKey> {
     let id: String = row.get(0)?;
@@ -353,6 +353,9 @@ pub fn root_key_from_row(row: &Row<'_>) -> rusqlite::Result<RootKey> {
         permissions: RootPermissions::parse_all(&permissions).map_err(|e| bad(5, e))?,
         created_at: UnixMillis::from_millis(row.get(6)?),
         revoked_at: millis(row.get(7)?),
+        end: row.get(8)?,
+        expires: millis(row.get(9)?),
+        enabled: row.get(10)?,
     })
 }
 

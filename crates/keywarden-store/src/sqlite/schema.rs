@@ -149,6 +149,11 @@ CREATE TABLE key_roles (
 ) STRICT;
 CREATE INDEX key_roles_by_role ON key_roles (role_id);
 ",
+    r#"
+ALTER TABLE root_keys ADD COLUMN "end" TEXT NOT NULL DEFAULT '';
+ALTER TABLE root_keys ADD COLUMN expires INTEGER;
+ALTER TABLE root_keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
+"#,
 ];
 
 /// Brings the database to the latest schema version.

@@ -1,0 +1,229 @@
+//! Root keys managed over the API (`rootKeys.*`, as the Python SDK 3.2.x has them).
+//!
+//! The rule throughout: a root key may create, see and manage only root keys whose
+//! permissions it holds itself, so no key can mint or edit a stronger one. Keys outside a
+//! caller's reach look like keys that do not exist. An expiring caller may create only keys
+//! that expire no later than it does.
+
+use keywarden_core::id::RootKeyId;
+use keywarden_core::key::expiry_after_rotation;
+use keywarden_core::root_key::{
+    RootKey, RootKeyUpdate, RootPermissions, end_of, generate_root_key,
+};
+use keywarden_core::secret::PlaintextKey;
+use keywarden_core::store::{Page, PageRequest};
+use keywarden_core::text::Label;
+use keywarden_core::time::UnixMillis;
+
+use super::{Caller, Keywarden};
+use crate::error::ApiError;
+
+/// A root key just issued: its id and the secret, returned this once.
+#[derive(Debug)]
+pub struct IssuedRootKey {
+    pub id: RootKeyId,
+    pub key: PlaintextKey,
+}
+
+/// A root key to create.
+#[derive(Debug)]
+pub struct NewRootKey {
+    pub permissions: RootPermissions,
+    pub name: Option<Label>,
+    pub expires: Option<UnixMillis>,
+}
+
+impl Keywarden {
+    /// 403 naming the first of `permissions` the caller does not hold.
+    fn require_covers(caller: &Caller, permissions: &RootPermissions) -> Result<(), ApiError> {
+        match caller
+            .root_key()
+            .permissions
+            .first_not_covering(permissions)
+        {
+            None => Ok(()),
+            Some(missing) => Err(ApiError::MissingPermission(missing)),
+        }
+    }
+
+    /// A live root key of the caller's workspace that the caller may manage.
+    async fn manageable_root_key(
+        &self,
+        caller: &Caller,
+        id: &RootKeyId,
+    ) -> Result<RootKey, ApiError> {
+        self.store
+            .root_key(caller.workspace(), id)
+            .await?
+            .filter(|key| {
+                caller
+                    .root_key()
+                    .permissions
+                    .first_not_covering(&key.permissions)
+                    .is_none()
+            })
+            .ok_or_else(ApiError::root_key_not_found)
+    }
+
+    /// An expiry for a key the caller issues: in the future, and for an expiring caller, no
+    /// later than the caller's own (and required).
+    fn child_expiry(
+        &self,
+        caller: &Caller,
+        requested: Option<UnixMillis>,
+    ) -> Result<Option<UnixMillis>, ApiError> {
+        let now = self.now();
+        if let Some(expires) = requested
+            && expires <= now
+        {
+            return Err(ApiError::invalid_field(
+                "body.expires",
+                "must be in the future (Unix milliseconds)",
+            ));
+        }
+        match (caller.root_key().expires, requested) {
+            (Some(own), Some(child)) if child > own => Err(ApiError::invalid_field(
+                "body.expires",
+                format!(
+                    "must be no later than this root key's own expiry ({})",
+                    own.as_millis()
+                ),
+            )),
+            (Some(own), None) => Err(ApiError::invalid_field(
+                "body.expires",
+                format!(
+                    "is required: this root key expires at {}, so the keys it creates must too",
+                    own.as_millis()
+                ),
+            )),
+            (_, requested) => Ok(requested),
+        }
+    }
+
+    fn issue_root_key(
+        &self,
+        caller: &Caller,
+        permissions: RootPermissions,
+        name: Option<Label>,
+        expires: Option<UnixMillis>,
+    ) -> (RootKey, PlaintextKey) {
+        let now = self.now();
+        let issued = generate_root_key();
+        let key = RootKey {
+            id: RootKeyId::generate(now),
+            workspace_id: caller.workspace().clone(),
+            digest: issued.plaintext.digest(),
+            end: end_of(issued.plaintext.expose()),
+            start: issued.start,
+            name,
+            permissions,
+            expires,
+            enabled: true,
+            created_at: now,
+            revoked_at: None,
+        };
+        (key, issued.plaintext)
+    }
+
+    pub async fn create_root_key(
+        &self,
+        caller: &Caller,
+        new: NewRootKey,
+    ) -> Result<IssuedRootKey, ApiError> {
+        Self::require_covers(caller, &new.permissions)?;
+        let expires = self.child_expiry(caller, new.expires)?;
+        let (key, secret) = self.issue_root_key(caller, new.permissions, new.name, expires);
+        self.store.insert_root_key(&key).await?;
+        self.refresh_root_keys().await?;
+        tracing::info!(root_key_id = %key.id, by = %caller.root_key().id, "root key created");
+        Ok(IssuedRootKey {
+            id: key.id,
+            key: secret,
+        })
+    }
+
+    /// The workspace's live root keys that the caller may manage, by id.
+    pub async fn list_root_keys(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Page<RootKey>, ApiError> {
+        let own = &caller.root_key().permissions;
+        let mut keys: Vec<RootKey> = self
+            .store
+            .root_keys()
+            .await?
+            .into_iter()
+            .filter(|k| {
+                &k.workspace_id == caller.workspace()
+                    && k.revoked_at.is_none()
+                    && own.first_not_covering(&k.permissions).is_none()
+                    && page
+                        .from
+                        .as_deref()
+                        .is_none_or(|from| k.id.as_str() >= from)
+            })
+            .collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        keys.truncate(page.limit.saturating_add(1));
+        Ok(Page::from_overfetch(keys, page.limit, |k| k.id.to_string()))
+    }
+
+    pub async fn update_root_key(
+        &self,
+        caller: &Caller,
+        id: &RootKeyId,
+        update: RootKeyUpdate,
+    ) -> Result<(), ApiError> {
+        self.manageable_root_key(caller, id).await?;
+        if let Some(permissions) = &update.permissions {
+            Self::require_covers(caller, permissions)?;
+        }
+        self.store
+            .update_root_key(caller.workspace(), id, update)
+            .await?
+            .ok_or_else(ApiError::root_key_not_found)?;
+        self.refresh_root_keys().await?;
+        tracing::info!(root_key_id = %id, by = %caller.root_key().id, "root key updated");
+        Ok(())
+    }
+
+    /// Issues a replacement with the same name and permissions; the old key keeps working for
+    /// `grace_ms` (never longer than it already would), or as it is when `None`.
+    pub async fn reroll_root_key(
+        &self,
+        caller: &Caller,
+        id: &RootKeyId,
+        grace_ms: Option<i64>,
+    ) -> Result<IssuedRootKey, ApiError> {
+        let old = self.manageable_root_key(caller, id).await?;
+        let now = self.now();
+        let (new, secret) = self.issue_root_key(
+            caller,
+            old.permissions.clone(),
+            old.name.clone(),
+            old.expires,
+        );
+        let old_expires = grace_ms.map(|grace| expiry_after_rotation(old.expires, now, grace));
+        self.store
+            .rotate_root_key(caller.workspace(), id, &new, old_expires)
+            .await?
+            .ok_or_else(ApiError::root_key_not_found)?;
+        self.refresh_root_keys().await?;
+        tracing::info!(old_root_key_id = %id, new_root_key_id = %new.id, "root key rerolled");
+        Ok(IssuedRootKey {
+            id: new.id,
+            key: secret,
+        })
+    }
+
+    pub async fn delete_root_key(&self, caller: &Caller, id: &RootKeyId) -> Result<(), ApiError> {
+        self.manageable_root_key(caller, id).await?;
+        if !self.store.revoke_root_key(id, self.now()).await? {
+            return Err(ApiError::root_key_not_found());
+        }
+        self.refresh_root_keys().await?;
+        tracing::info!(root_key_id = %id, by = %caller.root_key().id, "root key deleted");
+        Ok(())
+    }
+}
