@@ -140,13 +140,14 @@ impl Keywarden {
             )?;
             return Err(recoverable_unavailable());
         }
+        // Everything that can refuse the call comes before anything that creates objects.
+        let (permissions, roles) = self
+            .resolve_access(caller, Some(new.permissions), Some(new.roles))
+            .await?;
         let identity = match new.external_id {
             Some(external_id) => Some(self.identity_for_key(caller, external_id).await?),
             None => None,
         };
-        let (permissions, roles) = self
-            .resolve_access(caller, Some(new.permissions), Some(new.roles))
-            .await?;
         let now = self.now();
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
@@ -192,18 +193,20 @@ impl Keywarden {
         permissions: Option<Vec<PermissionSlug>>,
         roles: Option<Vec<RoleName>>,
     ) -> Result<(Option<Vec<Permission>>, Option<Vec<Role>>), ApiError> {
-        let permissions = match permissions {
-            Some(slugs) if !slugs.is_empty() => {
-                caller.require_everywhere(ops::ADD_PERMISSION_TO_KEY)?;
-                Some(self.permissions_for(caller, &slugs).await?)
-            }
-            Some(_) => Some(Vec::new()),
-            None => None,
-        };
+        // Roles first: they are only read, so an unknown one fails the call before missing
+        // permissions are created.
         let roles = match roles {
             Some(names) if !names.is_empty() => {
                 caller.require_everywhere(ops::ADD_ROLE_TO_KEY)?;
                 Some(self.roles_named(caller, &names).await?)
+            }
+            Some(_) => Some(Vec::new()),
+            None => None,
+        };
+        let permissions = match permissions {
+            Some(slugs) if !slugs.is_empty() => {
+                caller.require_everywhere(ops::ADD_PERMISSION_TO_KEY)?;
+                Some(self.permissions_for(caller, &slugs).await?)
             }
             Some(_) => Some(Vec::new()),
             None => None,

@@ -188,6 +188,20 @@ impl Keywarden {
 
     pub async fn create_role(&self, caller: &Caller, new: NewRole) -> Result<RoleId, ApiError> {
         Self::require_rbac(caller, ops::CREATE_ROLE)?;
+        // A call that will be refused must leave nothing behind, so the name is checked
+        // before missing permissions are created. (A concurrent create of the same name can
+        // still win the race; then the insert below is the 409.)
+        if self
+            .store
+            .role(caller.workspace(), new.name.as_str())
+            .await?
+            .is_some_and(|r| r.name == new.name)
+        {
+            return Err(ApiError::Conflict(format!(
+                "A role named '{}' already exists.",
+                new.name.as_str()
+            )));
+        }
         let permissions = self.permissions_for(caller, &new.permissions).await?;
         let role = Role {
             id: RoleId::generate(self.now()),
@@ -254,6 +268,7 @@ impl Keywarden {
         {
             return Err(ApiError::role_not_found(reference));
         }
+        self.keys.changed_all();
         tracing::info!("role deleted");
         Ok(())
     }

@@ -333,3 +333,59 @@ async fn changing_what_a_key_holds_needs_the_rbac_permission() {
     .await
     .err(403);
 }
+
+#[tokio::test]
+async fn refused_calls_leave_nothing_behind_and_deleted_roles_leave_keys() {
+    let app = spawn_app().await;
+    let api = app.create_api("all-or-nothing").await;
+    // An unknown role refuses createKey before the new slug or the identity is created.
+    let refused = app
+        .call(
+            "keys.createKey",
+            json!({ "apiId": api, "permissions": ["stray.create"], "roles": ["nobody"], "externalId": "stray" }),
+        )
+        .await;
+    refused.err(404);
+    app.call(
+        "permissions.getPermission",
+        json!({ "permission": "stray.create" }),
+    )
+    .await
+    .err(404);
+    app.call("identities.getIdentity", json!({ "identity": "stray" }))
+        .await
+        .err(404);
+    // A duplicate role name refuses createRole before its new slugs are created.
+    app.call("permissions.createRole", json!({ "name": "dup" }))
+        .await
+        .ok();
+    app.call(
+        "permissions.createRole",
+        json!({ "name": "dup", "permissions": ["stray.role"] }),
+    )
+    .await
+    .err(409);
+    app.call(
+        "permissions.getPermission",
+        json!({ "permission": "stray.role" }),
+    )
+    .await
+    .err(404);
+
+    // Deleting a role takes it from keys already cached.
+    app.call(
+        "permissions.createRole",
+        json!({ "name": "temp", "permissions": ["temp.p"] }),
+    )
+    .await
+    .ok();
+    let (_, key) = app.create_key(&api, json!({ "roles": ["temp"] })).await;
+    let v = verify(&app, &key, json!({ "permissions": "temp.p" })).await;
+    assert_eq!(v["code"], "VALID");
+    app.call("permissions.deleteRole", json!({ "role": "temp" }))
+        .await
+        .ok();
+    let v = verify(&app, &key, json!({ "permissions": "temp.p" })).await;
+    assert_eq!(v["code"], "INSUFFICIENT_PERMISSIONS");
+    assert_eq!(v["roles"], json!([]));
+}
