@@ -16,12 +16,14 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import sys
 import time
 import traceback
 import urllib.request
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from unkey.py import Unkey, errors
 from unkey.py.utils import BackoffStrategy, RetryConfig
@@ -78,7 +80,7 @@ def code(data: Any) -> str:
     return value.value if hasattr(value, "value") else str(value)
 
 
-def credits_dict(credits: Any) -> Optional[dict]:
+def credits_dict(credits: Any) -> dict | None:
     """`KeyCreditsData` as the wire shows it, for whole-value comparisons."""
     if credits is None:
         return None
@@ -143,7 +145,7 @@ def expect_error(call: Callable[[], Any], cls: type[E], status: int) -> E:
     raise AssertionError(f"expected {cls.__name__} ({status}), but the call succeeded")
 
 
-def verify(key: str, cost: Optional[int] = None) -> Any:
+def verify(key: str, cost: int | None = None) -> Any:
     if cost is None:
         res = unkey.keys.verify_key(key=key)
     else:
@@ -152,7 +154,7 @@ def verify(key: str, cost: Optional[int] = None) -> Any:
     return res.data
 
 
-def verify_limits(key: str, ratelimits: list[dict], cost: Optional[int] = None) -> Any:
+def verify_limits(key: str, ratelimits: list[dict], cost: int | None = None) -> Any:
     if cost is None:
         res = unkey.keys.verify_key(key=key, ratelimits=ratelimits)
     else:
@@ -204,7 +206,7 @@ def limit_ids(limits: Any) -> dict[str, str]:
     return {limit.name: limit.id for limit in limits or []}
 
 
-def identity_dict(identity: Any) -> Optional[dict]:
+def identity_dict(identity: Any) -> dict | None:
     """An identity as a comparable value: ratelimits sorted by name, absent meta as `{}`."""
     if identity is None:
         return None
@@ -276,6 +278,78 @@ def list_ids(api_id: str) -> list[str]:
     res = unkey.apis.list_keys(api_id=api_id)
     check(res is not None, "listKeys returned nothing")
     return [k.key_id for k in res.result.data]
+
+
+def permission_dict(p: Any) -> dict:
+    """A permission as a comparable value (an absent description as `None`)."""
+    return {"id": p.id, "name": p.name, "slug": p.slug, "description": p.description}
+
+
+def permission_dicts(items: Any) -> list[dict]:
+    """Permissions as comparable values, sorted by slug."""
+    return sorted((permission_dict(p) for p in items or []), key=lambda p: p["slug"])
+
+
+def role_dict(r: Any) -> dict:
+    """A role as a comparable value: permissions sorted by slug, absent ones as `[]`."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "permissions": permission_dicts(r.permissions),
+    }
+
+
+def role_dicts(items: Any) -> list[dict]:
+    """Roles as comparable values, sorted by name."""
+    return sorted((role_dict(r) for r in items or []), key=lambda r: r["name"])
+
+
+def get_permission(reference: str) -> dict:
+    return permission_dict(unkey.permissions.get_permission(permission=reference).data)
+
+
+def get_role(reference: str) -> dict:
+    return role_dict(unkey.permissions.get_role(role=reference).data)
+
+
+def holds(k: Any) -> dict:
+    """The slugs and role names a key reports it holds, sorted."""
+    return {"permissions": sorted(k.permissions or []), "roles": sorted(k.roles or [])}
+
+
+def assert_holds(
+    api_id: str, key_id: str, key: str, permissions: list[str], roles: list[str], via: str
+) -> None:
+    """What getKey, whoami, listKeys and verifyKey report a key holds."""
+    want = {"permissions": sorted(permissions), "roles": sorted(roles)}
+    eq(holds(get_key(key_id)), want, f"{via}: getKey")
+    eq(holds(unkey.keys.whoami(key=key).data), want, f"{via}: whoami")
+    page = unkey.apis.list_keys(api_id=api_id)
+    assert page is not None
+    listed = [k for k in page.result.data if k.key_id == key_id]
+    eq(len(listed), 1, f"{via}: times the key is listed")
+    eq(holds(listed[0]), want, f"{via}: listKeys")
+    eq(holds(verify(key, 0)), want, f"{via}: verifyKey")
+
+
+def verify_query(key: str, query: str) -> Any:
+    """Verifies `key` against a permissions query."""
+    res = unkey.keys.verify_key(key=key, permissions=query)
+    request_id(res.meta)
+    return res.data
+
+
+def permissions_search(term: str) -> list[Any]:
+    res = unkey.permissions.list_permissions(search=term)
+    assert res is not None
+    return res.result.data
+
+
+def roles_search(term: str) -> list[Any]:
+    res = unkey.permissions.list_roles(search=term)
+    assert res is not None
+    return res.result.data
 
 
 # ------------------------------------------------------------------------------------------------
@@ -888,7 +962,7 @@ def pagination() -> None:
     eq(sorted(seen), sorted(created), "listed ids")
 
     manual: list[str] = []
-    cursor: Optional[str] = None
+    cursor: str | None = None
     for _ in range(10):
         p = unkey.apis.list_keys(api_id=api_id, limit=3, cursor=cursor)
         assert p is not None
@@ -1065,7 +1139,7 @@ def identities_list() -> None:
 
     # Walking by hand with the cursor gives the same sequence.
     manual: list[str] = []
-    cursor: Optional[str] = None
+    cursor: str | None = None
     for _ in range(10):
         p = unkey.identities.list_identities(limit=3, search=tag, cursor=cursor)
         assert p is not None
@@ -1996,7 +2070,7 @@ def ratelimit_overrides() -> None:
         )
         everything[f"bulk_{i}"] = (i + 1, HOUR + i * SECOND, res.data.override_id)
 
-    def walk(limit: Optional[int] = None) -> tuple[list[int], list[bool]]:
+    def walk(limit: int | None = None) -> tuple[list[int], list[bool]]:
         sizes: list[int] = []
         has_more: list[bool] = []
         seen: list[str] = []
@@ -2095,6 +2169,961 @@ def ratelimit_overrides() -> None:
     error_location(negative, "limit")
 
 
+def permissions_create_and_get() -> None:
+    slug = f"sdkpy{SUFFIX}.documents.read"
+    created = unkey.permissions.create_permission(
+        name="Read documents", slug=slug, description="Lets a key read documents"
+    )
+    request_id(created.meta)
+    permission_id = created.data.permission_id
+    check(
+        permission_id.startswith("perm_") and permission_id[5:].replace("_", "").isalnum(),
+        f"permissionId format: {permission_id}",
+    )
+    expected = {
+        "id": permission_id,
+        "name": "Read documents",
+        "slug": slug,
+        "description": "Lets a key read documents",
+    }
+
+    # By id and by slug.
+    by_id = unkey.permissions.get_permission(permission=permission_id)
+    request_id(by_id.meta)
+    eq(permission_dict(by_id.data), expected, "getPermission by id")
+    eq(get_permission(slug), expected, "getPermission by slug")
+
+    # No description; every character a slug may have; names need not be unique.
+    odd_slug = f"sdkpy:{SUFFIX}_All-chars.*"
+    odd = unkey.permissions.create_permission(name="Read documents", slug=odd_slug)
+    check(odd.data.permission_id != permission_id, "a second permission gets its own id")
+    eq(
+        get_permission(odd_slug),
+        {
+            "id": odd.data.permission_id,
+            "name": "Read documents",
+            "slug": odd_slug,
+            "description": None,
+        },
+        "a permission without a description",
+    )
+
+    # A duplicate slug is a conflict and changes nothing.
+    conflict = expect_error(
+        lambda: unkey.permissions.create_permission(name="Other", slug=slug, retries=NO_RETRY),
+        errors.ConflictErrorResponse,
+        409,
+    )
+    eq(conflict.data.error.status, 409, "409 error.status")
+    request_id(conflict.data.meta)
+    eq(get_permission(slug), expected, "a refused duplicate changed the permission")
+
+    # Unknown id or slug → 404.
+    for reference in ("perm_doesnotexist0000", f"sdkpy{SUFFIX}.nothing"):
+        missing = expect_error(
+            lambda reference=reference: unkey.permissions.get_permission(
+                permission=reference, retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+        eq(missing.data.error.status, 404, "404 error.status")
+
+    # 400 with errors[] naming the field; nothing is created.
+    invalid: list[tuple[str, dict]] = [
+        ("slug", {"name": "x", "slug": f"sdkpy{SUFFIX}.has space"}),
+        ("slug", {"name": "x", "slug": f"sdkpy{SUFFIX}/slash"}),
+        ("slug", {"name": "x", "slug": ""}),
+        ("slug", {"name": "x", "slug": f"sdkpy{SUFFIX}." + "s" * 120}),
+        ("name", {"name": "", "slug": f"sdkpy{SUFFIX}.noname"}),
+        ("name", {"name": "n" * 513, "slug": f"sdkpy{SUFFIX}.longname"}),
+        (
+            "description",
+            {"name": "x", "slug": f"sdkpy{SUFFIX}.longdesc", "description": "d" * 513},
+        ),
+    ]
+    for field, request in invalid:
+        bad = expect_error(
+            lambda request=request: unkey.permissions.create_permission(
+                **request, retries=NO_RETRY
+            ),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+        if request["slug"]:
+            expect_error(
+                lambda request=request: unkey.permissions.get_permission(
+                    permission=request["slug"], retries=NO_RETRY
+                ),
+                errors.NotFoundErrorResponse,
+                404,
+            )
+
+
+def permissions_list() -> None:
+    tag = f"sdkpy{SUFFIX}.plist"
+    created: dict[str, dict] = {}  # id → permission
+    for i in range(7):
+        name = f"Needle {SUFFIX}" if i == 4 else f"Listed permission {i}"
+        description = f"number {i}" if i % 2 == 0 else None
+        slug = f"{tag}.p{i}"
+        res = unkey.permissions.create_permission(name=name, slug=slug, description=description)
+        permission_id = res.data.permission_id
+        created[permission_id] = {
+            "id": permission_id,
+            "name": name,
+            "slug": slug,
+            "description": description,
+        }
+
+    # The auto-pager over a search, in pages of 3.
+    seen: list[str] = []
+    sizes: list[int] = []
+    has_more: list[bool] = []
+    page = unkey.permissions.list_permissions(limit=3, search=tag)
+    while page is not None:
+        check(len(sizes) < 10, "the auto-pager does not terminate")
+        request_id(page.result.meta)
+        sizes.append(len(page.result.data))
+        has_more.append(page.result.pagination.has_more)
+        for p in page.result.data:
+            seen.append(p.id)
+            eq(permission_dict(p), created.get(p.id), f"listed permission {p.slug}")
+        page = page.next()
+    eq(sizes, [3, 3, 1], "page sizes")
+    eq(has_more, [True, True, False], "hasMore per page")
+    eq(len(set(seen)), 7, "every permission listed exactly once")
+    eq(sorted(seen), sorted(created), "listed ids")
+
+    # Walking by hand with the cursor gives the same sequence.
+    manual: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        p = unkey.permissions.list_permissions(limit=3, search=tag, cursor=cursor)
+        assert p is not None
+        manual.extend(x.id for x in p.result.data)
+        cursor = p.result.pagination.cursor
+        if not cursor:
+            break
+    eq(manual, seen, "walking by hand with the cursor")
+
+    # search is a case-insensitive substring of the slug, the name or the id.
+    eq(sorted(x.id for x in permissions_search(tag.upper())), sorted(created), "search by slug")
+    needle = next(p for p in created.values() if p["name"].startswith("Needle"))
+    eq(
+        [x.id for x in permissions_search(f"needle {SUFFIX}".upper())],
+        [needle["id"]],
+        "search by name",
+    )
+    third = list(created)[2]
+    eq([x.id for x in permissions_search(third.lower())], [third], "search by id")
+    none = unkey.permissions.list_permissions(search=f"sdkpy-nothing-{SUFFIX}")
+    assert none is not None
+    eq(none.result.data, [], "search without a match")
+    eq(none.result.pagination.has_more, False, "hasMore on an empty page")
+    eq(none.result.pagination.cursor, None, "no cursor on an empty page")
+
+    # Without a search (default limit 100) every permission is listed once, ours among them.
+    everything: list[str] = []
+    page = unkey.permissions.list_permissions()
+    while page is not None:
+        check(len(everything) < 10_000, "the auto-pager does not terminate")
+        check(len(page.result.data) <= 100, "a page holds at most 100 permissions")
+        everything.extend(x.id for x in page.result.data)
+        page = page.next()
+    eq(len(set(everything)), len(everything), "a permission listed twice")
+    for permission_id in created:
+        check(permission_id in everything, f"{permission_id} not listed")
+
+    # limit is 1..100.
+    for limit in (0, 101):
+        bad = expect_error(
+            lambda limit=limit: unkey.permissions.list_permissions(limit=limit, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, "limit")
+
+
+def permissions_delete() -> None:
+    api_id = new_api("permission-delete")
+    ns = f"sdkpy{SUFFIX}.pdel"
+    doomed_slug, kept_slug = f"{ns}.doomed", f"{ns}.kept"
+    doomed = unkey.permissions.create_permission(name="Doomed", slug=doomed_slug)
+    role_name = f"sdkpy-pdel-{SUFFIX}"
+    unkey.permissions.create_role(name=role_name, permissions=[doomed_slug, kept_slug])
+    kept = get_permission(kept_slug)
+    direct = unkey.keys.create_key(
+        api_id=api_id, prefix=PREFIX, permissions=[doomed_slug, kept_slug], roles=[role_name]
+    ).data
+    through_role = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, roles=[role_name]).data
+    for k in (direct, through_role):
+        eq(code(verify_query(k.key, doomed_slug)), "VALID", "before the delete")
+
+    # By slug: gone, and gone from the role and from every key, at once.
+    res = unkey.permissions.delete_permission(permission=doomed_slug)
+    request_id(res.meta)
+    eq(res.data.model_dump(), {}, "deletePermission data")
+    for reference in (doomed_slug, doomed.data.permission_id):
+        expect_error(
+            lambda reference=reference: unkey.permissions.get_permission(
+                permission=reference, retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+    eq(get_role(role_name)["permissions"], [kept], "the role lost it")
+    assert_holds(
+        api_id, direct.key_id, direct.key, [kept_slug], [role_name], "a key that held it directly"
+    )
+    assert_holds(
+        api_id,
+        through_role.key_id,
+        through_role.key,
+        [kept_slug],
+        [role_name],
+        "a key that held it by role",
+    )
+    # Adding a permission the key already holds returns its direct permissions unchanged.
+    direct_now = unkey.keys.add_permissions(key_id=direct.key_id, permissions=[kept_slug])
+    eq(permission_dicts(direct_now.data), [kept], "direct permissions after")
+    for k in (direct, through_role):
+        denied = verify_query(k.key, doomed_slug)
+        eq(code(denied), "INSUFFICIENT_PERMISSIONS", "a deleted permission still grants")
+        eq(denied.valid, False, "valid")
+    eq(permission_dicts(permissions_search(ns)), [kept], "listPermissions after")
+
+    # By id; a second delete is a 404.
+    other = unkey.permissions.create_permission(name="Other", slug=f"{ns}.other")
+    unkey.permissions.delete_permission(permission=other.data.permission_id)
+    expect_error(
+        lambda: unkey.permissions.get_permission(permission=f"{ns}.other", retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    again = expect_error(
+        lambda: unkey.permissions.delete_permission(permission=doomed_slug, retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(again.data.error.status, 404, "404 error.status")
+
+    # The slug is free again; the new permission is not given back to the key.
+    recreated = unkey.permissions.create_permission(name="Again", slug=doomed_slug)
+    check(
+        recreated.data.permission_id != doomed.data.permission_id,
+        "a recreated permission gets a new id",
+    )
+    assert_holds(
+        api_id, direct.key_id, direct.key, [kept_slug], [role_name], "after recreating the slug"
+    )
+
+
+def roles_create_and_get() -> None:
+    ns = f"sdkpy{SUFFIX}.roles"
+    existing = unkey.permissions.create_permission(
+        name="Edit documents", slug=f"{ns}.documents.edit", description="edit"
+    )
+    existing_dict = get_permission(existing.data.permission_id)
+    fresh_slug = f"{ns}.documents.publish"
+    name = f"sdkpy-editor-{SUFFIX}"
+    created = unkey.permissions.create_role(
+        name=name,
+        description="Edits and publishes documents",
+        permissions=[existing_dict["slug"], fresh_slug],
+    )
+    request_id(created.meta)
+    role_id = created.data.role_id
+    check(
+        role_id.startswith("role_") and role_id[5:].replace("_", "").isalnum(),
+        f"roleId format: {role_id}",
+    )
+
+    # The missing slug was created, named after itself; the existing permission was reused.
+    fresh = get_permission(fresh_slug)
+    check(fresh["id"].startswith("perm_"), f"id of a created permission: {fresh['id']}")
+    eq(
+        fresh,
+        {"id": fresh["id"], "name": fresh_slug, "slug": fresh_slug, "description": None},
+        "a permission created by createRole",
+    )
+    expected = {
+        "id": role_id,
+        "name": name,
+        "description": "Edits and publishes documents",
+        "permissions": sorted([existing_dict, fresh], key=lambda p: p["slug"]),
+    }
+    by_id = unkey.permissions.get_role(role=role_id)
+    request_id(by_id.meta)
+    eq(role_dict(by_id.data), expected, "getRole by id")
+    eq(get_role(name), expected, "getRole by name")
+
+    # Only a name (any text, 1..128 characters): no description, no permissions.
+    bare_name = f"Billing Manager {SUFFIX}"
+    bare = unkey.permissions.create_role(name=bare_name)
+    eq(
+        get_role(bare_name),
+        {"id": bare.data.role_id, "name": bare_name, "description": None, "permissions": []},
+        "a role with only a name",
+    )
+
+    # A duplicate name is a conflict and changes nothing, not even the permissions it names.
+    conflict = expect_error(
+        lambda: unkey.permissions.create_role(
+            name=name, permissions=[f"{ns}.other"], retries=NO_RETRY
+        ),
+        errors.ConflictErrorResponse,
+        409,
+    )
+    eq(conflict.data.error.status, 409, "409 error.status")
+    eq(get_role(role_id), expected, "a refused duplicate changed the role")
+
+    # Unknown id or name → 404 naming the role.
+    for reference in ("role_doesnotexist0000", f"sdkpy-nobody-{SUFFIX}"):
+        missing = expect_error(
+            lambda reference=reference: unkey.permissions.get_role(
+                role=reference, retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+        eq(missing.data.error.detail, f"Role '{reference}' was not found.", "404 detail")
+
+    # 400 with errors[] naming the field; neither the role nor its permissions are created.
+    long_name = "r" * 129
+    invalid: list[tuple[str, dict]] = [
+        ("name", {"name": ""}),
+        ("name", {"name": long_name}),
+        ("description", {"name": f"sdkpy-longdesc-{SUFFIX}", "description": "d" * 513}),
+        (
+            "permissions",
+            {"name": f"sdkpy-badslug-{SUFFIX}", "permissions": [f"{ns}.ok", "not a slug"]},
+        ),
+    ]
+    for field, request in invalid:
+        bad = expect_error(
+            lambda request=request: unkey.permissions.create_role(**request, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+    for reference in (long_name, f"sdkpy-longdesc-{SUFFIX}", f"sdkpy-badslug-{SUFFIX}"):
+        expect_error(
+            lambda reference=reference: unkey.permissions.get_role(
+                role=reference, retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+    expect_error(
+        lambda: unkey.permissions.get_permission(permission=f"{ns}.ok", retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    # Nor did the refused duplicate create the permission it named.
+    eq(
+        permissions_search(f"{ns}.other"),
+        [],
+        "a createRole refused as a duplicate created its permission",
+    )
+
+
+def roles_list() -> None:
+    tag = f"sdkpy-rlist-{SUFFIX}"
+    ns = f"sdkpy{SUFFIX}.rlist"
+    created: dict[str, dict] = {}  # id → role
+    for i in range(5):
+        res = unkey.permissions.create_role(
+            name=f"{tag}-{i}",
+            description=f"role {i}",
+            permissions=[] if i == 0 else [f"{ns}.p{i}", f"{ns}.shared"],
+        )
+        created[res.data.role_id] = get_role(res.data.role_id)
+    shared = get_permission(f"{ns}.shared")
+    roles = list(created.values())
+    eq(
+        [p["slug"] for p in roles[3]["permissions"]],
+        [f"{ns}.p3", f"{ns}.shared"],
+        "a role's permissions",
+    )
+    check(shared in roles[3]["permissions"], "roles share one permission")
+
+    # The auto-pager over a search, in pages of 2; listed roles carry their permissions.
+    seen: list[str] = []
+    sizes: list[int] = []
+    has_more: list[bool] = []
+    page = unkey.permissions.list_roles(limit=2, search=tag)
+    while page is not None:
+        check(len(sizes) < 10, "the auto-pager does not terminate")
+        request_id(page.result.meta)
+        sizes.append(len(page.result.data))
+        has_more.append(page.result.pagination.has_more)
+        for r in page.result.data:
+            seen.append(r.id)
+            eq(role_dict(r), created.get(r.id), f"listed role {r.name}")
+        page = page.next()
+    eq(sizes, [2, 2, 1], "page sizes")
+    eq(has_more, [True, True, False], "hasMore per page")
+    eq(sorted(seen), sorted(created), "listed ids")
+    manual: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        p = unkey.permissions.list_roles(limit=2, search=tag, cursor=cursor)
+        assert p is not None
+        manual.extend(x.id for x in p.result.data)
+        cursor = p.result.pagination.cursor
+        if not cursor:
+            break
+    eq(manual, seen, "walking by hand with the cursor")
+
+    # search is a case-insensitive substring of the name or the id.
+    eq(sorted(x.id for x in roles_search(tag.upper())), sorted(created), "search by name")
+    eq([x.id for x in roles_search(f"{tag}-2")], [roles[2]["id"]], "search for one")
+    eq([x.id for x in roles_search(roles[3]["id"].upper())], [roles[3]["id"]], "search by id")
+    none = unkey.permissions.list_roles(search=f"sdkpy-nothing-{SUFFIX}")
+    assert none is not None
+    eq(none.result.data, [], "search without a match")
+    eq(none.result.pagination.cursor, None, "no cursor on an empty page")
+    everything: list[str] = []
+    page = unkey.permissions.list_roles()
+    while page is not None:
+        check(len(everything) < 10_000, "the auto-pager does not terminate")
+        check(len(page.result.data) <= 100, "a page holds at most 100 roles")
+        everything.extend(x.id for x in page.result.data)
+        page = page.next()
+    eq(len(set(everything)), len(everything), "a role listed twice")
+    for role_id in created:
+        check(role_id in everything, f"{role_id} not listed")
+    for limit in (0, 101):
+        bad = expect_error(
+            lambda limit=limit: unkey.permissions.list_roles(limit=limit, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, "limit")
+
+
+def roles_delete() -> None:
+    api_id = new_api("role-delete")
+    tag = f"sdkpy-rdel-{SUFFIX}"
+    ns = f"sdkpy{SUFFIX}.rdel"
+    p1, p2, p3, shared = f"{ns}.p1", f"{ns}.p2", f"{ns}.p3", f"{ns}.shared"
+    by_name, by_id, kept = f"{tag}-1", f"{tag}-2", f"{tag}-kept"
+    by_name_id = unkey.permissions.create_role(name=by_name, permissions=[p1, shared]).data.role_id
+    by_id_id = unkey.permissions.create_role(name=by_id, permissions=[p2]).data.role_id
+    unkey.permissions.create_role(name=kept, permissions=[shared, p3])
+    k = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, roles=[by_name, by_id, kept]).data
+    eq(code(verify_query(k.key, f"{p1} AND {p2} AND {p3}")), "VALID", "before deleteRole")
+
+    # By name and by id; the roles' permissions stay.
+    res = unkey.permissions.delete_role(role=by_name)
+    request_id(res.meta)
+    eq(res.data.model_dump(), {}, "deleteRole data")
+    unkey.permissions.delete_role(role=by_id_id)
+    for reference in (by_name, by_name_id, by_id, by_id_id):
+        expect_error(
+            lambda reference=reference: unkey.permissions.get_role(
+                role=reference, retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+    for slug in (p1, p2):
+        eq(get_permission(slug)["slug"], slug, "a deleted role's permission stays")
+
+    # A second delete is a 404. deleteRole declares no 404, so the SDK raises the generic
+    # APIError.
+    gone = expect_error(
+        lambda: unkey.permissions.delete_role(role=by_name, retries=NO_RETRY),
+        errors.APIError,
+        404,
+    )
+    check(not isinstance(gone, errors.NotFoundErrorResponse), "404 on deleteRole is undeclared")
+    body = json.loads(gone.body)
+    eq(body["error"]["status"], 404, "404 error.status")
+    eq(body["error"]["detail"], f"Role '{by_name}' was not found.", "404 detail")
+
+    # The name is free again; the new role is another one.
+    again = unkey.permissions.create_role(name=by_name)
+    check(again.data.role_id != by_name_id, "a recreated role gets a new id")
+    eq(sorted(r.name for r in roles_search(tag)), sorted([by_name, kept]), "roles left")
+
+    # The key lost the deleted roles at once, also where it was verified before, and did not
+    # get the recreated one.
+    assert_holds(api_id, k.key_id, k.key, [p3, shared], [kept], "after deleteRole")
+    denied = verify_query(k.key, f"{p1} OR {p2}")
+    eq(code(denied), "INSUFFICIENT_PERMISSIONS", "a deleted role still grants")
+
+
+def role_permissions() -> None:
+    api_id = new_api("role-permissions")
+    ns = f"sdkpy{SUFFIX}.rperm"
+    a, b, c = f"{ns}.a", f"{ns}.b", f"{ns}.c"
+    name = f"sdkpy-rperm-{SUFFIX}"
+    role_id = unkey.permissions.create_role(name=name, permissions=[a, b]).data.role_id
+    k = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, roles=[name]).data
+    eq(code(verify_query(k.key, f"{a} AND {b}")), "VALID", "before")
+
+    # unkey-py sends `role` (id or name). The new set replaces the old (c is created); the
+    # response is the role's permissions after.
+    res = unkey.permissions.set_role_permissions(request={"role": name, "permissions": [b, c]})
+    request_id(res.meta)
+    a_dict, b_dict, c_dict = get_permission(a), get_permission(b), get_permission(c)
+    eq(c_dict, {"id": c_dict["id"], "name": c, "slug": c, "description": None}, "c created")
+    eq(permission_dicts(res.data), [b_dict, c_dict], "setRolePermissions by name")
+    eq(get_role(role_id)["permissions"], [b_dict, c_dict], "getRole after")
+
+    # The key sees the change at once.
+    lost = verify_query(k.key, a)
+    eq(code(lost), "INSUFFICIENT_PERMISSIONS", "a permission the role no longer has")
+    eq(sorted(lost.permissions or []), [b, c], "verify: permissions")
+    eq(code(verify_query(k.key, f"{b} AND {c}")), "VALID", "a permission the role just got")
+    assert_holds(api_id, k.key_id, k.key, [b, c], [name], "after setRolePermissions")
+
+    # `role` by id, and the deprecated `roleId` that unkey-py still models.
+    by_id = unkey.permissions.set_role_permissions(request={"role": role_id, "permissions": [a]})
+    eq(permission_dicts(by_id.data), [a_dict], "setRolePermissions by id")
+    eq(code(verify_query(k.key, a)), "VALID", "after setRolePermissions by id")
+    legacy = unkey.permissions.set_role_permissions(
+        request={"role_id": role_id, "permissions": [a, b]}
+    )
+    eq(permission_dicts(legacy.data), [a_dict, b_dict], "setRolePermissions by roleId")
+
+    # [] clears.
+    cleared = unkey.permissions.set_role_permissions(request={"role": name, "permissions": []})
+    eq(cleared.data, [], "setRolePermissions []")
+    eq(get_role(name)["permissions"], [], "getRole after clearing")
+    eq(code(verify_query(k.key, a)), "INSUFFICIENT_PERMISSIONS", "after clearing")
+    assert_holds(api_id, k.key_id, k.key, [], [name], "after clearing the role")
+    eq(get_permission(b)["slug"], b, "the permissions themselves stay")
+
+    # Unknown role → 404 naming it; an invalid slug → 400 and the role is unchanged.
+    nobody = f"sdkpy-nobody-{SUFFIX}"
+    missing = expect_error(
+        lambda: unkey.permissions.set_role_permissions(
+            request={"role": nobody, "permissions": [a]}, retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(missing.data.error.detail, f"Role '{nobody}' was not found.", "404 detail")
+    bad = expect_error(
+        lambda: unkey.permissions.set_role_permissions(
+            request={"role": role_id, "permissions": [a, "not a slug"]}, retries=NO_RETRY
+        ),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad, "permissions")
+    eq(get_role(role_id)["permissions"], [], "a refused set changed the role")
+
+
+def key_permissions() -> None:
+    api_id = new_api("key-permissions")
+    ns = f"sdkpy{SUFFIX}.kperm"
+    read, write, admin, via_role = f"{ns}.read", f"{ns}.write", f"{ns}.admin", f"{ns}.via-role"
+    unkey.permissions.create_permission(name="Read", slug=read, description="reads")
+    read_dict = get_permission(read)
+    role_name = f"sdkpy-kperm-{SUFFIX}"
+    unkey.permissions.create_role(name=role_name, permissions=[via_role])
+    k = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, roles=[role_name]).data
+    key_id = k.key_id
+
+    # add: the response is the key's direct permissions after; a missing slug is created.
+    added = unkey.keys.add_permissions(key_id=key_id, permissions=[read, write])
+    request_id(added.meta)
+    write_dict = get_permission(write)
+    eq(
+        write_dict,
+        {"id": write_dict["id"], "name": write, "slug": write, "description": None},
+        "a permission created by addPermissions",
+    )
+    eq(permission_dicts(added.data), [read_dict, write_dict], "addPermissions")
+    again = unkey.keys.add_permissions(key_id=key_id, permissions=[read])
+    eq(permission_dicts(again.data), [read_dict, write_dict], "adding a held one")
+    assert_holds(api_id, key_id, k.key, [read, write, via_role], [role_name], "after add")
+    eq(code(verify_query(k.key, f"{read} AND {write} AND {via_role}")), "VALID", "verify")
+
+    # remove: the permission stays in the workspace.
+    removed = unkey.keys.remove_permissions(key_id=key_id, permissions=[write])
+    request_id(removed.meta)
+    eq(permission_dicts(removed.data), [read_dict], "removePermissions")
+    eq(code(verify_query(k.key, write)), "INSUFFICIENT_PERMISSIONS", "after remove")
+    eq(get_permission(write), write_dict, "a removed permission still exists")
+
+    # set replaces the direct permissions (creating missing ones); roles are untouched.
+    set_ = unkey.keys.set_permissions(key_id=key_id, permissions=[write, admin])
+    request_id(set_.meta)
+    admin_dict = get_permission(admin)
+    eq(permission_dicts(set_.data), [admin_dict, write_dict], "setPermissions")
+    assert_holds(api_id, key_id, k.key, [admin, write, via_role], [role_name], "after set")
+    eq(code(verify_query(k.key, read)), "INSUFFICIENT_PERMISSIONS", "after set")
+
+    # set [] clears them; what the role grants remains.
+    cleared = unkey.keys.set_permissions(key_id=key_id, permissions=[])
+    eq(cleared.data, [], "setPermissions []")
+    assert_holds(api_id, key_id, k.key, [via_role], [role_name], "after set []")
+    eq(code(verify_query(k.key, via_role)), "VALID", "the role's permission after set []")
+
+    # add and remove need at least one slug; slugs are checked; unknown key → 404.
+    refused: list[Callable[[], Any]] = [
+        lambda: unkey.keys.add_permissions(key_id=key_id, permissions=[], retries=NO_RETRY),
+        lambda: unkey.keys.remove_permissions(key_id=key_id, permissions=[], retries=NO_RETRY),
+        lambda: unkey.keys.add_permissions(
+            key_id=key_id, permissions=[read, "not a slug"], retries=NO_RETRY
+        ),
+        lambda: unkey.keys.set_permissions(
+            key_id=key_id, permissions=["not/a/slug"], retries=NO_RETRY
+        ),
+    ]
+    for call in refused:
+        error_location(expect_error(call, errors.BadRequestErrorResponse, 400), "permissions")
+    assert_holds(api_id, key_id, k.key, [via_role], [role_name], "after refused changes")
+    unknown = "key_doesnotexist0000"
+    not_found: list[Callable[[], Any]] = [
+        lambda: unkey.keys.add_permissions(key_id=unknown, permissions=[read], retries=NO_RETRY),
+        lambda: unkey.keys.remove_permissions(key_id=unknown, permissions=[read], retries=NO_RETRY),
+        lambda: unkey.keys.set_permissions(key_id=unknown, permissions=[], retries=NO_RETRY),
+    ]
+    for call in not_found:
+        expect_error(call, errors.NotFoundErrorResponse, 404)
+
+
+def key_roles() -> None:
+    api_id = new_api("key-roles")
+    ns = f"sdkpy{SUFFIX}.kroles"
+    read, write = f"{ns}.read", f"{ns}.write"
+    reader_name = f"sdkpy-kroles-reader-{SUFFIX}"
+    writer_name = f"sdkpy-kroles-writer-{SUFFIX}"
+    empty_name = f"sdkpy-kroles-empty-{SUFFIX}"
+    unkey.permissions.create_role(name=reader_name, permissions=[read])
+    unkey.permissions.create_role(
+        name=writer_name, description="Reads and writes", permissions=[read, write]
+    )
+    unkey.permissions.create_role(name=empty_name)
+    reader, writer, empty = get_role(reader_name), get_role(writer_name), get_role(empty_name)
+    k = unkey.keys.create_key(api_id=api_id, prefix=PREFIX).data
+    key_id = k.key_id
+
+    # add: the response is the key's roles after, with their permissions.
+    added = unkey.keys.add_roles(key_id=key_id, roles=[reader_name])
+    request_id(added.meta)
+    eq(role_dicts(added.data), [reader], "addRoles")
+    both = unkey.keys.add_roles(key_id=key_id, roles=[writer_name, reader_name])
+    eq(role_dicts(both.data), [reader, writer], "addRoles with a held role")
+    # A permission two roles grant is listed once.
+    assert_holds(api_id, key_id, k.key, [read, write], [reader_name, writer_name], "after add")
+    eq(code(verify_query(k.key, f"{read} AND {write}")), "VALID", "verify after add")
+
+    removed = unkey.keys.remove_roles(key_id=key_id, roles=[reader_name])
+    request_id(removed.meta)
+    eq(role_dicts(removed.data), [writer], "removeRoles")
+    set_ = unkey.keys.set_roles(key_id=key_id, roles=[empty_name, reader_name])
+    request_id(set_.meta)
+    eq(role_dicts(set_.data), [empty, reader], "setRoles")
+    assert_holds(api_id, key_id, k.key, [read], [empty_name, reader_name], "after setRoles")
+    eq(code(verify_query(k.key, write)), "INSUFFICIENT_PERMISSIONS", "after setRoles")
+
+    # An unknown role fails the whole call with a 404 naming it, and nothing changes.
+    nobody = f"sdkpy-kroles-nobody-{SUFFIX}"
+    refused: list[Callable[[], Any]] = [
+        lambda: unkey.keys.add_roles(key_id=key_id, roles=[writer_name, nobody], retries=NO_RETRY),
+        lambda: unkey.keys.set_roles(key_id=key_id, roles=[nobody], retries=NO_RETRY),
+    ]
+    for call in refused:
+        missing = expect_error(call, errors.NotFoundErrorResponse, 404)
+        eq(missing.data.error.detail, f"Role '{nobody}' was not found.", "404 detail")
+    assert_holds(api_id, key_id, k.key, [read], [empty_name, reader_name], "after refused changes")
+
+    # [] clears; add and remove need at least one role; unknown key → 404.
+    cleared = unkey.keys.set_roles(key_id=key_id, roles=[])
+    eq(cleared.data, [], "setRoles []")
+    assert_holds(api_id, key_id, k.key, [], [], "after setRoles []")
+    empty_calls: list[Callable[[], Any]] = [
+        lambda: unkey.keys.add_roles(key_id=key_id, roles=[], retries=NO_RETRY),
+        lambda: unkey.keys.remove_roles(key_id=key_id, roles=[], retries=NO_RETRY),
+    ]
+    for call in empty_calls:
+        error_location(expect_error(call, errors.BadRequestErrorResponse, 400), "roles")
+    expect_error(
+        lambda: unkey.keys.add_roles(
+            key_id="key_doesnotexist0000", roles=[reader_name], retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+
+
+def key_access_on_create_and_update() -> None:
+    api_id = new_api("key-access")
+    ns = f"sdkpy{SUFFIX}.kaccess"
+    docs_read, users_manage, billing = f"{ns}.docs.read", f"{ns}.users.manage", f"{ns}.billing"
+    tickets_read, tickets_write = f"{ns}.tickets.read", f"{ns}.tickets.write"
+    admin = f"sdkpy-kaccess-admin-{SUFFIX}"
+    support = f"sdkpy-kaccess-support-{SUFFIX}"
+    unkey.permissions.create_role(name=admin, permissions=[users_manage, docs_read])
+    unkey.permissions.create_role(name=support, permissions=[tickets_read])
+
+    # createKey: direct permissions (billing is created) and roles.
+    k = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        name="staff",
+        permissions=[docs_read, billing],
+        roles=[admin],
+    ).data
+    eq(get_permission(billing)["name"], billing, "a permission created by createKey")
+    assert_holds(api_id, k.key_id, k.key, [billing, docs_read, users_manage], [admin], "create")
+    direct = unkey.keys.add_permissions(key_id=k.key_id, permissions=[docs_read])
+    eq(
+        sorted(p.slug for p in direct.data),
+        sorted([billing, docs_read]),
+        "createKey's permissions are the direct ones",
+    )
+
+    # updateKey replaces both; omitting them leaves them; [] clears each.
+    unkey.keys.update_key(key_id=k.key_id, permissions=[tickets_write], roles=[support])
+    assert_holds(api_id, k.key_id, k.key, [tickets_read, tickets_write], [support], "updateKey")
+    unkey.keys.update_key(key_id=k.key_id, name="renamed")
+    assert_holds(
+        api_id, k.key_id, k.key, [tickets_read, tickets_write], [support], "updateKey without"
+    )
+    unkey.keys.update_key(key_id=k.key_id, roles=[])
+    assert_holds(api_id, k.key_id, k.key, [tickets_write], [], "updateKey roles []")
+    unkey.keys.update_key(key_id=k.key_id, permissions=[])
+    assert_holds(api_id, k.key_id, k.key, [], [], "updateKey permissions []")
+
+    # rerollKey copies permissions and roles.
+    rolled = unkey.keys.create_key(
+        api_id=api_id, prefix=PREFIX, permissions=[billing], roles=[admin]
+    ).data
+    rerolled = unkey.keys.reroll_key(key_id=rolled.key_id, expiration=0).data
+    assert_holds(
+        api_id,
+        rerolled.key_id,
+        rerolled.key,
+        [billing, docs_read, users_manage],
+        [admin],
+        "rerolled key",
+    )
+    for key_id in (rolled.key_id, rerolled.key_id):
+        unkey.keys.delete_key(key_id=key_id)
+
+    bad_slug = expect_error(
+        lambda: unkey.keys.create_key(api_id=api_id, permissions=["not a slug"], retries=NO_RETRY),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    error_location(bad_slug, "permissions")
+
+    # An unknown role → 404 naming it: no key is created or changed, and the new slugs sent
+    # along are not created either.
+    nobody = f"sdkpy-kaccess-nobody-{SUFFIX}"
+    refused = expect_error(
+        lambda: unkey.keys.create_key(
+            api_id=api_id,
+            prefix=PREFIX,
+            permissions=[f"{ns}.stray.create"],
+            roles=[nobody],
+            retries=NO_RETRY,
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(refused.data.error.detail, f"Role '{nobody}' was not found.", "404 detail")
+    eq(len(list_ids(api_id)), 1, "keys after a refused createKey")
+    expect_error(
+        lambda: unkey.keys.update_key(
+            key_id=k.key_id,
+            permissions=[f"{ns}.stray.update"],
+            roles=[nobody],
+            retries=NO_RETRY,
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    assert_holds(api_id, k.key_id, k.key, [], [], "after a refused updateKey")
+    for call in ("create", "update"):
+        stray = f"{ns}.stray.{call}"
+        eq(
+            [p.slug for p in permissions_search(stray)],
+            [],
+            f"a {call}Key refused for an unknown role created permission {stray}",
+        )
+
+
+def verify_permission_queries() -> None:
+    api_id = new_api("verify-permissions")
+    # Every permission in a query gets this section's prefix, so the queries read plainly.
+    ns = f"sdkpy{SUFFIX}.vq."
+
+    def q(query: str) -> str:
+        return re.sub(
+            r"[A-Za-z0-9_.:*-]+",
+            lambda m: m.group(0) if m.group(0).lower() in ("and", "or") else ns + m.group(0),
+            query,
+        )
+
+    viewer = f"sdkpy-vq-viewer-{SUFFIX}"
+    unkey.permissions.create_role(name=viewer, permissions=[q("users.view")])
+    meta = {"team": "docs"}
+    created = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        name="gatekeeper",
+        meta=meta,
+        permissions=[q("documents.read"), q("api.*")],
+        roles=[viewer],
+        credits={"remaining": 100},
+        ratelimits=[{"name": "requests", "limit": 100, "duration": HOUR, "auto_apply": True}],
+    )
+    key_id, key = created.data.key_id, created.data.key
+    held = sorted([q("documents.read"), q("api.*"), q("users.view")])
+    in_one_window(HOUR)
+
+    # Held: documents.read and api.* directly, users.view through the role.
+    cases: list[tuple[str, bool]] = [
+        ("documents.read", True),
+        ("documents.write", False),
+        ("users.view", True),
+        ("documents.read AND users.view", True),
+        ("documents.read AND documents.write", False),
+        ("documents.write OR users.view", True),
+        ("documents.write OR billing.read", False),
+        # Operators in any case; whitespace of any kind.
+        ("documents.read and users.view", True),
+        ("documents.write oR users.view", True),
+        (" \tdocuments.read\n  AND\r\nusers.view ", True),
+        # AND binds tighter than OR.
+        ("documents.write AND users.view OR documents.read", True),
+        ("documents.read OR documents.write AND billing.read", True),
+        ("(documents.read OR documents.write) AND billing.read", False),
+        ("(documents.write OR users.view) AND (api.* OR billing.read)", True),
+        ("((documents.read))", True),
+        # Exact matches only; `*` is an ordinary character.
+        ("Documents.read", False),
+        ("documents", False),
+        ("documents.read.all", False),
+        ("api.*", True),
+        ("api.read", False),
+        ("documents.*", False),
+    ]
+    credits = 100
+    remaining = 100
+    for query, satisfied in cases:
+        v = verify_query(key, q(query))
+        what = repr(query)
+        if satisfied:
+            credits -= 1
+            remaining -= 1
+            eq(code(v), "VALID", what)
+            eq(v.valid, True, f"{what}: valid")
+            eq(evaluated(v, "requests").remaining, remaining, f"{what}: rate limit")
+        else:
+            # Refused with the key's details; neither credits nor rate limits are spent.
+            eq(code(v), "INSUFFICIENT_PERMISSIONS", what)
+            eq(v.valid, False, f"{what}: valid")
+            eq(v.key_id, key_id, f"{what}: keyId")
+            eq(v.name, "gatekeeper", f"{what}: name")
+            eq(v.meta, meta, f"{what}: meta")
+            eq(v.enabled, True, f"{what}: enabled")
+            eq(v.ratelimits or [], [], f"{what}: no rate limit is checked")
+        eq(v.credits, credits, f"{what}: credits")
+        eq(sorted(v.permissions or []), held, f"{what}: permissions")
+        eq(v.roles, [viewer], f"{what}: roles")
+    eq(credits_dict(get_key(key_id).credits), {"remaining": credits}, "credits after")
+    plain = verify(key)
+    eq(code(plain), "VALID", "no query: no permission check")
+    eq(plain.credits, credits - 1, "credits")
+    eq(evaluated(plain, "requests").remaining, remaining - 1, "refusals used the limit")
+
+    # The permission check comes after DISABLED and EXPIRED and before the rate limits and
+    # credits.
+    broke = unkey.keys.create_key(
+        api_id=api_id, prefix=PREFIX, permissions=[q("documents.read")], credits={"remaining": 0}
+    )
+    insufficient = verify_query(broke.data.key, q("documents.write"))
+    eq(code(insufficient), "INSUFFICIENT_PERMISSIONS", "before USAGE_EXCEEDED")
+    eq(insufficient.credits, 0, "credits")
+    eq(code(verify_query(broke.data.key, q("documents.read"))), "USAGE_EXCEEDED", "no credits")
+    busy = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        permissions=[q("documents.read")],
+        ratelimits=[{"name": "requests", "limit": 1, "duration": HOUR, "auto_apply": True}],
+    )
+    eq(code(verify_query(busy.data.key, q("documents.read"))), "VALID", "the one call")
+    eq(code(verify_query(busy.data.key, q("documents.read"))), "RATE_LIMITED", "the next")
+    limited = verify_query(busy.data.key, q("documents.write"))
+    eq(code(limited), "INSUFFICIENT_PERMISSIONS", "before RATE_LIMITED")
+    unkey.keys.update_key(key_id=broke.data.key_id, enabled=False)
+    eq(code(verify_query(broke.data.key, q("documents.write"))), "DISABLED", "before DISABLED")
+    old = unkey.keys.create_key(api_id=api_id, expires=now_ms() - MINUTE)
+    eq(code(verify_query(old.data.key, q("documents.read"))), "EXPIRED", "before EXPIRED")
+    missing = verify_query(f"{PREFIX}_{'1' * 28}", q("documents.read"))
+    eq(code(missing), "NOT_FOUND", "an unknown key")
+    eq(missing.key_id, None, "NOT_FOUND carries no keyId")
+
+
+def verify_permission_query_syntax() -> None:
+    api_id = new_api("query-syntax")
+    key = unkey.keys.create_key(
+        api_id=api_id,
+        prefix=PREFIX,
+        permissions=["a", "b"],
+        credits={"remaining": 5},
+        ratelimits=[{"name": "requests", "limit": 5, "duration": HOUR, "auto_apply": True}],
+    ).data.key
+    in_one_window(HOUR)
+
+    # A query that does not parse is a 400 whose detail says where (0-based characters).
+    broken: list[tuple[str, int]] = [
+        ("a AND", 5),
+        ("()", 0),
+        ("a b", 2),
+        ("a & b", 2),
+        ("(a OR b", 7),
+        ("AND a", 0),
+        ("a)", 1),
+        ("a OR OR b", 5),
+        ("a AND (b OR c", 13),
+    ]
+    for query, position in broken:
+        e = expect_error(
+            lambda query=query: unkey.keys.verify_key(key=key, permissions=query, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        what = repr(query)
+        err = e.data.error
+        eq(err.status, 400, f"{what}: error.status")
+        check(
+            err.type.endswith("/permissions_query_syntax_error"),
+            f"{what}: error.type {err.type}",
+        )
+        check(
+            f"position {position}" in err.detail,
+            f"{what}: detail {err.detail!r} does not name position {position}",
+        )
+        error_location(e, "permissions")
+        request_id(e.data.meta)
+    # An empty or overlong query is a 400 too.
+    for query in ("", "a OR " * 200 + "a"):
+        e = expect_error(
+            lambda query=query: unkey.keys.verify_key(key=key, permissions=query, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(e, "permissions")
+
+    # Nothing was spent.
+    after = verify_query(key, "a AND b")
+    eq(code(after), "VALID", "a good query after bad ones")
+    eq(after.credits, 4, "a refused query spent credits")
+    eq(evaluated(after, "requests").remaining, 4, "a refused query used the rate limit")
+
+
 def error_classes() -> None:
     bad = expect_error(
         lambda: unkey.apis.create_api(name="ab", retries=NO_RETRY),
@@ -2168,9 +3197,86 @@ def error_classes() -> None:
                 ),
             ),
         ]
+        # …nor permissions and roles, nor what a key holds.
+        rbac_slug = f"sdkpy{SUFFIX}.forbidden"
+        rbac_role = f"sdkpy-forbidden-{SUFFIX}"
+        unkey.permissions.create_role(name=rbac_role, permissions=[rbac_slug])
+        rbac_key = unkey.keys.create_key(api_id=api_id, prefix=PREFIX).data
+        key_id = rbac_key.key_id
+        forbidden_calls += [
+            (
+                "createPermission",
+                lambda: limited.permissions.create_permission(
+                    name="x", slug=f"{rbac_slug}.2", retries=NO_RETRY
+                ),
+            ),
+            (
+                "getPermission",
+                lambda: limited.permissions.get_permission(permission=rbac_slug, retries=NO_RETRY),
+            ),
+            ("listPermissions", lambda: limited.permissions.list_permissions(retries=NO_RETRY)),
+            (
+                "deletePermission",
+                lambda: limited.permissions.delete_permission(
+                    permission=rbac_slug, retries=NO_RETRY
+                ),
+            ),
+            (
+                "createRole",
+                lambda: limited.permissions.create_role(name=f"{rbac_role}-2", retries=NO_RETRY),
+            ),
+            ("getRole", lambda: limited.permissions.get_role(role=rbac_role, retries=NO_RETRY)),
+            ("listRoles", lambda: limited.permissions.list_roles(retries=NO_RETRY)),
+            (
+                "deleteRole",
+                lambda: limited.permissions.delete_role(role=rbac_role, retries=NO_RETRY),
+            ),
+            (
+                "setRolePermissions",
+                lambda: limited.permissions.set_role_permissions(
+                    request={"role": rbac_role, "permissions": []}, retries=NO_RETRY
+                ),
+            ),
+            (
+                "addPermissions",
+                lambda: limited.keys.add_permissions(
+                    key_id=key_id, permissions=[rbac_slug], retries=NO_RETRY
+                ),
+            ),
+            (
+                "removePermissions",
+                lambda: limited.keys.remove_permissions(
+                    key_id=key_id, permissions=[rbac_slug], retries=NO_RETRY
+                ),
+            ),
+            (
+                "setPermissions",
+                lambda: limited.keys.set_permissions(
+                    key_id=key_id, permissions=[], retries=NO_RETRY
+                ),
+            ),
+            (
+                "addRoles",
+                lambda: limited.keys.add_roles(key_id=key_id, roles=[rbac_role], retries=NO_RETRY),
+            ),
+            (
+                "setRoles",
+                lambda: limited.keys.set_roles(key_id=key_id, roles=[], retries=NO_RETRY),
+            ),
+        ]
         for what, call in forbidden_calls:
-            e = expect_error(call, errors.ForbiddenErrorResponse, 403)
+            try:
+                e = expect_error(call, errors.ForbiddenErrorResponse, 403)
+            except AssertionError as failure:
+                raise AssertionError(f"{what}: {failure}") from failure
             eq(e.data.error.status, 403, f"{what}: 403 error.status")
+        # Nothing changed.
+        eq(
+            [p["slug"] for p in get_role(rbac_role)["permissions"]],
+            [rbac_slug],
+            "the role after forbidden changes",
+        )
+        assert_holds(api_id, key_id, rbac_key.key, [], [], "after forbidden changes")
 
     not_found = expect_error(
         lambda: unkey.keys.get_key(key_id="key_doesnotexist0000", retries=NO_RETRY),
@@ -2222,6 +3328,18 @@ SECTIONS: list[tuple[str, Callable[[], None]]] = [
     ("ratelimit.limit", ratelimit_limit),
     ("ratelimit.multiLimit", ratelimit_multi_limit),
     ("ratelimit overrides", ratelimit_overrides),
+    ("permissions.createPermission + getPermission", permissions_create_and_get),
+    ("permissions.listPermissions", permissions_list),
+    ("permissions.deletePermission", permissions_delete),
+    ("permissions.createRole + getRole", roles_create_and_get),
+    ("permissions.listRoles", roles_list),
+    ("permissions.deleteRole", roles_delete),
+    ("permissions.setRolePermissions", role_permissions),
+    ("keys.add/remove/setPermissions", key_permissions),
+    ("keys.add/remove/setRoles", key_roles),
+    ("keys: permissions + roles on create/update/reroll", key_access_on_create_and_update),
+    ("keys.verifyKey permission queries", verify_permission_queries),
+    ("keys.verifyKey permission query syntax", verify_permission_query_syntax),
     ("error classes", error_classes),
 ]
 

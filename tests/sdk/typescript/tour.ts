@@ -16,7 +16,9 @@ import { Unkey } from "@unkey/api";
 import type {
   Identity,
   KeysVerifyKeyRatelimit,
+  Permission,
   RatelimitResponse,
+  Role,
   VerifyKeyRatelimitData,
 } from "@unkey/api/models/components";
 import {
@@ -233,6 +235,93 @@ function assertErrorLocation(e: BadRequestErrorResponse, field: string): void {
     e.error.errors.some((x) => x.location.includes(field)),
     `no error names ${field}: ${JSON.stringify(e.error.errors)}`,
   );
+}
+
+type PermissionView = { id: string; name: string; slug: string; description: string | null };
+type RoleView = {
+  id: string;
+  name: string;
+  description: string | null;
+  permissions: PermissionView[];
+};
+
+function bySlug(a: { slug: string }, b: { slug: string }): number {
+  return a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0;
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** A permission as a comparable value (an absent description as `null`). */
+function permissionView(p: Permission): PermissionView {
+  return { id: p.id, name: p.name, slug: p.slug, description: p.description ?? null };
+}
+
+/** Permissions as comparable values, sorted by slug. */
+function permissionViews(list: Permission[] | undefined): PermissionView[] {
+  return (list ?? []).map(permissionView).sort(bySlug);
+}
+
+/** A role as a comparable value: permissions sorted by slug, absent ones as `[]`. */
+function roleView(r: Role): RoleView {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description ?? null,
+    permissions: permissionViews(r.permissions),
+  };
+}
+
+/** Roles as comparable values, sorted by name. */
+function roleViews(list: Role[] | undefined): RoleView[] {
+  return (list ?? []).map(roleView).sort(byName);
+}
+
+/** Slugs or role names as a key reports them, sorted. */
+function sorted(list: string[] | undefined): string[] {
+  return [...(list ?? [])].sort();
+}
+
+async function getPermissionView(permission: string): Promise<PermissionView> {
+  return permissionView((await unkey.permissions.getPermission({ permission })).data);
+}
+
+async function getRoleView(role: string): Promise<RoleView> {
+  return roleView((await unkey.permissions.getRole({ role })).data);
+}
+
+/** What getKey, whoami, listKeys and verifyKey report a key holds: slugs and role names. */
+async function assertHolds(
+  apiId: string,
+  created: { keyId: string; key: string },
+  permissions: string[],
+  roles: string[],
+  via: string,
+): Promise<void> {
+  const want = { permissions: sorted(permissions), roles: sorted(roles) };
+  const holds = (k: { permissions?: string[] | undefined; roles?: string[] | undefined }) => ({
+    permissions: sorted(k.permissions),
+    roles: sorted(k.roles),
+  });
+  const got = (await unkey.keys.getKey({ keyId: created.keyId })).data;
+  assert.deepEqual(holds(got), want, `${via}: getKey`);
+  const me = (await unkey.keys.whoami({ key: created.key })).data;
+  assert.deepEqual(holds(me), want, `${via}: whoami`);
+  const listed = (await unkey.apis.listKeys({ apiId })).result.data.find(
+    (k) => k.keyId === created.keyId,
+  );
+  assert.ok(listed !== undefined, `${via}: key not listed`);
+  assert.deepEqual(holds(listed), want, `${via}: listKeys`);
+  const v = await verify(created.key, 0);
+  assert.deepEqual(holds(v), want, `${via}: verifyKey`);
+}
+
+/** Verifies `key` against a permissions query. */
+async function verifyQuery(key: string, permissions: string) {
+  const res = await unkey.keys.verifyKey({ key, permissions });
+  assertRequestId(res.meta);
+  return res.data;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2026,6 +2115,944 @@ async function ratelimitOverrides(): Promise<void> {
   assertErrorLocation(negative, "limit");
 }
 
+async function permissionsCreateAndGet(): Promise<void> {
+  const slug = `sdkts${suffix}.documents.read`;
+  const created = await unkey.permissions.createPermission({
+    name: "Read documents",
+    slug,
+    description: "Lets a key read documents",
+  });
+  assertRequestId(created.meta);
+  const id = created.data.permissionId;
+  assert.match(id, /^perm_[a-zA-Z0-9_]+$/, "permissionId format");
+  const expected = { id, name: "Read documents", slug, description: "Lets a key read documents" };
+
+  // By id and by slug.
+  const byId = await unkey.permissions.getPermission({ permission: id });
+  assertRequestId(byId.meta);
+  assert.deepEqual(permissionView(byId.data), expected, "getPermission by id");
+  assert.deepEqual(await getPermissionView(slug), expected, "getPermission by slug");
+
+  // No description; every character a slug may have; names need not be unique.
+  const oddSlug = `sdkts:${suffix}_All-chars.*`;
+  const odd = await unkey.permissions.createPermission({ name: "Read documents", slug: oddSlug });
+  assert.notEqual(odd.data.permissionId, id);
+  const oddData = (await unkey.permissions.getPermission({ permission: oddSlug })).data;
+  assert.equal(oddData.description, undefined, "no description");
+  assert.deepEqual(permissionView(oddData), {
+    id: odd.data.permissionId,
+    name: "Read documents",
+    slug: oddSlug,
+    description: null,
+  });
+
+  // A duplicate slug is a conflict and changes nothing.
+  const conflict = await expectError(
+    () => unkey.permissions.createPermission({ name: "Other", slug }, noRetry),
+    ConflictErrorResponse,
+    409,
+  );
+  assert.equal(conflict.error.status, 409);
+  assertRequestId(conflict.meta);
+  assert.deepEqual(await getPermissionView(slug), expected, "a refused duplicate changed it");
+
+  // Unknown id or slug → 404.
+  for (const permission of ["perm_doesnotexist0000", `sdkts${suffix}.nothing`]) {
+    const missing = await expectError(
+      () => unkey.permissions.getPermission({ permission }, noRetry),
+      NotFoundErrorResponse,
+      404,
+    );
+    assert.equal(missing.error.status, 404);
+  }
+
+  // 400 with errors[] naming the field; nothing is created.
+  const invalid: [string, Parameters<typeof unkey.permissions.createPermission>[0]][] = [
+    ["slug", { name: "x", slug: `sdkts${suffix}.has space` }],
+    ["slug", { name: "x", slug: `sdkts${suffix}/slash` }],
+    ["slug", { name: "x", slug: "" }],
+    ["slug", { name: "x", slug: `sdkts${suffix}.${"s".repeat(120)}` }],
+    ["name", { name: "", slug: `sdkts${suffix}.noname` }],
+    ["name", { name: "n".repeat(513), slug: `sdkts${suffix}.longname` }],
+    ["description", { name: "x", slug: `sdkts${suffix}.longdesc`, description: "d".repeat(513) }],
+  ];
+  for (const [field, request] of invalid) {
+    const bad = await expectError(
+      () => unkey.permissions.createPermission(request, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(bad, field);
+    if (request.slug !== "") {
+      await expectError(
+        () => unkey.permissions.getPermission({ permission: request.slug }, noRetry),
+        NotFoundErrorResponse,
+        404,
+      );
+    }
+  }
+}
+
+async function permissionsList(): Promise<void> {
+  const tag = `sdkts${suffix}.plist`;
+  const created = new Map<string, PermissionView>(); // id → permission
+  for (let i = 0; i < 7; i++) {
+    const name = i === 4 ? `Needle ${suffix}` : `Listed permission ${i}`;
+    const description = i % 2 === 0 ? `number ${i}` : undefined;
+    const slug = `${tag}.p${i}`;
+    const res = await unkey.permissions.createPermission(
+      description === undefined ? { name, slug } : { name, slug, description },
+    );
+    const id = res.data.permissionId;
+    created.set(id, { id, name, slug, description: description ?? null });
+  }
+
+  // The auto-pager over a search, in pages of 3.
+  const seen: string[] = [];
+  const sizes: number[] = [];
+  const hasMore: boolean[] = [];
+  for await (const page of await unkey.permissions.listPermissions({ limit: 3, search: tag })) {
+    assert.ok(sizes.length < 10, "the auto-pager does not terminate");
+    assertRequestId(page.result.meta);
+    sizes.push(page.result.data.length);
+    hasMore.push(page.result.pagination.hasMore);
+    for (const p of page.result.data) {
+      seen.push(p.id);
+      assert.deepEqual(permissionView(p), created.get(p.id), `listed permission ${p.slug}`);
+    }
+  }
+  assert.deepEqual(sizes, [3, 3, 1], "page sizes");
+  assert.deepEqual(hasMore, [true, true, false], "hasMore per page");
+  assert.equal(new Set(seen).size, 7, "every permission listed exactly once");
+  assert.deepEqual([...seen].sort(), [...created.keys()].sort());
+
+  // Walking by hand with the cursor gives the same sequence.
+  const manual: string[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 10; i++) {
+    const page = await unkey.permissions.listPermissions({
+      limit: 3,
+      search: tag,
+      ...(cursor ? { cursor } : {}),
+    });
+    manual.push(...page.result.data.map((p) => p.id));
+    cursor = page.result.pagination.cursor;
+    if (!cursor) break;
+  }
+  assert.deepEqual(manual, seen);
+
+  // search is a case-insensitive substring of the slug, the name or the id.
+  const search = async (term: string) =>
+    (await unkey.permissions.listPermissions({ search: term })).result.data.map((p) => p.id);
+  assert.deepEqual((await search(tag.toUpperCase())).sort(), [...created.keys()].sort(), "slug");
+  const needle = [...created.values()].find((p) => p.name.startsWith("Needle"))!;
+  assert.deepEqual(await search(`needle ${suffix}`.toUpperCase()), [needle.id], "search by name");
+  const third = [...created.keys()][2];
+  assert.deepEqual(await search(third.toLowerCase()), [third], "search by id");
+  const none = await unkey.permissions.listPermissions({ search: `sdkts-nothing-${suffix}` });
+  assert.deepEqual(none.result.data, []);
+  assert.equal(none.result.pagination.hasMore, false);
+  assert.equal(none.result.pagination.cursor, undefined, "no cursor on an empty page");
+
+  // Without a search (default limit 100) every permission is listed once, ours among them.
+  const everything: string[] = [];
+  for await (const page of await unkey.permissions.listPermissions({})) {
+    assert.ok(everything.length < 10_000, "the auto-pager does not terminate");
+    assert.ok(page.result.data.length <= 100, "a page holds at most 100 permissions");
+    everything.push(...page.result.data.map((p) => p.id));
+  }
+  assert.equal(new Set(everything).size, everything.length, "a permission listed twice");
+  for (const id of created.keys()) assert.ok(everything.includes(id), `${id} not listed`);
+
+  // limit is 1..100.
+  for (const limit of [0, 101]) {
+    const bad = await expectError(
+      () => unkey.permissions.listPermissions({ limit }, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(bad, "limit");
+  }
+}
+
+async function permissionsDelete(): Promise<void> {
+  const apiId = await newApi("permission-delete");
+  const ns = `sdkts${suffix}.pdel`;
+  const doomedSlug = `${ns}.doomed`;
+  const keptSlug = `${ns}.kept`;
+  const doomed = await unkey.permissions.createPermission({ name: "Doomed", slug: doomedSlug });
+  const roleName = `sdkts-pdel-${suffix}`;
+  await unkey.permissions.createRole({ name: roleName, permissions: [doomedSlug, keptSlug] });
+  const kept = await getPermissionView(keptSlug);
+  const direct = (
+    await unkey.keys.createKey({
+      apiId,
+      prefix: PREFIX,
+      permissions: [doomedSlug, keptSlug],
+      roles: [roleName],
+    })
+  ).data;
+  const throughRole = (await unkey.keys.createKey({ apiId, prefix: PREFIX, roles: [roleName] }))
+    .data;
+  for (const k of [direct, throughRole]) {
+    assert.equal((await verifyQuery(k.key, doomedSlug)).code, "VALID", "before the delete");
+  }
+
+  // By slug: gone, and gone from the role and from every key, at once.
+  const res = await unkey.permissions.deletePermission({ permission: doomedSlug });
+  assertRequestId(res.meta);
+  assert.deepEqual(res.data, {});
+  for (const permission of [doomedSlug, doomed.data.permissionId]) {
+    await expectError(
+      () => unkey.permissions.getPermission({ permission }, noRetry),
+      NotFoundErrorResponse,
+      404,
+    );
+  }
+  assert.deepEqual((await getRoleView(roleName)).permissions, [kept], "the role lost it");
+  await assertHolds(apiId, direct, [keptSlug], [roleName], "a key that held it directly");
+  await assertHolds(apiId, throughRole, [keptSlug], [roleName], "a key that held it by role");
+  // Adding a permission the key already holds returns its direct permissions unchanged.
+  const directNow = await unkey.keys.addPermissions({
+    keyId: direct.keyId,
+    permissions: [keptSlug],
+  });
+  assert.deepEqual(permissionViews(directNow.data), [kept], "direct permissions after");
+  for (const k of [direct, throughRole]) {
+    const denied = await verifyQuery(k.key, doomedSlug);
+    assert.equal(denied.code, "INSUFFICIENT_PERMISSIONS", "a deleted permission still grants");
+    assert.equal(denied.valid, false);
+  }
+  const listed = await unkey.permissions.listPermissions({ search: ns });
+  assert.deepEqual(permissionViews(listed.result.data), [kept], "listPermissions after");
+
+  // By id; a second delete is a 404.
+  const other = await unkey.permissions.createPermission({ name: "Other", slug: `${ns}.other` });
+  await unkey.permissions.deletePermission({ permission: other.data.permissionId });
+  await expectError(
+    () => unkey.permissions.getPermission({ permission: `${ns}.other` }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  const again = await expectError(
+    () => unkey.permissions.deletePermission({ permission: doomedSlug }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  assert.equal(again.error.status, 404);
+
+  // The slug is free again; the new permission is not given back to the key.
+  const recreated = await unkey.permissions.createPermission({ name: "Again", slug: doomedSlug });
+  assert.notEqual(recreated.data.permissionId, doomed.data.permissionId);
+  await assertHolds(apiId, direct, [keptSlug], [roleName], "after recreating the slug");
+}
+
+async function rolesCreateAndGet(): Promise<void> {
+  const ns = `sdkts${suffix}.roles`;
+  const existing = await unkey.permissions.createPermission({
+    name: "Edit documents",
+    slug: `${ns}.documents.edit`,
+    description: "edit",
+  });
+  const existingView = await getPermissionView(existing.data.permissionId);
+  const freshSlug = `${ns}.documents.publish`;
+  const name = `sdkts-editor-${suffix}`;
+  const created = await unkey.permissions.createRole({
+    name,
+    description: "Edits and publishes documents",
+    permissions: [existingView.slug, freshSlug],
+  });
+  assertRequestId(created.meta);
+  const roleId = created.data.roleId;
+  assert.match(roleId, /^role_[a-zA-Z0-9_]+$/, "roleId format");
+
+  // The missing slug was created, named after itself; the existing permission was reused.
+  const fresh = await getPermissionView(freshSlug);
+  assert.match(fresh.id, /^perm_[a-zA-Z0-9_]+$/);
+  assert.deepEqual(fresh, { id: fresh.id, name: freshSlug, slug: freshSlug, description: null });
+  const expected: RoleView = {
+    id: roleId,
+    name,
+    description: "Edits and publishes documents",
+    permissions: [existingView, fresh].sort(bySlug),
+  };
+  const byId = await unkey.permissions.getRole({ role: roleId });
+  assertRequestId(byId.meta);
+  assert.deepEqual(roleView(byId.data), expected, "getRole by id");
+  assert.deepEqual(await getRoleView(name), expected, "getRole by name");
+
+  // Only a name (any text, 1..128 characters): no description, no permissions.
+  const bareName = `Billing Manager ${suffix}`;
+  const bare = await unkey.permissions.createRole({ name: bareName });
+  const bareData = (await unkey.permissions.getRole({ role: bareName })).data;
+  assert.equal(bareData.description, undefined, "no description");
+  assert.deepEqual(roleView(bareData), {
+    id: bare.data.roleId,
+    name: bareName,
+    description: null,
+    permissions: [],
+  });
+
+  // A duplicate name is a conflict and changes nothing.
+  const conflict = await expectError(
+    () => unkey.permissions.createRole({ name, permissions: [`${ns}.other`] }, noRetry),
+    ConflictErrorResponse,
+    409,
+  );
+  assert.equal(conflict.error.status, 409);
+  assert.deepEqual(await getRoleView(roleId), expected, "a refused duplicate changed the role");
+
+  // Unknown id or name → 404 naming the role.
+  for (const role of ["role_doesnotexist0000", `sdkts-nobody-${suffix}`]) {
+    const missing = await expectError(
+      () => unkey.permissions.getRole({ role }, noRetry),
+      NotFoundErrorResponse,
+      404,
+    );
+    assert.equal(missing.error.detail, `Role '${role}' was not found.`);
+  }
+
+  // 400 with errors[] naming the field; neither the role nor its permissions are created.
+  const longName = "r".repeat(129);
+  const invalid: [string, Parameters<typeof unkey.permissions.createRole>[0]][] = [
+    ["name", { name: "" }],
+    ["name", { name: longName }],
+    ["description", { name: `sdkts-longdesc-${suffix}`, description: "d".repeat(513) }],
+    ["permissions", { name: `sdkts-badslug-${suffix}`, permissions: [`${ns}.ok`, "not a slug"] }],
+  ];
+  for (const [field, request] of invalid) {
+    const bad = await expectError(
+      () => unkey.permissions.createRole(request, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(bad, field);
+  }
+  for (const role of [longName, `sdkts-longdesc-${suffix}`, `sdkts-badslug-${suffix}`]) {
+    await expectError(
+      () => unkey.permissions.getRole({ role }, noRetry),
+      NotFoundErrorResponse,
+      404,
+    );
+  }
+  await expectError(
+    () => unkey.permissions.getPermission({ permission: `${ns}.ok` }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  // Nor did the refused duplicate create the permission it named.
+  assert.deepEqual(
+    (await unkey.permissions.listPermissions({ search: `${ns}.other` })).result.data,
+    [],
+    "a createRole refused as a duplicate created its permission",
+  );
+}
+
+async function rolesList(): Promise<void> {
+  const tag = `sdkts-rlist-${suffix}`;
+  const ns = `sdkts${suffix}.rlist`;
+  const created = new Map<string, RoleView>(); // id → role
+  for (let i = 0; i < 5; i++) {
+    const name = `${tag}-${i}`;
+    const res = await unkey.permissions.createRole({
+      name,
+      description: `role ${i}`,
+      permissions: i === 0 ? [] : [`${ns}.p${i}`, `${ns}.shared`],
+    });
+    created.set(res.data.roleId, await getRoleView(res.data.roleId));
+  }
+  const shared = await getPermissionView(`${ns}.shared`);
+  const r3 = [...created.values()][3];
+  assert.deepEqual(
+    r3.permissions.map((p) => p.slug),
+    [`${ns}.p3`, `${ns}.shared`],
+  );
+  assert.ok(
+    r3.permissions.some((p) => p.id === shared.id),
+    "roles share one permission",
+  );
+
+  // The auto-pager over a search, in pages of 2; listed roles carry their permissions.
+  const seen: string[] = [];
+  const sizes: number[] = [];
+  const hasMore: boolean[] = [];
+  for await (const page of await unkey.permissions.listRoles({ limit: 2, search: tag })) {
+    assert.ok(sizes.length < 10, "the auto-pager does not terminate");
+    assertRequestId(page.result.meta);
+    sizes.push(page.result.data.length);
+    hasMore.push(page.result.pagination.hasMore);
+    for (const r of page.result.data) {
+      seen.push(r.id);
+      assert.deepEqual(roleView(r), created.get(r.id), `listed role ${r.name}`);
+    }
+  }
+  assert.deepEqual(sizes, [2, 2, 1], "page sizes");
+  assert.deepEqual(hasMore, [true, true, false], "hasMore per page");
+  assert.deepEqual([...seen].sort(), [...created.keys()].sort());
+  const manual: string[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 10; i++) {
+    const page = await unkey.permissions.listRoles({
+      limit: 2,
+      search: tag,
+      ...(cursor ? { cursor } : {}),
+    });
+    manual.push(...page.result.data.map((r) => r.id));
+    cursor = page.result.pagination.cursor;
+    if (!cursor) break;
+  }
+  assert.deepEqual(manual, seen, "walking by hand with the cursor");
+
+  // search is a case-insensitive substring of the name or the id.
+  const search = async (term: string) =>
+    (await unkey.permissions.listRoles({ search: term })).result.data.map((r) => r.id);
+  assert.deepEqual((await search(tag.toUpperCase())).sort(), [...created.keys()].sort());
+  assert.deepEqual(await search(`${tag}-2`), [[...created.keys()][2]], "search by name");
+  assert.deepEqual(await search(r3.id.toUpperCase()), [r3.id], "search by id");
+  const none = await unkey.permissions.listRoles({ search: `sdkts-nothing-${suffix}` });
+  assert.deepEqual(none.result.data, []);
+  assert.equal(none.result.pagination.cursor, undefined, "no cursor on an empty page");
+  const everything: string[] = [];
+  for await (const page of await unkey.permissions.listRoles({})) {
+    assert.ok(everything.length < 10_000, "the auto-pager does not terminate");
+    assert.ok(page.result.data.length <= 100, "a page holds at most 100 roles");
+    everything.push(...page.result.data.map((r) => r.id));
+  }
+  assert.equal(new Set(everything).size, everything.length, "a role listed twice");
+  for (const id of created.keys()) assert.ok(everything.includes(id), `${id} not listed`);
+  for (const limit of [0, 101]) {
+    const bad = await expectError(
+      () => unkey.permissions.listRoles({ limit }, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(bad, "limit");
+  }
+}
+
+async function rolesDelete(): Promise<void> {
+  const apiId = await newApi("role-delete");
+  const tag = `sdkts-rdel-${suffix}`;
+  const ns = `sdkts${suffix}.rdel`;
+  const [p1, p2, p3, shared] = [`${ns}.p1`, `${ns}.p2`, `${ns}.p3`, `${ns}.shared`];
+  const names = { byName: `${tag}-1`, byId: `${tag}-2`, kept: `${tag}-kept` };
+  const byNameId = (
+    await unkey.permissions.createRole({ name: names.byName, permissions: [p1, shared] })
+  ).data.roleId;
+  const byIdId = (await unkey.permissions.createRole({ name: names.byId, permissions: [p2] })).data
+    .roleId;
+  await unkey.permissions.createRole({ name: names.kept, permissions: [shared, p3] });
+  const k = (
+    await unkey.keys.createKey({
+      apiId,
+      prefix: PREFIX,
+      roles: [names.byName, names.byId, names.kept],
+    })
+  ).data;
+  assert.equal((await verifyQuery(k.key, `${p1} AND ${p2} AND ${p3}`)).code, "VALID", "before");
+
+  // By name and by id; the roles' permissions stay.
+  const res = await unkey.permissions.deleteRole({ role: names.byName });
+  assertRequestId(res.meta);
+  assert.deepEqual(res.data, {});
+  await unkey.permissions.deleteRole({ role: byIdId });
+  for (const role of [names.byName, byNameId, names.byId, byIdId]) {
+    await expectError(
+      () => unkey.permissions.getRole({ role }, noRetry),
+      NotFoundErrorResponse,
+      404,
+    );
+  }
+  for (const slug of [p1, p2]) assert.equal((await getPermissionView(slug)).slug, slug);
+
+  // A second delete is a 404. deleteRole declares no 404, so the SDK raises the generic APIError.
+  const gone = await expectError(
+    () => unkey.permissions.deleteRole({ role: names.byName }, noRetry),
+    APIError,
+    404,
+  );
+  assert.ok(!(gone instanceof NotFoundErrorResponse));
+  const body = JSON.parse(gone.body);
+  assert.equal(body.error.status, 404);
+  assert.equal(body.error.detail, `Role '${names.byName}' was not found.`);
+
+  // The name is free again; the new role is another one.
+  const again = await unkey.permissions.createRole({ name: names.byName });
+  assert.notEqual(again.data.roleId, byNameId);
+  const left = (await unkey.permissions.listRoles({ search: tag })).result.data;
+  assert.deepEqual(left.map((r) => r.name).sort(), [names.byName, names.kept].sort());
+
+  // The key lost the deleted roles at once, also where it was verified before, and did not get
+  // the recreated one.
+  await assertHolds(apiId, k, [p3, shared], [names.kept], "after deleteRole");
+  const denied = await verifyQuery(k.key, `${p1} OR ${p2}`);
+  assert.equal(denied.code, "INSUFFICIENT_PERMISSIONS", "a deleted role still grants");
+}
+
+async function rolePermissions(): Promise<void> {
+  const apiId = await newApi("role-permissions");
+  const ns = `sdkts${suffix}.rperm`;
+  const [a, b, c] = [`${ns}.a`, `${ns}.b`, `${ns}.c`];
+  const name = `sdkts-rperm-${suffix}`;
+  const roleId = (await unkey.permissions.createRole({ name, permissions: [a, b] })).data.roleId;
+  const k = (await unkey.keys.createKey({ apiId, prefix: PREFIX, roles: [name] })).data;
+  assert.equal((await verifyQuery(k.key, `${a} AND ${b}`)).code, "VALID", "before");
+
+  // The new set replaces the old (c is created); the response is the role's permissions after.
+  const set = await unkey.permissions.setRolePermissions({ roleId, permissions: [b, c] });
+  assertRequestId(set.meta);
+  const [aView, bView, cView] = [
+    await getPermissionView(a),
+    await getPermissionView(b),
+    await getPermissionView(c),
+  ];
+  assert.deepEqual(cView, { id: cView.id, name: c, slug: c, description: null }, "c created");
+  assert.deepEqual(permissionViews(set.data), [bView, cView]);
+  assert.deepEqual((await getRoleView(roleId)).permissions, [bView, cView], "getRole after");
+
+  // The key sees the change at once.
+  const lost = await verifyQuery(k.key, a);
+  assert.equal(lost.code, "INSUFFICIENT_PERMISSIONS", "a permission the role no longer has");
+  assert.deepEqual(sorted(lost.permissions), [b, c]);
+  const gained = await verifyQuery(k.key, `${b} AND ${c}`);
+  assert.equal(gained.code, "VALID", "a permission the role just got");
+  await assertHolds(apiId, k, [b, c], [name], "after setRolePermissions");
+
+  // The role's name works in roleId too.
+  const byName = await unkey.permissions.setRolePermissions({ roleId: name, permissions: [a] });
+  assert.deepEqual(permissionViews(byName.data), [aView]);
+  assert.equal((await verifyQuery(k.key, a)).code, "VALID");
+
+  // [] clears.
+  const cleared = await unkey.permissions.setRolePermissions({ roleId, permissions: [] });
+  assert.deepEqual(cleared.data, []);
+  assert.deepEqual((await getRoleView(name)).permissions, []);
+  assert.equal((await verifyQuery(k.key, a)).code, "INSUFFICIENT_PERMISSIONS");
+  await assertHolds(apiId, k, [], [name], "after clearing the role");
+  assert.equal((await getPermissionView(b)).slug, b, "the permissions themselves stay");
+
+  // Unknown role → 404 naming it; an invalid slug → 400 and the role is unchanged.
+  const nobody = `sdkts-nobody-${suffix}`;
+  const missing = await expectError(
+    () => unkey.permissions.setRolePermissions({ roleId: nobody, permissions: [a] }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+  assert.equal(missing.error.detail, `Role '${nobody}' was not found.`);
+  const bad = await expectError(
+    () => unkey.permissions.setRolePermissions({ roleId, permissions: [a, "not a slug"] }, noRetry),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(bad, "permissions");
+  assert.deepEqual((await getRoleView(roleId)).permissions, [], "a refused set changed the role");
+}
+
+async function keyPermissions(): Promise<void> {
+  const apiId = await newApi("key-permissions");
+  const ns = `sdkts${suffix}.kperm`;
+  const [read, write, admin, viaRole] = [
+    `${ns}.read`,
+    `${ns}.write`,
+    `${ns}.admin`,
+    `${ns}.via-role`,
+  ];
+  await unkey.permissions.createPermission({ name: "Read", slug: read, description: "reads" });
+  const readView = await getPermissionView(read);
+  const roleName = `sdkts-kperm-${suffix}`;
+  await unkey.permissions.createRole({ name: roleName, permissions: [viaRole] });
+  const k = (await unkey.keys.createKey({ apiId, prefix: PREFIX, roles: [roleName] })).data;
+  const keyId = k.keyId;
+
+  // add: the response is the key's direct permissions after; a missing slug is created.
+  const added = await unkey.keys.addPermissions({ keyId, permissions: [read, write] });
+  assertRequestId(added.meta);
+  const writeView = await getPermissionView(write);
+  assert.deepEqual(writeView, { id: writeView.id, name: write, slug: write, description: null });
+  assert.deepEqual(permissionViews(added.data), [readView, writeView], "addPermissions");
+  const again = await unkey.keys.addPermissions({ keyId, permissions: [read] });
+  assert.deepEqual(permissionViews(again.data), [readView, writeView], "adding a held one");
+  await assertHolds(apiId, k, [read, write, viaRole], [roleName], "after addPermissions");
+  assert.equal((await verifyQuery(k.key, `${read} AND ${write} AND ${viaRole}`)).code, "VALID");
+
+  // remove: the permission stays in the workspace.
+  const removed = await unkey.keys.removePermissions({ keyId, permissions: [write] });
+  assertRequestId(removed.meta);
+  assert.deepEqual(permissionViews(removed.data), [readView], "removePermissions");
+  assert.equal((await verifyQuery(k.key, write)).code, "INSUFFICIENT_PERMISSIONS");
+  assert.deepEqual(await getPermissionView(write), writeView);
+
+  // set replaces the direct permissions (creating missing ones); roles are untouched.
+  const set = await unkey.keys.setPermissions({ keyId, permissions: [write, admin] });
+  assertRequestId(set.meta);
+  const adminView = await getPermissionView(admin);
+  assert.deepEqual(permissionViews(set.data), [adminView, writeView], "setPermissions");
+  await assertHolds(apiId, k, [admin, write, viaRole], [roleName], "after setPermissions");
+  assert.equal((await verifyQuery(k.key, read)).code, "INSUFFICIENT_PERMISSIONS");
+
+  // set [] clears them; what the role grants remains.
+  const cleared = await unkey.keys.setPermissions({ keyId, permissions: [] });
+  assert.deepEqual(cleared.data, []);
+  await assertHolds(apiId, k, [viaRole], [roleName], "after setPermissions []");
+  assert.equal((await verifyQuery(k.key, viaRole)).code, "VALID");
+
+  // add and remove need at least one slug; slugs are checked; unknown key → 404.
+  for (const call of [
+    () => unkey.keys.addPermissions({ keyId, permissions: [] }, noRetry),
+    () => unkey.keys.removePermissions({ keyId, permissions: [] }, noRetry),
+    () => unkey.keys.addPermissions({ keyId, permissions: [read, "not a slug"] }, noRetry),
+    () => unkey.keys.setPermissions({ keyId, permissions: ["not/a/slug"] }, noRetry),
+  ]) {
+    assertErrorLocation(await expectError(call, BadRequestErrorResponse, 400), "permissions");
+  }
+  await assertHolds(apiId, k, [viaRole], [roleName], "after refused changes");
+  for (const call of [
+    () =>
+      unkey.keys.addPermissions({ keyId: "key_doesnotexist0000", permissions: [read] }, noRetry),
+    () =>
+      unkey.keys.removePermissions({ keyId: "key_doesnotexist0000", permissions: [read] }, noRetry),
+    () => unkey.keys.setPermissions({ keyId: "key_doesnotexist0000", permissions: [] }, noRetry),
+  ]) {
+    await expectError(call, NotFoundErrorResponse, 404);
+  }
+}
+
+async function keyRoles(): Promise<void> {
+  const apiId = await newApi("key-roles");
+  const ns = `sdkts${suffix}.kroles`;
+  const [read, write] = [`${ns}.read`, `${ns}.write`];
+  const names = {
+    reader: `sdkts-kroles-reader-${suffix}`,
+    writer: `sdkts-kroles-writer-${suffix}`,
+    empty: `sdkts-kroles-empty-${suffix}`,
+  };
+  await unkey.permissions.createRole({ name: names.reader, permissions: [read] });
+  await unkey.permissions.createRole({
+    name: names.writer,
+    description: "Reads and writes",
+    permissions: [read, write],
+  });
+  await unkey.permissions.createRole({ name: names.empty });
+  const reader = await getRoleView(names.reader);
+  const writer = await getRoleView(names.writer);
+  const empty = await getRoleView(names.empty);
+  const k = (await unkey.keys.createKey({ apiId, prefix: PREFIX })).data;
+  const keyId = k.keyId;
+
+  // add: the response is the key's roles after, with their permissions.
+  const added = await unkey.keys.addRoles({ keyId, roles: [names.reader] });
+  assertRequestId(added.meta);
+  assert.deepEqual(roleViews(added.data), [reader], "addRoles");
+  const both = await unkey.keys.addRoles({ keyId, roles: [names.writer, names.reader] });
+  assert.deepEqual(roleViews(both.data), [reader, writer], "addRoles with a held role");
+  // A permission two roles grant is listed once.
+  await assertHolds(apiId, k, [read, write], [names.reader, names.writer], "after addRoles");
+  assert.equal((await verifyQuery(k.key, `${read} AND ${write}`)).code, "VALID");
+
+  const removed = await unkey.keys.removeRoles({ keyId, roles: [names.reader] });
+  assertRequestId(removed.meta);
+  assert.deepEqual(roleViews(removed.data), [writer], "removeRoles");
+  const set = await unkey.keys.setRoles({ keyId, roles: [names.empty, names.reader] });
+  assertRequestId(set.meta);
+  assert.deepEqual(roleViews(set.data), [empty, reader], "setRoles");
+  await assertHolds(apiId, k, [read], [names.empty, names.reader], "after setRoles");
+  assert.equal((await verifyQuery(k.key, write)).code, "INSUFFICIENT_PERMISSIONS");
+
+  // An unknown role fails the whole call with a 404 naming it, and nothing changes.
+  const nobody = `sdkts-kroles-nobody-${suffix}`;
+  for (const call of [
+    () => unkey.keys.addRoles({ keyId, roles: [names.writer, nobody] }, noRetry),
+    () => unkey.keys.setRoles({ keyId, roles: [nobody] }, noRetry),
+  ]) {
+    const missing = await expectError(call, NotFoundErrorResponse, 404);
+    assert.equal(missing.error.detail, `Role '${nobody}' was not found.`);
+  }
+  await assertHolds(apiId, k, [read], [names.empty, names.reader], "after refused changes");
+
+  // [] clears; add and remove need at least one role; unknown key → 404.
+  const cleared = await unkey.keys.setRoles({ keyId, roles: [] });
+  assert.deepEqual(cleared.data, []);
+  await assertHolds(apiId, k, [], [], "after setRoles []");
+  for (const call of [
+    () => unkey.keys.addRoles({ keyId, roles: [] }, noRetry),
+    () => unkey.keys.removeRoles({ keyId, roles: [] }, noRetry),
+  ]) {
+    assertErrorLocation(await expectError(call, BadRequestErrorResponse, 400), "roles");
+  }
+  await expectError(
+    () => unkey.keys.addRoles({ keyId: "key_doesnotexist0000", roles: [names.reader] }, noRetry),
+    NotFoundErrorResponse,
+    404,
+  );
+}
+
+async function keyAccessOnCreateAndUpdate(): Promise<void> {
+  const apiId = await newApi("key-access");
+  const ns = `sdkts${suffix}.kaccess`;
+  const [docsRead, usersManage, billing, ticketsRead, ticketsWrite] = [
+    `${ns}.docs.read`,
+    `${ns}.users.manage`,
+    `${ns}.billing.view`,
+    `${ns}.tickets.read`,
+    `${ns}.tickets.write`,
+  ];
+  const admin = `sdkts-kaccess-admin-${suffix}`;
+  const support = `sdkts-kaccess-support-${suffix}`;
+  await unkey.permissions.createRole({ name: admin, permissions: [usersManage, docsRead] });
+  await unkey.permissions.createRole({ name: support, permissions: [ticketsRead] });
+
+  // createKey: direct permissions (billing.view is created) and roles.
+  const k = (
+    await unkey.keys.createKey({
+      apiId,
+      prefix: PREFIX,
+      name: "staff",
+      permissions: [docsRead, billing],
+      roles: [admin],
+    })
+  ).data;
+  const billingView = await getPermissionView(billing);
+  assert.equal(billingView.name, billing, "a permission created by createKey");
+  await assertHolds(apiId, k, [billing, docsRead, usersManage], [admin], "createKey");
+  const direct = await unkey.keys.addPermissions({ keyId: k.keyId, permissions: [docsRead] });
+  assert.deepEqual(
+    direct.data.map((p) => p.slug).sort(),
+    [billing, docsRead].sort(),
+    "createKey's permissions are the direct ones",
+  );
+
+  // updateKey replaces both; omitting them leaves them; [] clears each.
+  await unkey.keys.updateKey({ keyId: k.keyId, permissions: [ticketsWrite], roles: [support] });
+  await assertHolds(apiId, k, [ticketsRead, ticketsWrite], [support], "updateKey");
+  await unkey.keys.updateKey({ keyId: k.keyId, name: "renamed" });
+  await assertHolds(apiId, k, [ticketsRead, ticketsWrite], [support], "updateKey without them");
+  await unkey.keys.updateKey({ keyId: k.keyId, roles: [] });
+  await assertHolds(apiId, k, [ticketsWrite], [], "updateKey roles []");
+  await unkey.keys.updateKey({ keyId: k.keyId, permissions: [] });
+  await assertHolds(apiId, k, [], [], "updateKey permissions []");
+
+  // rerollKey copies permissions and roles.
+  const rolled = (
+    await unkey.keys.createKey({ apiId, prefix: PREFIX, permissions: [billing], roles: [admin] })
+  ).data;
+  const rerolled = (await unkey.keys.rerollKey({ keyId: rolled.keyId, expiration: 0 })).data;
+  await assertHolds(apiId, rerolled, [billing, docsRead, usersManage], [admin], "rerolled key");
+  for (const keyId of [rolled.keyId, rerolled.keyId]) await unkey.keys.deleteKey({ keyId });
+
+  const badSlug = await expectError(
+    () => unkey.keys.createKey({ apiId, permissions: ["not a slug"] }, noRetry),
+    BadRequestErrorResponse,
+    400,
+  );
+  assertErrorLocation(badSlug, "permissions");
+
+  // An unknown role → 404 naming it: no key is created or changed, and the new slugs sent
+  // along are not created either.
+  const nobody = `sdkts-kaccess-nobody-${suffix}`;
+  const refused = await expectError(
+    () =>
+      unkey.keys.createKey(
+        { apiId, prefix: PREFIX, permissions: [`${ns}.stray.create`], roles: [nobody] },
+        noRetry,
+      ),
+    NotFoundErrorResponse,
+    404,
+  );
+  assert.equal(refused.error.detail, `Role '${nobody}' was not found.`);
+  assert.equal((await unkey.apis.listKeys({ apiId })).result.data.length, 1, "a key was created");
+  await expectError(
+    () =>
+      unkey.keys.updateKey(
+        { keyId: k.keyId, permissions: [`${ns}.stray.update`], roles: [nobody] },
+        noRetry,
+      ),
+    NotFoundErrorResponse,
+    404,
+  );
+  await assertHolds(apiId, k, [], [], "after a refused updateKey");
+  for (const call of ["create", "update"]) {
+    const stray = `${ns}.stray.${call}`;
+    const leftover = await unkey.permissions.listPermissions({ search: stray });
+    assert.deepEqual(
+      leftover.result.data.map((p) => p.slug),
+      [],
+      `a ${call}Key refused for an unknown role created permission ${stray}`,
+    );
+  }
+}
+
+async function verifyPermissionQueries(): Promise<void> {
+  const apiId = await newApi("verify-permissions");
+  // Every permission in a query gets this section's prefix, so the queries read plainly.
+  const ns = `sdkts${suffix}.vq.`;
+  const q = (query: string) =>
+    query.replace(/[A-Za-z0-9_.:*-]+/g, (w) => (/^(and|or)$/i.test(w) ? w : `${ns}${w}`));
+  const viewer = `sdkts-vq-viewer-${suffix}`;
+  await unkey.permissions.createRole({ name: viewer, permissions: [q("users.view")] });
+  const meta = { team: "docs" };
+  const created = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    name: "gatekeeper",
+    meta,
+    permissions: [q("documents.read"), q("api.*")],
+    roles: [viewer],
+    credits: { remaining: 100 },
+    ratelimits: [{ name: "requests", limit: 100, duration: HOUR, autoApply: true }],
+  });
+  const { keyId, key } = created.data;
+  const held = sorted([q("documents.read"), q("api.*"), q("users.view")]);
+  await inOneWindow(HOUR);
+
+  // Held: documents.read and api.* directly, users.view through the role.
+  const cases: [string, boolean][] = [
+    ["documents.read", true],
+    ["documents.write", false],
+    ["users.view", true],
+    ["documents.read AND users.view", true],
+    ["documents.read AND documents.write", false],
+    ["documents.write OR users.view", true],
+    ["documents.write OR billing.read", false],
+    // Operators in any case; whitespace of any kind.
+    ["documents.read and users.view", true],
+    ["documents.write oR users.view", true],
+    [" \tdocuments.read\n  AND\r\nusers.view ", true],
+    // AND binds tighter than OR.
+    ["documents.write AND users.view OR documents.read", true],
+    ["documents.read OR documents.write AND billing.read", true],
+    ["(documents.read OR documents.write) AND billing.read", false],
+    ["(documents.write OR users.view) AND (api.* OR billing.read)", true],
+    ["((documents.read))", true],
+    // Exact matches only; `*` is an ordinary character.
+    ["Documents.read", false],
+    ["documents", false],
+    ["documents.read.all", false],
+    ["api.*", true],
+    ["api.read", false],
+    ["documents.*", false],
+  ];
+  let credits = 100;
+  let remaining = 100;
+  for (const [query, satisfied] of cases) {
+    const v = await verifyQuery(key, q(query));
+    const what = JSON.stringify(query);
+    if (satisfied) {
+      credits -= 1;
+      remaining -= 1;
+      assert.equal(v.code, "VALID", what);
+      assert.equal(v.valid, true, what);
+      assert.equal(evaluated(v, "requests").remaining, remaining, `${what}: rate limit`);
+    } else {
+      // Refused with the key's details; neither credits nor rate limits are spent.
+      assert.equal(v.code, "INSUFFICIENT_PERMISSIONS", what);
+      assert.equal(v.valid, false, what);
+      assert.equal(v.keyId, keyId, what);
+      assert.equal(v.name, "gatekeeper", what);
+      assert.deepEqual(v.meta, meta, what);
+      assert.equal(v.enabled, true, what);
+      assert.deepEqual(v.ratelimits ?? [], [], `${what}: no rate limit is checked`);
+    }
+    assert.equal(v.credits, credits, `${what}: credits`);
+    assert.deepEqual(sorted(v.permissions), held, `${what}: permissions`);
+    assert.deepEqual(v.roles, [viewer], `${what}: roles`);
+  }
+  assert.deepEqual((await unkey.keys.getKey({ keyId })).data.credits, { remaining: credits });
+  const plain = await verify(key);
+  assert.equal(plain.code, "VALID", "no query: no permission check");
+  assert.equal(plain.credits, credits - 1);
+  assert.equal(evaluated(plain, "requests").remaining, remaining - 1, "refusals used the limit");
+
+  // The permission check comes after DISABLED and EXPIRED and before the rate limits and credits.
+  const broke = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    permissions: [q("documents.read")],
+    credits: { remaining: 0 },
+  });
+  const insufficient = await verifyQuery(broke.data.key, q("documents.write"));
+  assert.equal(insufficient.code, "INSUFFICIENT_PERMISSIONS", "before USAGE_EXCEEDED");
+  assert.equal(insufficient.credits, 0);
+  assert.equal((await verifyQuery(broke.data.key, q("documents.read"))).code, "USAGE_EXCEEDED");
+  const busy = await unkey.keys.createKey({
+    apiId,
+    prefix: PREFIX,
+    permissions: [q("documents.read")],
+    ratelimits: [{ name: "requests", limit: 1, duration: HOUR, autoApply: true }],
+  });
+  assert.equal((await verifyQuery(busy.data.key, q("documents.read"))).code, "VALID");
+  assert.equal((await verifyQuery(busy.data.key, q("documents.read"))).code, "RATE_LIMITED");
+  const limited = await verifyQuery(busy.data.key, q("documents.write"));
+  assert.equal(limited.code, "INSUFFICIENT_PERMISSIONS", "before RATE_LIMITED");
+  await unkey.keys.updateKey({ keyId: broke.data.keyId, enabled: false });
+  assert.equal((await verifyQuery(broke.data.key, q("documents.write"))).code, "DISABLED");
+  const old = await unkey.keys.createKey({ apiId, expires: Date.now() - MINUTE });
+  assert.equal((await verifyQuery(old.data.key, q("documents.read"))).code, "EXPIRED");
+  const missing = await verifyQuery(`${PREFIX}_${"1".repeat(28)}`, q("documents.read"));
+  assert.equal(missing.code, "NOT_FOUND");
+  assert.equal(missing.keyId, undefined);
+}
+
+async function verifyPermissionQuerySyntax(): Promise<void> {
+  const apiId = await newApi("query-syntax");
+  const { key } = (
+    await unkey.keys.createKey({
+      apiId,
+      prefix: PREFIX,
+      permissions: ["a", "b"],
+      credits: { remaining: 5 },
+      ratelimits: [{ name: "requests", limit: 5, duration: HOUR, autoApply: true }],
+    })
+  ).data;
+  await inOneWindow(HOUR);
+
+  // A query that does not parse is a 400 whose detail says where (0-based characters).
+  const broken: [string, number][] = [
+    ["a AND", 5],
+    ["()", 0],
+    ["a b", 2],
+    ["a & b", 2],
+    ["(a OR b", 7],
+    ["AND a", 0],
+    ["a)", 1],
+    ["a OR OR b", 5],
+    ["a AND (b OR c", 13],
+  ];
+  for (const [query, position] of broken) {
+    const e = await expectError(
+      () => unkey.keys.verifyKey({ key, permissions: query }, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    const what = JSON.stringify(query);
+    assert.equal(e.error.status, 400, what);
+    assert.ok(
+      e.error.type.endsWith("/permissions_query_syntax_error"),
+      `${what}: error.type ${e.error.type}`,
+    );
+    assert.ok(
+      e.error.detail.includes(`position ${position}`),
+      `${what}: detail ${JSON.stringify(e.error.detail)} does not name position ${position}`,
+    );
+    assertErrorLocation(e, "permissions");
+    assertRequestId(e.meta);
+  }
+  // An empty or overlong query is a 400 too.
+  for (const query of ["", "a OR ".repeat(200) + "a"]) {
+    const e = await expectError(
+      () => unkey.keys.verifyKey({ key, permissions: query }, noRetry),
+      BadRequestErrorResponse,
+      400,
+    );
+    assertErrorLocation(e, "permissions");
+  }
+
+  // Nothing was spent.
+  const after = await verifyQuery(key, "a AND b");
+  assert.equal(after.code, "VALID");
+  assert.equal(after.credits, 4, "a refused query spent credits");
+  assert.equal(evaluated(after, "requests").remaining, 4, "a refused query used the rate limit");
+}
+
 async function errors(): Promise<void> {
   // 400: a name too short; errors[] names the field.
   const bad = await expectError(
@@ -2102,10 +3129,58 @@ async function errors(): Promise<void> {
         ),
     ],
   ];
+  // …nor permissions and roles, nor what a key holds.
+  const rbacSlug = `sdkts${suffix}.forbidden`;
+  const rbacRole = `sdkts-forbidden-${suffix}`;
+  await unkey.permissions.createRole({ name: rbacRole, permissions: [rbacSlug] });
+  const rbacKey = await unkey.keys.createKey({ apiId, prefix: PREFIX });
+  const keyId = rbacKey.data.keyId;
+  forbiddenCalls.push(
+    [
+      "createPermission",
+      () => limited.permissions.createPermission({ name: "x", slug: `${rbacSlug}.2` }, noRetry),
+    ],
+    ["getPermission", () => limited.permissions.getPermission({ permission: rbacSlug }, noRetry)],
+    ["listPermissions", () => limited.permissions.listPermissions({}, noRetry)],
+    [
+      "deletePermission",
+      () => limited.permissions.deletePermission({ permission: rbacSlug }, noRetry),
+    ],
+    ["createRole", () => limited.permissions.createRole({ name: `${rbacRole}-2` }, noRetry)],
+    ["getRole", () => limited.permissions.getRole({ role: rbacRole }, noRetry)],
+    ["listRoles", () => limited.permissions.listRoles({}, noRetry)],
+    ["deleteRole", () => limited.permissions.deleteRole({ role: rbacRole }, noRetry)],
+    [
+      "setRolePermissions",
+      () => limited.permissions.setRolePermissions({ roleId: rbacRole, permissions: [] }, noRetry),
+    ],
+    [
+      "addPermissions",
+      () => limited.keys.addPermissions({ keyId, permissions: [rbacSlug] }, noRetry),
+    ],
+    [
+      "removePermissions",
+      () => limited.keys.removePermissions({ keyId, permissions: [rbacSlug] }, noRetry),
+    ],
+    ["setPermissions", () => limited.keys.setPermissions({ keyId, permissions: [] }, noRetry)],
+    ["addRoles", () => limited.keys.addRoles({ keyId, roles: [rbacRole] }, noRetry)],
+    ["setRoles", () => limited.keys.setRoles({ keyId, roles: [] }, noRetry)],
+  );
   for (const [what, call] of forbiddenCalls) {
-    const e = await expectError(call, ForbiddenErrorResponse, 403);
+    let e: ForbiddenErrorResponse;
+    try {
+      e = await expectError(call, ForbiddenErrorResponse, 403);
+    } catch (failure) {
+      throw new Error(`${what}: ${failure instanceof Error ? failure.message : failure}`);
+    }
     assert.equal(e.error.status, 403, what);
   }
+  // Nothing changed.
+  assert.deepEqual(
+    (await getRoleView(rbacRole)).permissions.map((p) => p.slug),
+    [rbacSlug],
+  );
+  await assertHolds(apiId, rbacKey.data, [], [], "after forbidden changes");
 
   // 404: an unknown key id and an unknown API id.
   const notFound = await expectError(
@@ -2156,6 +3231,18 @@ const sections: [string, () => Promise<void>][] = [
   ["ratelimit.limit", ratelimitLimit],
   ["ratelimit.multiLimit", ratelimitMultiLimit],
   ["ratelimit overrides", ratelimitOverrides],
+  ["permissions.createPermission + getPermission", permissionsCreateAndGet],
+  ["permissions.listPermissions", permissionsList],
+  ["permissions.deletePermission", permissionsDelete],
+  ["permissions.createRole + getRole", rolesCreateAndGet],
+  ["permissions.listRoles", rolesList],
+  ["permissions.deleteRole", rolesDelete],
+  ["permissions.setRolePermissions", rolePermissions],
+  ["keys.add/remove/setPermissions", keyPermissions],
+  ["keys.add/remove/setRoles", keyRoles],
+  ["keys: permissions + roles on create/update/reroll", keyAccessOnCreateAndUpdate],
+  ["keys.verifyKey permission queries", verifyPermissionQueries],
+  ["keys.verifyKey permission query syntax", verifyPermissionQuerySyntax],
   ["error classes", errors],
 ];
 
