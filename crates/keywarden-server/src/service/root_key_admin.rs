@@ -1,9 +1,9 @@
 //! Root keys managed over the API (`rootKeys.*`, as the Python SDK 3.2.x has them).
 //!
 //! The rule throughout: a root key may create, see and manage only root keys whose
-//! permissions it holds itself, so no key can mint or edit a stronger one. Keys outside a
-//! caller's reach look like keys that do not exist. An expiring caller may create only keys
-//! that expire no later than it does.
+//! permissions it holds itself and, if it expires, that expire no later than it does, so no
+//! key can mint, edit or reroll a stronger or longer-lived one. Keys outside a caller's reach
+//! look like keys that do not exist.
 
 use keywarden_core::id::RootKeyId;
 use keywarden_core::key::expiry_after_rotation;
@@ -46,6 +46,23 @@ impl Keywarden {
         }
     }
 
+    /// Whether the caller may see and manage `key`: it holds every permission of it, and,
+    /// when the caller expires, `key` expires no later (otherwise managing it, or rerolling
+    /// it, would hand out a key that outlives the caller).
+    fn may_manage(caller: &Caller, key: &RootKey) -> bool {
+        let own = caller.root_key();
+        let outlived = match (own.expires, key.expires) {
+            (None, _) => true,
+            (Some(own), Some(theirs)) => theirs <= own,
+            (Some(_), None) => false,
+        };
+        outlived
+            && own
+                .permissions
+                .first_not_covering(&key.permissions)
+                .is_none()
+    }
+
     /// A live root key of the caller's workspace that the caller may manage.
     async fn manageable_root_key(
         &self,
@@ -55,13 +72,7 @@ impl Keywarden {
         self.store
             .root_key(caller.workspace(), id)
             .await?
-            .filter(|key| {
-                caller
-                    .root_key()
-                    .permissions
-                    .first_not_covering(&key.permissions)
-                    .is_none()
-            })
+            .filter(|key| Self::may_manage(caller, key))
             .ok_or_else(ApiError::root_key_not_found)
     }
 
@@ -106,6 +117,7 @@ impl Keywarden {
         permissions: RootPermissions,
         name: Option<Label>,
         expires: Option<UnixMillis>,
+        enabled: bool,
     ) -> (RootKey, PlaintextKey) {
         let now = self.now();
         let issued = generate_root_key();
@@ -118,7 +130,7 @@ impl Keywarden {
             name,
             permissions,
             expires,
-            enabled: true,
+            enabled,
             created_at: now,
             revoked_at: None,
         };
@@ -132,7 +144,7 @@ impl Keywarden {
     ) -> Result<IssuedRootKey, ApiError> {
         Self::require_covers(caller, &new.permissions)?;
         let expires = self.child_expiry(caller, new.expires)?;
-        let (key, secret) = self.issue_root_key(caller, new.permissions, new.name, expires);
+        let (key, secret) = self.issue_root_key(caller, new.permissions, new.name, expires, true);
         self.store.insert_root_key(&key).await?;
         self.refresh_root_keys().await?;
         tracing::info!(root_key_id = %key.id, by = %caller.root_key().id, "root key created");
@@ -148,7 +160,6 @@ impl Keywarden {
         caller: &Caller,
         page: PageRequest,
     ) -> Result<Page<RootKey>, ApiError> {
-        let own = &caller.root_key().permissions;
         let mut keys: Vec<RootKey> = self
             .store
             .root_keys()
@@ -157,7 +168,7 @@ impl Keywarden {
             .filter(|k| {
                 &k.workspace_id == caller.workspace()
                     && k.revoked_at.is_none()
-                    && own.first_not_covering(&k.permissions).is_none()
+                    && Self::may_manage(caller, k)
                     && page
                         .from
                         .as_deref()
@@ -198,11 +209,14 @@ impl Keywarden {
     ) -> Result<IssuedRootKey, ApiError> {
         let old = self.manageable_root_key(caller, id).await?;
         let now = self.now();
+        // The replacement is the old key with a new secret: same name, permissions, expiry
+        // and enabled state.
         let (new, secret) = self.issue_root_key(
             caller,
             old.permissions.clone(),
             old.name.clone(),
             old.expires,
+            old.enabled,
         );
         let old_expires = grace_ms.map(|grace| expiry_after_rotation(old.expires, now, grace));
         self.store

@@ -239,8 +239,52 @@ async fn expiring_root_keys_stop_and_bound_their_children() {
     )
     .await
     .invalid_at("body.expires");
+    // Nor can it manage, and so reroll, a key that outlives it.
+    let (forever, _) = create(
+        &app,
+        ROOT_KEY,
+        json!({ "permissions": ["api.*.create_api"] }),
+    )
+    .await;
+    for (operation, body) in [
+        (
+            "rootKeys.updateKey",
+            json!({ "keyId": forever, "name": "x" }),
+        ),
+        (
+            "rootKeys.rerollKey",
+            json!({ "keyId": forever, "expiration": null }),
+        ),
+    ] {
+        app.call_as(&expiring, operation, body).await.err(404);
+    }
     app.clock.advance(3_600_001);
     assert_eq!(status(&app, &expiring).await, 401);
+}
+
+#[tokio::test]
+async fn a_rerolled_disabled_key_stays_disabled() {
+    let app = spawn_app().await;
+    let (id, _) = create(
+        &app,
+        ROOT_KEY,
+        json!({ "permissions": ["api.*.create_api"] }),
+    )
+    .await;
+    app.call(
+        "rootKeys.updateKey",
+        json!({ "keyId": id, "enabled": false }),
+    )
+    .await
+    .ok();
+    let rerolled = app
+        .call(
+            "rootKeys.rerollKey",
+            json!({ "keyId": id, "expiration": null }),
+        )
+        .await;
+    let new = rerolled.ok()["key"].as_str().unwrap().to_owned();
+    assert_eq!(status(&app, &new).await, 401);
 }
 
 #[tokio::test]
