@@ -48,6 +48,7 @@ NO_RETRY = RetryConfig("none", BackoffStrategy(0, 0, 0, 0), False)
 PREFIX = "sdkpy"
 BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 SUFFIX = secrets.token_hex(4)
+ROOT_PREFIX = "kw_root"
 SECOND = 1_000
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -350,6 +351,95 @@ def roles_search(term: str) -> list[Any]:
     res = unkey.permissions.list_roles(search=term)
     assert res is not None
     return res.result.data
+
+
+def root_client(key: str) -> Unkey:
+    """An SDK client that authenticates with root key `key`; use it in a `with` block."""
+    return Unkey(root_key=key, server_url=SERVER_URL, timeout_ms=10_000)
+
+
+def root_keys_listed(client: Unkey | None = None, limit: int = 100) -> list[Any]:
+    """Every root key `client` (by default the tour's) may see, through the auto-pager."""
+    page = (client or unkey).root_keys.list_keys(limit=limit)
+    listed: list[Any] = []
+    while page is not None:
+        check(len(listed) < 10_000, "the auto-pager does not terminate")
+        listed.extend(page.result.data)
+        page = page.next()
+    return listed
+
+
+def root_key_entry(key_id: str, client: Unkey | None = None) -> Any:
+    """Root key `key_id` as rootKeys.listKeys shows it; it must be listed exactly once."""
+    found = [k for k in root_keys_listed(client) if k.key_id == key_id]
+    eq(len(found), 1, f"times root key {key_id} is listed")
+    return found[0]
+
+
+def root_key_dict(entry: Any) -> dict:
+    """A listed root key as a comparable value, without its display fragments and times."""
+    return {
+        "keyId": entry.key_id,
+        "name": entry.name,
+        "enabled": entry.enabled,
+        "expires": entry.expires,
+        "permissions": sorted(entry.permissions),
+    }
+
+
+def shows(entry: Any, secret: str) -> bool:
+    """Whether a listed root key's `start` and `end` are those of `secret`."""
+    return secret.startswith(entry.start) and secret.endswith(entry.end)
+
+
+def listed_as(secret: str, entries: list[Any]) -> list[Any]:
+    """The entries of a root key listing whose display fragments match `secret`."""
+    return [k for k in entries if shows(k, secret)]
+
+
+def tour_root_key_id() -> str:
+    """The id of the tour's own root key, found by its display fragments."""
+    found = listed_as(ROOT_KEY, root_keys_listed())
+    eq(len(found), 1, "times the tour's root key is listed")
+    return found[0].key_id
+
+
+def reads_api(client: Unkey, api_id: str, via: str) -> None:
+    """`client`'s root key authenticates and may read the API."""
+    eq(client.apis.get_api(api_id=api_id).data.id, api_id, f"{via}: getApi")
+
+
+def assert_unauthorized(client: Unkey, api_id: str) -> None:
+    """`client`'s root key no longer authenticates."""
+    e = expect_error(
+        lambda: client.apis.get_api(api_id=api_id, retries=NO_RETRY),
+        errors.UnauthorizedErrorResponse,
+        401,
+    )
+    eq(e.data.error.status, 401, "401 error.status")
+
+
+def unauthorized_within_a_second(client: Unkey, api_id: str, via: str) -> None:
+    """Like `assert_unauthorized`, for a key that expires now: expiry is checked per request to the
+    millisecond, so a request in the same millisecond may still pass."""
+    deadline = time.monotonic() + 1
+    while True:
+        try:
+            client.apis.get_api(api_id=api_id, retries=NO_RETRY)
+        except errors.UnauthorizedErrorResponse as e:
+            eq(e.status_code, 401, f"{via}: status")
+            return
+        check(time.monotonic() < deadline, f"{via}: the key still authenticates after a second")
+        time.sleep(0.05)
+
+
+def missing_permission(call: Callable[[], Any], permission: str) -> None:
+    """`call` is refused with a 403 naming `permission`."""
+    e = expect_error(call, errors.ForbiddenErrorResponse, 403)
+    eq(e.data.error.status, 403, "403 error.status")
+    check(
+        permission in e.data.error.detail, f"403 detail {e.data.error.detail!r} lacks {permission}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -2420,6 +2510,112 @@ def permissions_delete() -> None:
     )
 
 
+def permissions_update() -> None:
+    api_id = new_api("permission-update")
+    ns = f"sdkpy{SUFFIX}.pupd"
+    old_slug, new_slug, taken = f"{ns}.docs.read", f"{ns}.documents.read", f"{ns}.taken"
+    permission_id = unkey.permissions.create_permission(
+        name="Read docs", slug=old_slug, description="Reads docs"
+    ).data.permission_id
+    unkey.permissions.create_permission(name="Taken", slug=taken)
+    taken_dict = get_permission(taken)
+    role_name = f"sdkpy-pupd-{SUFFIX}"
+    unkey.permissions.create_role(name=role_name, permissions=[old_slug])
+    direct = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, permissions=[old_slug]).data
+    through_role = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, roles=[role_name]).data
+    for k in (direct, through_role):
+        eq(code(verify_query(k.key, old_slug)), "VALID", "before the new slug")
+
+    # A new slug, by id: the response is the permission after; omitted fields stay.
+    res = unkey.permissions.update_permission(permission=permission_id, slug=new_slug)
+    request_id(res.meta)
+    expected = {
+        "id": permission_id,
+        "name": "Read docs",
+        "slug": new_slug,
+        "description": "Reads docs",
+    }
+    eq(permission_dict(res.data), expected, "updatePermission with a new slug")
+    eq(get_permission(new_slug), expected, "getPermission by the new slug")
+    expect_error(
+        lambda: unkey.permissions.get_permission(permission=old_slug, retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(get_role(role_name)["permissions"], [expected], "the role's permission")
+
+    # Keys show the new slug at once, also those verified just before.
+    holders = [(direct, [], "held directly"), (through_role, [role_name], "held by role")]
+    for k, roles, via in holders:
+        eq(code(verify_query(k.key, new_slug)), "VALID", f"{via}: the new slug")
+        denied = verify_query(k.key, old_slug)
+        eq(code(denied), "INSUFFICIENT_PERMISSIONS", f"{via}: the old slug")
+        eq(denied.permissions, [new_slug], f"{via}: verify permissions")
+        assert_holds(api_id, k.key_id, k.key, [new_slug], roles, via)
+
+    # By slug, a new name only; the description removed with "" and with null; its own slug
+    # again is no conflict; no fields at all return the permission as it is.
+    changes: list[tuple[dict, dict]] = [
+        ({"name": "Read documents"}, {"name": "Read documents"}),
+        ({"description": ""}, {"description": None}),
+        ({"name": "Read", "description": "Again"}, {"name": "Read", "description": "Again"}),
+        ({"description": None}, {"description": None}),
+        ({"slug": new_slug}, {}),
+        ({}, {}),
+    ]
+    for change, effect in changes:
+        updated = unkey.permissions.update_permission(permission=new_slug, **change)
+        expected |= effect
+        eq(permission_dict(updated.data), expected, f"updatePermission {change}")
+        eq(get_permission(permission_id), expected, f"getPermission after {change}")
+
+    # A taken slug → 409, unknown → 404 (the old slug is unknown now), invalid → 400; each
+    # changes nothing.
+    conflict = expect_error(
+        lambda: unkey.permissions.update_permission(
+            permission=permission_id, name="Conflicting", slug=taken, retries=NO_RETRY
+        ),
+        errors.ConflictErrorResponse,
+        409,
+    )
+    eq(conflict.data.error.status, 409, "409 error.status")
+    request_id(conflict.data.meta)
+    for reference in ("perm_doesnotexist0000", old_slug):
+        missing = expect_error(
+            lambda reference=reference: unkey.permissions.update_permission(
+                permission=reference, name="Nobody", retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+        eq(missing.data.error.status, 404, "404 error.status")
+    invalid: list[tuple[str, dict]] = [
+        ("slug", {"slug": "not a slug"}),
+        ("slug", {"slug": ""}),
+        ("name", {"name": ""}),
+        ("description", {"description": "d" * 513}),
+    ]
+    for field, change in invalid:
+        bad = expect_error(
+            lambda change=change: unkey.permissions.update_permission(
+                permission=permission_id, **change, retries=NO_RETRY
+            ),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+    eq(get_permission(permission_id), expected, "after refused updates")
+    eq(get_permission(taken), taken_dict, "the permission holding the taken slug")
+
+    # The old slug is free again; the permission made with it is another, which no key holds.
+    again = unkey.permissions.create_permission(name="Old slug", slug=old_slug)
+    check(again.data.permission_id != permission_id, "the old slug's new permission has a new id")
+    for k, roles, via in holders:
+        denied = verify_query(k.key, old_slug)
+        eq(code(denied), "INSUFFICIENT_PERMISSIONS", f"{via}: the recreated old slug")
+        assert_holds(api_id, k.key_id, k.key, [new_slug], roles, f"{via}, after")
+
+
 def roles_create_and_get() -> None:
     ns = f"sdkpy{SUFFIX}.roles"
     existing = unkey.permissions.create_permission(
@@ -2717,6 +2913,110 @@ def role_permissions() -> None:
     )
     error_location(bad, "permissions")
     eq(get_role(role_id)["permissions"], [], "a refused set changed the role")
+
+
+def roles_update() -> None:
+    api_id = new_api("role-update")
+    read = f"sdkpy{SUFFIX}.rupd.read"
+    old_name = f"sdkpy-rupd-{SUFFIX}"
+    new_name = f"sdkpy-rupd-renamed-{SUFFIX}"
+    taken = f"sdkpy-rupd-taken-{SUFFIX}"
+    role_id = unkey.permissions.create_role(
+        name=old_name, description="Reads", permissions=[read]
+    ).data.role_id
+    unkey.permissions.create_role(name=taken, description="Taken")
+    taken_role = get_role(taken)
+    read_dict = get_permission(read)
+    k = unkey.keys.create_key(api_id=api_id, prefix=PREFIX, roles=[old_name]).data
+    eq(verify_query(k.key, read).roles, [old_name], "before the new name")
+
+    # A new name, by name: the response is the role after; the description stays.
+    res = unkey.permissions.update_role(role=old_name, name=new_name)
+    request_id(res.meta)
+    eq(
+        (res.data.id, res.data.name, res.data.description),
+        (role_id, new_name, "Reads"),
+        "updateRole with a new name",
+    )
+    expected = {"id": role_id, "name": new_name, "description": "Reads", "permissions": [read_dict]}
+    eq(get_role(new_name), expected, "getRole by the new name")
+    eq(get_role(role_id), expected, "getRole by id")
+    gone = expect_error(
+        lambda: unkey.permissions.get_role(role=old_name, retries=NO_RETRY),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(gone.data.error.detail, f"Role '{old_name}' was not found.", "404 detail")
+
+    # The key keeps the role and shows its new name at once; calls naming it use the new name.
+    v = verify_query(k.key, read)
+    eq(code(v), "VALID", "verify after the new name")
+    eq(v.roles, [new_name], "verify: roles")
+    assert_holds(api_id, k.key_id, k.key, [read], [new_name], "after the new name")
+    eq(unkey.keys.remove_roles(key_id=k.key_id, roles=[new_name]).data, [], "removeRoles")
+    eq(
+        role_dicts(unkey.keys.add_roles(key_id=k.key_id, roles=[new_name]).data),
+        [expected],
+        "addRoles by the new name",
+    )
+
+    # By id: the description removed with "" and with null, the name kept; its own name again
+    # is no conflict; no fields at all return the role as it is.
+    changes: list[tuple[dict, dict]] = [
+        ({"description": ""}, {"description": None}),
+        ({"description": "Reads again"}, {"description": "Reads again"}),
+        ({"description": None}, {"description": None}),
+        ({"name": new_name, "description": "Reads"}, {"description": "Reads"}),
+        ({}, {}),
+    ]
+    for change, effect in changes:
+        updated = unkey.permissions.update_role(role=role_id, **change)
+        expected |= effect
+        eq(
+            (updated.data.id, updated.data.name, updated.data.description),
+            (role_id, expected["name"], expected["description"]),
+            f"updateRole {change}",
+        )
+        eq(get_role(role_id), expected, f"getRole after {change}")
+
+    # A taken name → 409, unknown → 404 naming the role, invalid → 400; each changes nothing.
+    conflict = expect_error(
+        lambda: unkey.permissions.update_role(role=role_id, name=taken, retries=NO_RETRY),
+        errors.ConflictErrorResponse,
+        409,
+    )
+    eq(conflict.data.error.status, 409, "409 error.status")
+    request_id(conflict.data.meta)
+    for reference in ("role_doesnotexist0000", old_name):
+        missing = expect_error(
+            lambda reference=reference: unkey.permissions.update_role(
+                role=reference, name=f"sdkpy-rupd-nobody-{SUFFIX}", retries=NO_RETRY
+            ),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+        eq(missing.data.error.detail, f"Role '{reference}' was not found.", "404 detail")
+    invalid: list[tuple[str, dict]] = [
+        ("name", {"name": ""}),
+        ("name", {"name": "r" * 129}),
+        ("description", {"description": "d" * 513}),
+    ]
+    for field, change in invalid:
+        bad = expect_error(
+            lambda change=change: unkey.permissions.update_role(
+                role=role_id, **change, retries=NO_RETRY
+            ),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+    eq(get_role(role_id), expected, "after refused updates")
+    eq(get_role(taken), taken_role, "the role holding the taken name")
+
+    # The old name is free again; the role made with it is another, which the key lacks.
+    again = unkey.permissions.create_role(name=old_name)
+    check(again.data.role_id != role_id, "the old name's new role has a new id")
+    assert_holds(api_id, k.key_id, k.key, [read], [new_name], "after reusing the old name")
 
 
 def key_permissions() -> None:
@@ -3222,6 +3522,12 @@ def error_classes() -> None:
                 ),
             ),
             (
+                "updatePermission",
+                lambda: limited.permissions.update_permission(
+                    permission=rbac_slug, slug=f"{rbac_slug}.renamed", retries=NO_RETRY
+                ),
+            ),
+            (
                 "createRole",
                 lambda: limited.permissions.create_role(name=f"{rbac_role}-2", retries=NO_RETRY),
             ),
@@ -3230,6 +3536,12 @@ def error_classes() -> None:
             (
                 "deleteRole",
                 lambda: limited.permissions.delete_role(role=rbac_role, retries=NO_RETRY),
+            ),
+            (
+                "updateRole",
+                lambda: limited.permissions.update_role(
+                    role=rbac_role, name=f"{rbac_role}-renamed", retries=NO_RETRY
+                ),
             ),
             (
                 "setRolePermissions",
@@ -3305,6 +3617,597 @@ def error_classes() -> None:
     check(isinstance(body["meta"]["requestId"], str), "412 meta.requestId")
 
 
+def root_keys_create() -> None:
+    api_id = new_api("root-create")
+    name = f"sdkpy-root-create-{SUFFIX}"
+    granted = ["api.*.create_api", "api.*.read_api"]
+    before = now_ms()
+    created = unkey.root_keys.create_key(permissions=granted, name=name)
+    after = now_ms()
+    request_id(created.meta)
+    key_id, key = created.data.key_id, created.data.key
+    check(key_id.startswith("rootkey_") and key_id[8:].isalnum(), f"root keyId format: {key_id}")
+    key_format(key, ROOT_PREFIX)
+    entry = root_key_entry(key_id)
+    eq(
+        root_key_dict(entry),
+        {"keyId": key_id, "name": name, "enabled": True, "expires": None, "permissions": granted},
+        "the new key in listKeys",
+    )
+    check(
+        before - 1000 <= entry.created_at <= after + 1000,
+        f"createdAt {entry.created_at} not within [{before}, {after}]",
+    )
+
+    # The key works at once, for what it was given and for nothing else.
+    with root_client(key) as child:
+        api_name = f"sdkpy-by-root-child-{SUFFIX}"
+        made = child.apis.create_api(name=api_name)
+        eq(unkey.apis.get_api(api_id=made.data.api_id).data.name, api_name, "its new API")
+        reads_api(child, api_id, "the new key")
+        refused: list[tuple[str, Callable[[], Any]]] = [
+            ("api.*.create_key", lambda: child.keys.create_key(api_id=api_id, retries=NO_RETRY)),
+            ("api.*.delete_api", lambda: child.apis.delete_api(api_id=api_id, retries=NO_RETRY)),
+            (
+                "identity.*.read_identity",
+                lambda: child.identities.list_identities(retries=NO_RETRY),
+            ),
+            (
+                "rbac.*.create_role",
+                lambda: child.permissions.create_role(
+                    name=f"sdkpy-root-child-{SUFFIX}", retries=NO_RETRY
+                ),
+            ),
+            # …nor hand out more than it holds.
+            (
+                "api.*.create_key",
+                lambda: child.root_keys.create_key(
+                    permissions=["api.*.read_api", "api.*.create_key"], retries=NO_RETRY
+                ),
+            ),
+        ]
+        for permission, call in refused:
+            missing_permission(call, permission)
+    eq(unkey.apis.get_api(api_id=api_id).data.id, api_id, "the API the key could not delete")
+
+    # Without a name, with an expiry (null counts as none for a caller that does not expire).
+    expires = now_ms() + HOUR
+    dated = unkey.root_keys.create_key(permissions=["api.*.read_api"], expires=expires).data
+    undated = unkey.root_keys.create_key(permissions=["api.*.read_api"], expires=None).data
+    check(dated.key != key and dated.key_id != key_id, "a second root key is another")
+    for k, want in ((dated, expires), (undated, None)):
+        eq(
+            root_key_dict(root_key_entry(k.key_id)),
+            {
+                "keyId": k.key_id,
+                "name": None,
+                "enabled": True,
+                "expires": want,
+                "permissions": ["api.*.read_api"],
+            },
+            f"a key without a name, expires {want}",
+        )
+
+    # 400 with errors[] naming the field; nothing is created.
+    refused_name = f"sdkpy-root-refused-{SUFFIX}"
+    invalid: list[tuple[str, dict]] = [
+        ("permissions", {"permissions": []}),
+        ("permissions", {"permissions": ["api.*.read_api", "api.*.fly"]}),
+        ("permissions", {"permissions": ["apis.*.read_api"]}),
+        ("permissions", {"permissions": ["api.read_api"]}),
+        ("expires", {"permissions": ["api.*.read_api"], "expires": now_ms() - MINUTE}),
+        ("name", {"permissions": ["api.*.read_api"], "name": ""}),
+    ]
+    for field, request in invalid:
+        bad = expect_error(
+            lambda request=request: unkey.root_keys.create_key(
+                **({"name": refused_name} | request), retries=NO_RETRY
+            ),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+    eq(
+        [k.key_id for k in root_keys_listed() if k.name == refused_name],
+        [],
+        "root keys created by refused calls",
+    )
+
+
+def root_keys_grant_only_held() -> None:
+    api_id = new_api("root-grant")
+    other_api_id = new_api("root-grant-other")
+    refused_name = f"sdkpy-root-ungranted-{SUFFIX}"
+    with root_client(LIMITED_ROOT_KEY) as limited:
+        # The limited key holds only api.*.read_api.
+        for permissions, missing in [
+            (["api.*.create_api"], "api.*.create_api"),
+            (["api.*.read_api", "api.*.create_api"], "api.*.create_api"),
+            (["identity.*.read_identity"], "identity.*.read_identity"),
+        ]:
+            missing_permission(
+                lambda permissions=permissions: limited.root_keys.create_key(
+                    permissions=permissions, name=refused_name, retries=NO_RETRY
+                ),
+                missing,
+            )
+        same = limited.root_keys.create_key(
+            permissions=["api.*.read_api"], name=f"sdkpy-root-granted-{SUFFIX}"
+        )
+        request_id(same.meta)
+        key_format(same.data.key, ROOT_PREFIX)
+        # A permission for one API is within `api.*.read_api` too.
+        narrow = limited.root_keys.create_key(permissions=[f"api.{api_id}.read_api"]).data
+    eq(
+        [k.key_id for k in root_keys_listed() if k.name == refused_name],
+        [],
+        "root keys created by refused calls",
+    )
+    eq(root_key_entry(same.data.key_id).permissions, ["api.*.read_api"], "the granted key")
+
+    with root_client(same.data.key) as child:
+        reads_api(child, api_id, "a key granted by the limited key")
+        reads_api(child, other_api_id, "a key granted by the limited key")
+        missing_permission(
+            lambda: child.apis.create_api(name=f"sdkpy-ungranted-{SUFFIX}", retries=NO_RETRY),
+            "api.*.create_api",
+        )
+    with root_client(narrow.key) as child:
+        reads_api(child, api_id, "a key for one API")
+        # Another API looks to it as if it did not exist.
+        expect_error(
+            lambda: child.apis.get_api(api_id=other_api_id, retries=NO_RETRY),
+            errors.NotFoundErrorResponse,
+            404,
+        )
+        missing_permission(
+            lambda: child.root_keys.create_key(permissions=["api.*.read_api"], retries=NO_RETRY),
+            "api.*.read_api",
+        )
+        granted = child.root_keys.create_key(permissions=[f"api.{api_id}.read_api"]).data
+    with root_client(granted.key) as grandchild:
+        reads_api(grandchild, api_id, "a key granted by a key for one API")
+
+
+def root_keys_list() -> None:
+    tag = f"sdkpy-root-list-{SUFFIX}"
+    scoped = f"api.api_{SUFFIX}.read_api"
+    specs: list[tuple[list[str], int | None, bool]] = [
+        (["api.*.read_api"], None, True),
+        (["api.*.create_api", "api.*.read_api"], None, True),
+        (["identity.*.read_identity"], now_ms() + HOUR, True),
+        (["api.*.read_api"], now_ms() + DAY, False),
+        ([scoped], None, True),
+    ]
+    ours: dict[str, tuple[str, dict]] = {}  # keyId → (secret, expected entry)
+    before = now_ms()
+    for i, (permissions, expires, enabled) in enumerate(specs):
+        res = unkey.root_keys.create_key(
+            permissions=permissions, name=f"{tag}-{i}", expires=expires
+        )
+        key_id = res.data.key_id
+        if not enabled:
+            unkey.root_keys.update_key(key_id=key_id, enabled=False)
+        ours[key_id] = (
+            res.data.key,
+            {
+                "keyId": key_id,
+                "name": f"{tag}-{i}",
+                "enabled": enabled,
+                "expires": expires,
+                "permissions": sorted(permissions),
+            },
+        )
+    after = now_ms()
+
+    # The auto-pager in pages of 2, in key id order.
+    seen: list[Any] = []
+    sizes: list[int] = []
+    has_more: list[bool] = []
+    page = unkey.root_keys.list_keys(limit=2)
+    while page is not None:
+        check(len(sizes) < 1_000, "the auto-pager does not terminate")
+        request_id(page.result.meta)
+        sizes.append(len(page.result.data))
+        has_more.append(page.result.pagination.has_more)
+        seen.extend(page.result.data)
+        page = page.next()
+    check(all(s == 2 for s in sizes[:-1]) and 1 <= sizes[-1] <= 2, f"page sizes {sizes}")
+    eq(has_more, [True] * (len(sizes) - 1) + [False], "hasMore per page")
+    ids = [k.key_id for k in seen]
+    eq(ids, sorted(set(ids)), "listed once each, by key id")
+    manual: list[str] = []
+    cursor: str | None = None
+    for _ in range(1_000):
+        p = unkey.root_keys.list_keys(limit=2, cursor=cursor)
+        assert p is not None
+        manual.extend(k.key_id for k in p.result.data)
+        cursor = p.result.pagination.cursor
+        if not cursor:
+            break
+    eq(manual, ids, "walking by hand with the cursor")
+
+    # Each key as created; `start` and `end` are fragments of the secret, never all of it.
+    for key_id, (secret, want) in ours.items():
+        entry = next((k for k in seen if k.key_id == key_id), None)
+        check(entry is not None, f"{want['name']} is not listed")
+        eq(root_key_dict(entry), want, f"listed {want['name']}")
+        check(entry.start.startswith(ROOT_PREFIX + "_"), f"start {entry.start!r}")
+        check(entry.end != "", f"{want['name']}: end is empty")
+        check(shows(entry, secret), f"{want['name']}: start/end are not the secret's")
+        check(
+            len(entry.start) + len(entry.end) < len(secret),
+            f"{want['name']}: start and end reveal the whole secret",
+        )
+        check(
+            before - 1000 <= entry.created_at <= after + 1000,
+            f"createdAt {entry.created_at} not within [{before}, {after}]",
+        )
+        eq(entry.last_used_at, 0, f"{want['name']}: lastUsedAt of a key never used")
+    # The tour's key (which holds everything) and the limited key are listed too.
+    tour = listed_as(ROOT_KEY, seen)
+    eq(len(tour), 1, "times the tour's root key is listed")
+    check(
+        {"api.*.create_api", "identity.*.read_identity", "rbac.*.update_role"}
+        <= set(tour[0].permissions),
+        f"the tour's root key's permissions: {tour[0].permissions}",
+    )
+    limited_entries = listed_as(LIMITED_ROOT_KEY, seen)
+    eq(len(limited_entries), 1, "times the limited root key is listed")
+    eq(limited_entries[0].permissions, ["api.*.read_api"], "the limited key's permissions")
+
+    # On the wire: exactly these fields, and no secret anywhere.
+    raw: list[dict] = []
+    cursor = None
+    for _ in range(1_000):
+        body = post_raw(
+            "/v2/rootKeys.listKeys", {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        )
+        raw.extend(body["data"])
+        cursor = body["pagination"].get("cursor")
+        if not cursor:
+            break
+    eq([k["keyId"] for k in raw], ids, "the listing without the SDK")
+    fields = {
+        "keyId",
+        "name",
+        "start",
+        "end",
+        "enabled",
+        "createdAt",
+        "lastUsedAt",
+        "expires",
+        "permissions",
+    }
+    for k in raw:
+        eq(set(k), fields, f"fields of {k['keyId']}")
+    text = json.dumps(raw)
+    for secret in [ROOT_KEY, LIMITED_ROOT_KEY] + [s for s, _ in ours.values()]:
+        check(secret not in text, f"the listing holds the secret {secret[:12]}…")
+
+    # The limited key sees only keys within its own permissions: itself, and ours that hold
+    # only api.*.read_api or a part of it, disabled or not; never the tour's root key.
+    with root_client(LIMITED_ROOT_KEY) as limited:
+        visible = root_keys_listed(limited, limit=2)
+    for k in visible:
+        check(
+            all(re.fullmatch(r"api\.(\*|[A-Za-z0-9_]+)\.read_api", p) for p in k.permissions),
+            f"the limited key sees {k.key_id} holding {k.permissions}",
+        )
+    eq(listed_as(ROOT_KEY, visible), [], "the limited key sees the tour's root key")
+    eq(len(listed_as(LIMITED_ROOT_KEY, visible)), 1, "the limited key sees itself")
+    eq(
+        sorted(k.name for k in visible if k.key_id in ours),
+        [f"{tag}-0", f"{tag}-3", f"{tag}-4"],
+        "of this section's keys the limited key sees",
+    )
+    eq(
+        [k.key_id for k in visible],
+        [k for k in ids if k in {v.key_id for v in visible}],
+        "the limited key's listing, by key id",
+    )
+
+    for limit in (0, 101):
+        bad = expect_error(
+            lambda limit=limit: unkey.root_keys.list_keys(limit=limit, retries=NO_RETRY),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, "limit")
+
+
+def root_keys_update() -> None:
+    api_id = new_api("root-update")
+    name = f"sdkpy-root-update-{SUFFIX}"
+    created = unkey.root_keys.create_key(permissions=["api.*.read_api"], name=name).data
+    key_id = created.key_id
+    expected = {
+        "keyId": key_id,
+        "name": name,
+        "enabled": True,
+        "expires": None,
+        "permissions": ["api.*.read_api"],
+    }
+    with root_client(created.key) as child:
+        reads_api(child, api_id, "before updateKey")
+
+        # A new name; null removes it; omitted fields stay.
+        res = unkey.root_keys.update_key(key_id=key_id, name="renamed")
+        request_id(res.meta)
+        eq(res.data.model_dump(), {}, "updateKey data")
+        expected["name"] = "renamed"
+        eq(root_key_dict(root_key_entry(key_id)), expected, "a new name")
+        unkey.root_keys.update_key(key_id=key_id, name=None)
+        expected["name"] = None
+        eq(root_key_dict(root_key_entry(key_id)), expected, "name: null")
+        reads_api(child, api_id, "after a new name")
+
+        # Disabled: 401 at once, still listed; enabled again: works at once.
+        unkey.root_keys.update_key(key_id=key_id, enabled=False)
+        assert_unauthorized(child, api_id)
+        expected["enabled"] = False
+        eq(root_key_dict(root_key_entry(key_id)), expected, "disabled")
+        unkey.root_keys.update_key(key_id=key_id, enabled=True)
+        expected["enabled"] = True
+        reads_api(child, api_id, "enabled again")
+        eq(root_key_dict(root_key_entry(key_id)), expected, "enabled again")
+
+        # New permissions replace the old ones at once.
+        unkey.root_keys.update_key(key_id=key_id, permissions=["api.*.create_api"])
+        expected["permissions"] = ["api.*.create_api"]
+        eq(root_key_dict(root_key_entry(key_id)), expected, "new permissions")
+        api_name = f"sdkpy-root-updated-{SUFFIX}"
+        made = child.apis.create_api(name=api_name).data.api_id
+        eq(unkey.apis.get_api(api_id=made).data.name, api_name, "an API made with the new one")
+        missing_permission(
+            lambda: child.apis.get_api(api_id=api_id, retries=NO_RETRY), "api.*.read_api"
+        )
+
+    # The limited key manages only keys within its permissions: a stronger one (the tour's own
+    # key, or the one above) looks as if it did not exist, and it cannot grant more.
+    weak = unkey.root_keys.create_key(
+        permissions=["api.*.read_api"], name=f"sdkpy-root-weak-{SUFFIX}"
+    ).data
+    with root_client(LIMITED_ROOT_KEY) as limited:
+        for target in (tour_root_key_id(), key_id):
+            expect_error(
+                lambda target=target: limited.root_keys.update_key(
+                    key_id=target, name="taken over", retries=NO_RETRY
+                ),
+                errors.NotFoundErrorResponse,
+                404,
+            )
+        limited.root_keys.update_key(key_id=weak.key_id, name="renamed by the limited key")
+        missing_permission(
+            lambda: limited.root_keys.update_key(
+                key_id=weak.key_id,
+                permissions=["api.*.read_api", "api.*.create_api"],
+                retries=NO_RETRY,
+            ),
+            "api.*.create_api",
+        )
+    eq(root_key_dict(root_key_entry(key_id)), expected, "a key the limited key could not update")
+    eq(
+        root_key_dict(root_key_entry(weak.key_id)),
+        {
+            "keyId": weak.key_id,
+            "name": "renamed by the limited key",
+            "enabled": True,
+            "expires": None,
+            "permissions": ["api.*.read_api"],
+        },
+        "a key the limited key updated",
+    )
+
+    # Unknown → 404; invalid → 400; nothing changes.
+    nf = expect_error(
+        lambda: unkey.root_keys.update_key(
+            key_id="rootkey_doesnotexist0000", name="x", retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+    eq(nf.data.error.status, 404, "404 error.status")
+    invalid: list[tuple[str, dict]] = [
+        ("permissions", {"permissions": []}),
+        ("permissions", {"permissions": ["api.*.fly"]}),
+        ("name", {"name": ""}),
+    ]
+    for field, change in invalid:
+        bad = expect_error(
+            lambda change=change: unkey.root_keys.update_key(
+                key_id=key_id, **change, retries=NO_RETRY
+            ),
+            errors.BadRequestErrorResponse,
+            400,
+        )
+        error_location(bad, field)
+    eq(root_key_dict(root_key_entry(key_id)), expected, "after refused updates")
+
+
+def root_keys_reroll() -> None:
+    api_id = new_api("root-reroll")
+    name = f"sdkpy-root-reroll-{SUFFIX}"
+    granted = ["api.*.create_api", "api.*.read_api"]
+    first = unkey.root_keys.create_key(permissions=granted, name=name).data
+
+    # A grace period: a new key with the same name, permissions and state; the old one works
+    # until the grace period ends.
+    grace = MINUTE
+    before = now_ms()
+    res = unkey.root_keys.reroll_key(key_id=first.key_id, expiration=grace)
+    after = now_ms()
+    request_id(res.meta)
+    second = res.data
+    check(second.key_id != first.key_id, "rerollKey returns a new keyId")
+    check(second.key != first.key, "rerollKey returns a new key")
+    check(second.key_id.startswith("rootkey_"), f"root keyId format: {second.key_id}")
+    key_format(second.key, ROOT_PREFIX)
+    eq(
+        root_key_dict(root_key_entry(second.key_id)),
+        {
+            "keyId": second.key_id,
+            "name": name,
+            "enabled": True,
+            "expires": None,
+            "permissions": granted,
+        },
+        "the new key",
+    )
+    old_expires = root_key_entry(first.key_id).expires
+    check(
+        isinstance(old_expires, int) and before + grace - 1000 <= old_expires <= after + grace,
+        f"old key expires {old_expires} not within [{before + grace}, {after + grace}]",
+    )
+    for key, via in ((first.key, "the old key in its grace period"), (second.key, "the new key")):
+        with root_client(key) as client:
+            reads_api(client, api_id, via)
+
+    # null keeps the old key's expiry (here none): both keep working.
+    third = unkey.root_keys.reroll_key(key_id=second.key_id, expiration=None).data
+    eq(root_key_entry(second.key_id).expires, None, "expiration null: the old key's expiry")
+    for key, via in ((second.key, "the old key, kept"), (third.key, "the third key")):
+        with root_client(key) as client:
+            reads_api(client, api_id, via)
+
+    # 0 ends the old key now.
+    fourth = unkey.root_keys.reroll_key(key_id=third.key_id, expiration=0).data
+    with root_client(third.key) as client:
+        unauthorized_within_a_second(client, api_id, "the old key after expiration 0")
+    with root_client(fourth.key) as client:
+        reads_api(client, api_id, "the fourth key")
+        api_name = f"sdkpy-root-rerolled-{SUFFIX}"
+        made = client.apis.create_api(name=api_name).data.api_id
+        eq(unkey.apis.get_api(api_id=made).data.name, api_name, "the new key keeps create_api")
+
+    # A grace period never extends an expiry; the new key has the old one's.
+    soon = now_ms() + 10 * MINUTE
+    dated = unkey.root_keys.create_key(permissions=["api.*.read_api"], expires=soon).data
+    dated_new = unkey.root_keys.reroll_key(key_id=dated.key_id, expiration=HOUR).data
+    eq(root_key_entry(dated.key_id).expires, soon, "the old key's expiry after a long grace")
+    eq(root_key_entry(dated_new.key_id).expires, soon, "the new key's expiry")
+
+    # The limited key cannot reroll a stronger key (the tour's own, or the newest above).
+    with root_client(LIMITED_ROOT_KEY) as limited:
+        for target in (tour_root_key_id(), fourth.key_id):
+            expect_error(
+                lambda target=target: limited.root_keys.reroll_key(
+                    key_id=target, expiration=None, retries=NO_RETRY
+                ),
+                errors.NotFoundErrorResponse,
+                404,
+            )
+    eq(
+        [k.key_id for k in root_keys_listed() if k.name == name],
+        [first.key_id, second.key_id, third.key_id, fourth.key_id],
+        "the keys this section rerolled",
+    )
+    expect_error(
+        lambda: unkey.root_keys.reroll_key(
+            key_id="rootkey_doesnotexist0000", expiration=0, retries=NO_RETRY
+        ),
+        errors.NotFoundErrorResponse,
+        404,
+    )
+
+
+def root_keys_delete() -> None:
+    api_id = new_api("root-delete")
+    doomed = unkey.root_keys.create_key(
+        permissions=["api.*.read_api"], name=f"sdkpy-root-doomed-{SUFFIX}"
+    ).data
+    with root_client(doomed.key) as client:
+        reads_api(client, api_id, "before deleteKey")
+        res = unkey.root_keys.delete_key(key_id=doomed.key_id)
+        request_id(res.meta)
+        eq(res.data.model_dump(), {}, "deleteKey data")
+        assert_unauthorized(client, api_id)
+    check(doomed.key_id not in [k.key_id for k in root_keys_listed()], "a deleted key is listed")
+
+    # A deleted key is unknown to every call.
+    gone: list[Callable[[], Any]] = [
+        lambda: unkey.root_keys.delete_key(key_id=doomed.key_id, retries=NO_RETRY),
+        lambda: unkey.root_keys.update_key(key_id=doomed.key_id, enabled=True, retries=NO_RETRY),
+        lambda: unkey.root_keys.reroll_key(key_id=doomed.key_id, expiration=0, retries=NO_RETRY),
+        lambda: unkey.root_keys.delete_key(key_id="rootkey_doesnotexist0000", retries=NO_RETRY),
+    ]
+    for call in gone:
+        e = expect_error(call, errors.NotFoundErrorResponse, 404)
+        eq(e.data.error.status, 404, "404 error.status")
+
+    # The limited key deletes only keys within its permissions.
+    strong = unkey.root_keys.create_key(permissions=["api.*.read_api", "api.*.create_api"]).data
+    weak = unkey.root_keys.create_key(permissions=["api.*.read_api"]).data
+    with root_client(LIMITED_ROOT_KEY) as limited:
+        for target in (tour_root_key_id(), strong.key_id):
+            expect_error(
+                lambda target=target: limited.root_keys.delete_key(key_id=target, retries=NO_RETRY),
+                errors.NotFoundErrorResponse,
+                404,
+            )
+        limited.root_keys.delete_key(key_id=weak.key_id)
+    listed = [k.key_id for k in root_keys_listed()]
+    check(strong.key_id in listed, "a key the limited key could not delete is gone")
+    check(weak.key_id not in listed, "a key the limited key deleted is listed")
+    with root_client(strong.key) as client:
+        reads_api(client, api_id, "a key the limited key could not delete")
+    with root_client(weak.key) as client:
+        assert_unauthorized(client, api_id)
+
+
+def root_keys_expiring_caller() -> None:
+    api_id = new_api("root-expiring")
+    own = now_ms() + HOUR
+    granted = ["api.*.create_api", "api.*.read_api"]
+    parent = unkey.root_keys.create_key(
+        permissions=granted, name=f"sdkpy-root-expiring-{SUFFIX}", expires=own
+    ).data
+    eq(root_key_entry(parent.key_id).expires, own, "the expiring key's expiry")
+    refused_name = f"sdkpy-root-outliving-{SUFFIX}"
+    with root_client(parent.key) as expiring:
+        reads_api(expiring, api_id, "an expiring key")
+        # Its keys must expire, and no later than it does.
+        refused: list[Callable[[], Any]] = [
+            lambda: expiring.root_keys.create_key(
+                permissions=["api.*.read_api"], name=refused_name, retries=NO_RETRY
+            ),
+            lambda: expiring.root_keys.create_key(
+                permissions=["api.*.read_api"], name=refused_name, expires=None, retries=NO_RETRY
+            ),
+            lambda: expiring.root_keys.create_key(
+                permissions=["api.*.read_api"],
+                name=refused_name,
+                expires=own + 1,
+                retries=NO_RETRY,
+            ),
+            lambda: expiring.root_keys.create_key(
+                permissions=["api.*.read_api"],
+                name=refused_name,
+                expires=now_ms() - MINUTE,
+                retries=NO_RETRY,
+            ),
+        ]
+        for call in refused:
+            error_location(expect_error(call, errors.BadRequestErrorResponse, 400), "expires")
+        same = expiring.root_keys.create_key(permissions=granted, expires=own).data
+        earlier = expiring.root_keys.create_key(
+            permissions=["api.*.read_api"], expires=own - MINUTE
+        ).data
+    eq(
+        [k.key_id for k in root_keys_listed() if k.name == refused_name],
+        [],
+        "root keys created by refused calls",
+    )
+    eq(root_key_entry(same.key_id).expires, own, "a key expiring with its creator")
+    eq(root_key_entry(earlier.key_id).expires, own - MINUTE, "a key expiring before it")
+    with root_client(same.key) as child:
+        api_name = f"sdkpy-root-expiring-child-{SUFFIX}"
+        made = child.apis.create_api(name=api_name).data.api_id
+        eq(unkey.apis.get_api(api_id=made).data.name, api_name, "an API made by its key")
+    with root_client(earlier.key) as child:
+        reads_api(child, api_id, "a key expiring before its creator")
+
+
 # ------------------------------------------------------------------------------------------------
 
 SECTIONS: list[tuple[str, Callable[[], None]]] = [
@@ -3331,16 +4234,25 @@ SECTIONS: list[tuple[str, Callable[[], None]]] = [
     ("permissions.createPermission + getPermission", permissions_create_and_get),
     ("permissions.listPermissions", permissions_list),
     ("permissions.deletePermission", permissions_delete),
+    ("permissions.updatePermission", permissions_update),
     ("permissions.createRole + getRole", roles_create_and_get),
     ("permissions.listRoles", roles_list),
     ("permissions.deleteRole", roles_delete),
     ("permissions.setRolePermissions", role_permissions),
+    ("permissions.updateRole", roles_update),
     ("keys.add/remove/setPermissions", key_permissions),
     ("keys.add/remove/setRoles", key_roles),
     ("keys: permissions + roles on create/update/reroll", key_access_on_create_and_update),
     ("keys.verifyKey permission queries", verify_permission_queries),
     ("keys.verifyKey permission query syntax", verify_permission_query_syntax),
     ("error classes", error_classes),
+    ("rootKeys.createKey", root_keys_create),
+    ("rootKeys: a root key grants only what it holds", root_keys_grant_only_held),
+    ("rootKeys.listKeys", root_keys_list),
+    ("rootKeys.updateKey", root_keys_update),
+    ("rootKeys.rerollKey", root_keys_reroll),
+    ("rootKeys: an expiring root key's keys", root_keys_expiring_caller),
+    ("rootKeys.deleteKey", root_keys_delete),
 ]
 
 
