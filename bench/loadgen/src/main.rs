@@ -1,12 +1,12 @@
 //! `keywarden-loadgen`: measures how fast a Keywarden server verifies keys and decides rate
 //! limits, next to how fast it answers liveness probes (the cost of the HTTP stack alone).
 //!
-//! It creates an API, N keys without and N keys with a rate limit, and M rate-limit
-//! identifiers, then runs the phases (liveness, verify-valid, verify-limited, verify-unknown,
-//! ratelimit-limit, create-key) with C keep-alive connections for a fixed time each,
-//! alternating them for several rounds so that drift affects every phase alike, and sums each
-//! phase over its rounds. Every response is checked; any error makes the run invalid (exit
-//! status 2).
+//! It creates an API, N keys without anything, N keys with a rate limit and N keys with three
+//! permissions, and M rate-limit identifiers, then runs the phases (liveness, verify-valid,
+//! verify-perms, verify-query, verify-limited, verify-unknown, ratelimit-limit, create-key)
+//! with C keep-alive connections for a fixed time each, alternating them for several rounds
+//! so that drift affects every phase alike, and sums each phase over its rounds. Every
+//! response is checked; any error makes the run invalid (exit status 2).
 
 mod client;
 mod cpu;
@@ -39,7 +39,8 @@ struct Args {
     /// Root key to create the API and keys and to verify with.
     #[arg(long, env = "KEYWARDEN_ROOT_KEY", hide_env_values = true)]
     root_key: String,
-    /// Keys to create for verify-valid, and as many with a rate limit for verify-limited.
+    /// Keys to create for verify-valid, and as many with a rate limit for verify-limited and
+    /// with permissions for verify-perms and verify-query.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
     /// Distinct identifiers ratelimit-limit draws from.
@@ -206,6 +207,13 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
         } else {
             0
         },
+        permitted_keys: if phases.contains(&Phase::VerifyPerms)
+            || phases.contains(&Phase::VerifyQuery)
+        {
+            key_count
+        } else {
+            0
+        },
         identifiers: if phases.contains(&Phase::RatelimitLimit) {
             identifiers
         } else {
@@ -215,11 +223,12 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
     };
     let setup = setup::run(&target, &plan).await?;
     println!(
-        "setup: API {} with {} keys and {} rate-limited keys created and verified once, \
-         namespace {} with {} identifiers limited once, in {:.1} s",
+        "setup: API {} with {} keys, {} rate-limited keys and {} keys with permissions created \
+         and verified once, namespace {} with {} identifiers limited once, in {:.1} s",
         setup.api_id,
         setup.keys.len(),
         setup.limited_keys.len(),
+        setup.permitted_keys.len(),
         setup.namespace,
         plan.identifiers,
         started.elapsed().as_secs_f64()
@@ -235,6 +244,16 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
             .limited_keys
             .iter()
             .map(|k| phase::verify_body(k))
+            .collect(),
+        permitted_bodies: setup
+            .permitted_keys
+            .iter()
+            .map(|k| phase::verify_body(k))
+            .collect(),
+        query_bodies: setup
+            .permitted_keys
+            .iter()
+            .map(|k| phase::verify_query_body(k))
             .collect(),
         limit_bodies: (0..plan.identifiers)
             .map(|i| phase::limit_body(&setup.namespace, i))

@@ -15,8 +15,14 @@ pub enum Phase {
     /// `GET /v2/liveness`: the HTTP stack alone, the baseline.
     Liveness,
     /// `keys.verifyKey` with keys that exist (cached after their first use) and carry no
-    /// rate limit.
+    /// rate limit and no permissions.
     VerifyValid,
+    /// `keys.verifyKey` without a permission query, with keys that hold three permissions:
+    /// the counterpart verify-query is compared with (same keys, same response).
+    VerifyPerms,
+    /// `keys.verifyKey` with the same keys as verify-perms and a three-term permission query
+    /// they satisfy: the cost of evaluating a query on every verification.
+    VerifyQuery,
     /// `keys.verifyKey` with keys that carry one auto-applied rate limit, too high to be
     /// reached: the cost of checking and counting a limit on every verification.
     VerifyLimited,
@@ -30,9 +36,11 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Liveness,
         Self::VerifyValid,
+        Self::VerifyPerms,
+        Self::VerifyQuery,
         Self::VerifyLimited,
         Self::VerifyUnknown,
         Self::RatelimitLimit,
@@ -43,6 +51,8 @@ impl Phase {
         match self {
             Self::Liveness => "liveness",
             Self::VerifyValid => "verify-valid",
+            Self::VerifyPerms => "verify-perms",
+            Self::VerifyQuery => "verify-query",
             Self::VerifyLimited => "verify-limited",
             Self::VerifyUnknown => "verify-unknown",
             Self::RatelimitLimit => "ratelimit-limit",
@@ -71,6 +81,12 @@ pub const KEY_PREFIX: &str = "sk";
 pub const HIGH_LIMIT: u64 = 1_000_000_000;
 pub const LIMIT_WINDOW_MS: u64 = 60_000;
 
+/// The permissions of the keys of verify-perms and verify-query (created on the fly by
+/// `keys.createKey`), and the query verify-query sends: three terms, which these keys
+/// satisfy. The example, so the whole of `AND`, `OR` and parentheses is evaluated.
+pub const PERMISSIONS: [&str; 3] = ["documents.read", "documents.write", "users.view"];
+pub const PERMISSION_QUERY: &str = "documents.read AND (documents.write OR users.view)";
+
 /// Everything the phases need, shared by all workers.
 pub struct Workload {
     pub target: Target,
@@ -78,6 +94,10 @@ pub struct Workload {
     pub valid_bodies: Vec<Bytes>,
     /// `{"key":"…"}` for every created key with one auto-applied rate limit.
     pub limited_bodies: Vec<Bytes>,
+    /// `{"key":"…"}` for every created key with the three `PERMISSIONS`.
+    pub permitted_bodies: Vec<Bytes>,
+    /// `{"key":"…","permissions":PERMISSION_QUERY}` for the same keys, in the same order.
+    pub query_bodies: Vec<Bytes>,
     /// `ratelimit.limit` bodies, one per identifier of the benchmark's namespace.
     pub limit_bodies: Vec<Bytes>,
     /// `{"apiId":"…","prefix":"sk"}`.
@@ -108,8 +128,25 @@ pub fn create_limited_key_body(api_id: &str) -> Bytes {
     )
 }
 
+/// Like `create_key_body`, for a key that holds the three `PERMISSIONS`.
+pub fn create_permitted_key_body(api_id: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "apiId": api_id,
+            "prefix": KEY_PREFIX,
+            "permissions": PERMISSIONS,
+        })
+        .to_string(),
+    )
+}
+
 pub fn verify_body(key: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "key": key }).to_string())
+}
+
+/// `verify_body` with `PERMISSION_QUERY`.
+pub fn verify_query_body(key: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "key": key, "permissions": PERMISSION_QUERY }).to_string())
 }
 
 /// `ratelimit.limit` for identifier number `index` of `namespace`.
@@ -133,7 +170,7 @@ pub struct Cursor {
 
 impl Cursor {
     /// Worker `index` of `workers` starts at its own share of the keys, so every key is used
-    /// (verify-valid and verify-limited have as many keys each).
+    /// (every verify phase with created keys has as many keys).
     pub fn new(index: usize, workers: usize, keys: usize, seed: u64) -> Self {
         Self {
             rng: XorShift::new(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -158,6 +195,12 @@ impl Workload {
             Phase::VerifyValid => self
                 .target
                 .post(VERIFY_KEY, cursor.in_turn(&self.valid_bodies)),
+            Phase::VerifyPerms => self
+                .target
+                .post(VERIFY_KEY, cursor.in_turn(&self.permitted_bodies)),
+            Phase::VerifyQuery => self
+                .target
+                .post(VERIFY_KEY, cursor.in_turn(&self.query_bodies)),
             Phase::VerifyLimited => self
                 .target
                 .post(VERIFY_KEY, cursor.in_turn(&self.limited_bodies)),
@@ -204,7 +247,23 @@ struct Data<'a> {
     #[serde(borrow)]
     key_id: Option<Cow<'a, str>>,
     ratelimits: Option<Vec<CheckedLimit>>,
+    #[serde(borrow)]
+    permissions: Option<Vec<Cow<'a, str>>>,
     success: Option<bool>,
+}
+
+impl Data<'_> {
+    /// A valid verification without rate limits, of a key that holds exactly `permissions`
+    /// (a missing list counts as empty).
+    fn valid_holding(&self, permissions: &[&str]) -> bool {
+        self.valid == Some(true)
+            && self.code.as_deref() == Some("VALID")
+            && self.ratelimits.is_none()
+            && self.permissions.as_deref().unwrap_or_default().len() == permissions.len()
+            && permissions
+                .iter()
+                .all(|&p| self.permissions.iter().flatten().any(|held| held == p))
+    }
 }
 
 /// One limit a verification checked.
@@ -224,12 +283,10 @@ pub fn check(phase: Phase, status: StatusCode, body: &[u8]) -> Result<(), String
         .ok_or_else(|| format!("{phase}: no JSON `data` in {}", snippet(body)))?;
     let ok = match phase {
         Phase::Liveness => data.message.as_deref() == Some("OK"),
-        // No `ratelimits`: this phase is the verification without limits.
-        Phase::VerifyValid => {
-            data.valid == Some(true)
-                && data.code.as_deref() == Some("VALID")
-                && data.ratelimits.is_none()
-        }
+        // No `ratelimits`: these phases are verifications without limits. The permissions
+        // are checked so that the phases compare the keys they claim to.
+        Phase::VerifyValid => data.valid_holding(&[]),
+        Phase::VerifyPerms | Phase::VerifyQuery => data.valid_holding(&PERMISSIONS),
         Phase::VerifyLimited => {
             data.valid == Some(true)
                 && data.code.as_deref() == Some("VALID")

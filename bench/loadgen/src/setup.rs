@@ -1,8 +1,8 @@
 //! Creates what the phases use: one API and N keys without credits (so verifying them never
-//! writes to the store), as many keys with one high auto-applied rate limit, and a
-//! rate-limit namespace with M identifiers. Then it uses each key and identifier once, so
-//! every key record is in the server's cache and every identifier has its limiter state
-//! before any measurement.
+//! writes to the store), as many keys with one high auto-applied rate limit, as many with
+//! three permissions, and a rate-limit namespace with M identifiers. Then it uses each key
+//! and identifier once, so every key record is in the server's cache and every identifier
+//! has its limiter state before any measurement.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use crate::phase::{self, CREATE_API, CREATE_KEY, Phase, RATELIMIT_LIMIT, VERIFY_
 pub struct Plan {
     pub keys: usize,
     pub limited_keys: usize,
+    pub permitted_keys: usize,
     pub identifiers: usize,
     pub connections: usize,
 }
@@ -29,6 +30,8 @@ pub struct Setup {
     pub keys: Vec<String>,
     /// Keys with one auto-applied rate limit.
     pub limited_keys: Vec<String>,
+    /// Keys with the three `phase::PERMISSIONS` and no rate limit.
+    pub permitted_keys: Vec<String>,
     /// The rate-limit namespace of ratelimit-limit, created by its first limit call.
     pub namespace: String,
 }
@@ -55,6 +58,7 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Setup> {
         plan.limited_keys,
     )
     .await?;
+    let permitted_keys = create_permitted_keys(target, plan, &api_id).await?;
 
     // The first verification of a key reads it from the store; do that now, untimed.
     let verify = |keys: &[String]| keys.iter().map(|k| phase::verify_body(k)).collect();
@@ -70,6 +74,19 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Setup> {
     )
     .await
     .context("a freshly created key with a rate limit did not verify")?;
+    // With the query, so the server has also compiled it before any measurement.
+    use_once(
+        target,
+        plan,
+        Phase::VerifyQuery,
+        VERIFY_KEY,
+        permitted_keys
+            .iter()
+            .map(|k| phase::verify_query_body(k))
+            .collect(),
+    )
+    .await
+    .context("a freshly created key with permissions did not satisfy the query")?;
     // The first limit call creates the namespace (a store write) and each identifier's state.
     let limits = (0..plan.identifiers)
         .map(|i| phase::limit_body(&name, i))
@@ -81,8 +98,22 @@ pub async fn run(target: &Target, plan: &Plan) -> anyhow::Result<Setup> {
         api_id,
         keys,
         limited_keys,
+        permitted_keys,
         namespace: name,
     })
+}
+
+/// Creates the keys with permissions. The first one alone: it creates the permissions in the
+/// workspace, which the others then find instead of racing to create them.
+async fn create_permitted_keys(
+    target: &Target,
+    plan: &Plan,
+    api_id: &str,
+) -> anyhow::Result<Vec<String>> {
+    let body = phase::create_permitted_key_body(api_id);
+    let mut keys = create_keys(target, plan, body.clone(), plan.permitted_keys.min(1)).await?;
+    keys.extend(create_keys(target, plan, body, plan.permitted_keys.saturating_sub(1)).await?);
+    Ok(keys)
 }
 
 /// Creates `count` keys with `body` and returns them.

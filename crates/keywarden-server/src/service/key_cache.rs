@@ -55,6 +55,9 @@ pub struct CachedKey {
     presentation: OnceLock<Box<[u8]>>,
     /// The limits every verification of this key checks, planned on first use.
     automatic_limits: OnceLock<Arc<LimitPlan>>,
+    /// Every slug the key holds (direct and through roles), sorted, gathered on first use:
+    /// permission queries look slugs up here instead of collecting and sorting per request.
+    effective_permissions: OnceLock<Box<[Box<str>]>>,
 }
 
 impl CachedKey {
@@ -63,7 +66,22 @@ impl CachedKey {
             record,
             presentation: OnceLock::new(),
             automatic_limits: OnceLock::new(),
+            effective_permissions: OnceLock::new(),
         }
+    }
+
+    /// Whether the key holds the permission `slug`, directly or through a role.
+    pub fn holds(&self, slug: &str) -> bool {
+        self.effective_permissions
+            .get_or_init(|| {
+                self.record
+                    .effective_permissions()
+                    .into_iter()
+                    .map(Box::from)
+                    .collect()
+            })
+            .binary_search_by(|held| (**held).cmp(slug))
+            .is_ok()
     }
 
     pub fn automatic_limits(&self) -> Arc<LimitPlan> {

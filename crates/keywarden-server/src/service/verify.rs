@@ -90,14 +90,13 @@ impl Keywarden {
             }
             return self.unsuccessful(key, code, None, now).await;
         }
-        if let Some(query) = &query {
-            let held = key.effective_permissions();
-            if !query.is_satisfied_by(&|slug| held.binary_search(&slug).is_ok()) {
-                // Checked before limits and credits, so a refused call consumes neither.
-                return self
-                    .unsuccessful(key, VerifyCode::InsufficientPermissions, None, now)
-                    .await;
-            }
+        // Checked before limits and credits, so a refused call consumes neither.
+        if let Some(query) = &query
+            && !query.is_satisfied_by(&|slug| key.holds(slug))
+        {
+            return self
+                .unsuccessful(key, VerifyCode::InsufficientPermissions, None, now)
+                .await;
         }
         let limits = self.decide_limits(&key, &input.ratelimits).await?;
         if !limits.passed() {
