@@ -71,7 +71,7 @@ pub fn plan_limits(
     key: &KeyRecord,
     requested: &[RequestedLimit],
 ) -> Result<Vec<PlannedLimit>, UnknownLimit> {
-    let identity_limits = key.identity.as_ref().map(|i| (i, i.ratelimits.as_slice()));
+    let identity_limits = key.identity.as_ref().map(|i| i.ratelimits.as_slice());
     let identity_counter = |name: &str| {
         let id = key.identity.as_ref().map(|i| i.id.as_str()).unwrap_or("");
         CounterKey::new(format!("identity:{id}:{name}"))
@@ -82,7 +82,7 @@ pub fn plan_limits(
         .filter(|l| l.auto_apply)
         .map(|l| planned(l, 1, key_counter(key, l.name.as_str())))
         .collect();
-    if let Some((_, limits)) = identity_limits {
+    if let Some(limits) = identity_limits {
         for l in limits.iter().filter(|l| l.auto_apply) {
             if !key.ratelimits.iter().any(|k| k.name == l.name) {
                 plan.push(planned(l, 1, identity_counter(l.name.as_str())));
@@ -113,7 +113,7 @@ pub fn plan_limits(
                 {
                     planned(l, request.cost, key_counter(key, &request.name))
                 } else if let Some(l) = identity_limits
-                    .and_then(|(_, limits)| limits.iter().find(|l| l.name.as_str() == request.name))
+                    .and_then(|limits| limits.iter().find(|l| l.name.as_str() == request.name))
                 {
                     planned(l, request.cost, identity_counter(&request.name))
                 } else {

@@ -50,7 +50,7 @@ impl InMemoryLimiter {
         if let [check] = checks {
             return self.limit_one(check, now);
         }
-        let hashes: Vec<u64> = checks.iter().map(|check| self.hash(check)).collect();
+        let hashes: Vec<u64> = checks.iter().map(check_hash).collect();
         let shard_of: Vec<usize> = hashes.iter().map(|&hash| shard_index(hash)).collect();
         let mut shards = self.lock(&shard_of);
 
@@ -114,7 +114,7 @@ impl InMemoryLimiter {
         if !outcome.passed {
             return;
         }
-        let hashes: Vec<u64> = checks.iter().map(|check| self.hash(check)).collect();
+        let hashes: Vec<u64> = checks.iter().map(check_hash).collect();
         let shard_of: Vec<usize> = hashes.iter().map(|&hash| shard_index(hash)).collect();
         // All at once, so that no call decides against half a refund.
         let mut shards = self.lock(&shard_of);
@@ -154,16 +154,11 @@ impl InMemoryLimiter {
         self.len() == 0
     }
 
-    /// The hash of a check's state: it picks the shard and probes the shard's table.
-    fn hash(&self, check: &LimitCheck) -> u64 {
-        state_hash(check.counter.fingerprint(), check.duration)
-    }
-
     /// The common case, one limit per call (`ratelimit.limit`, a key with one limit), without
     /// the bookkeeping a call with several needs: one lock, one table probe for a counter
     /// already tracked, no allocation but the answer's.
     fn limit_one(&self, check: &LimitCheck, now: UnixMillis) -> LimitOutcome {
-        let hash = self.hash(check);
+        let hash = check_hash(check);
         let counter = check.counter.fingerprint();
         let mut shard = self.shards[shard_index(hash)].lock();
         let stored = shard.get_mut(hash, counter, check.duration);
@@ -237,6 +232,11 @@ impl Limiter for InMemoryLimiter {
         self.refund_now(checks, outcome);
         Ok(())
     }
+}
+
+/// The hash of a check's state: it picks the shard and probes the shard's table.
+fn check_hash(check: &LimitCheck) -> u64 {
+    state_hash(check.counter.fingerprint(), check.duration)
 }
 
 /// The shard a hash belongs to. Bits the shard's own table does not start its probes from,

@@ -101,14 +101,24 @@ impl Fields {
     }
 }
 
-/// The location of `field` inside the object at `parent` (`body`, `body[3]`), formatted only
-/// when shown.
+/// The location of a field inside the object at a parent location (`body`, an [`Item`]),
+/// formatted only when shown: valid requests build no location strings.
 #[derive(Debug, Clone, Copy)]
-pub struct At<'a>(pub &'a str, pub &'a str);
+pub struct At<P>(pub P, pub &'static str);
 
-impl Display for At<'_> {
+impl<P: Display> Display for At<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// The location of an item of the list at a location, e.g. `body.ratelimits[2]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a>(pub &'a str, pub usize);
+
+impl Display for Item<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
     }
 }
 

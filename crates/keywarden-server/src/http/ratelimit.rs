@@ -1,5 +1,7 @@
 //! `ratelimit.*`: the standalone limiter and its overrides.
 
+use std::fmt::Display;
+
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::envelope::{Data, Empty, Paginated, Pagination};
 use super::extract::ApiJson;
-use super::fields::{At, Fields};
+use super::fields::{At, Fields, Item};
 use super::wire::parse_duration;
 use crate::error::ApiError;
 use crate::service::{Caller, LimitRequest, LimitResult};
@@ -29,13 +31,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/ratelimit.deleteOverride", post(delete_override))
 }
 
-fn namespace(f: &mut Fields, at: &str, value: Option<String>) -> Option<String> {
+fn namespace(f: &mut Fields, at: impl Display + Copy, value: Option<String>) -> Option<String> {
     let location = At(at, "namespace");
     let value = f.required(location, value)?;
     f.length(location, &value, 1, 512).then_some(value)
 }
 
-fn identifier(f: &mut Fields, at: &str, value: Option<String>) -> Option<Identifier> {
+fn identifier(
+    f: &mut Fields,
+    at: impl Display + Copy,
+    value: Option<String>,
+) -> Option<Identifier> {
     let location = At(at, "identifier");
     let value = f.required(location, value)?;
     f.check(location, Identifier::from_string(value))
@@ -50,7 +56,7 @@ struct LimitBody {
     cost: Option<i64>,
 }
 
-fn limit_request(f: &mut Fields, at: &str, body: LimitBody) -> Option<LimitRequest> {
+fn limit_request(f: &mut Fields, at: impl Display + Copy, body: LimitBody) -> Option<LimitRequest> {
     let namespace = namespace(f, at, body.namespace);
     let identifier = identifier(f, at, body.identifier);
     let limit = f
@@ -134,7 +140,7 @@ async fn multi_limit(
     let requests: Vec<Option<LimitRequest>> = body
         .into_iter()
         .enumerate()
-        .map(|(i, item)| limit_request(&mut f, &format!("body[{i}]"), item))
+        .map(|(i, item)| limit_request(&mut f, Item("body", i), item))
         .collect();
     let requests = f.finish(requests.into_iter().collect::<Option<Vec<_>>>())?;
     let (passed, results) = state.service.multi_limit(&caller, &requests).await?;

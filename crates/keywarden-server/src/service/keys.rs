@@ -152,7 +152,7 @@ impl Keywarden {
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
         let issued = key_format::generate(prefix.as_ref(), byte_length);
-        let record = KeyRecord {
+        let mut record = KeyRecord {
             id: KeyId::generate(now),
             workspace_id: caller.workspace().clone(),
             api_id: api.id,
@@ -173,7 +173,7 @@ impl Keywarden {
             updated_at: None,
             deleted_at: None,
         };
-        let mut record = record;
+        // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
         record.set_roles(roles.unwrap_or_default());
         self.store.insert_key(&record).await?;

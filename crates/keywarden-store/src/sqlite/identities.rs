@@ -9,7 +9,7 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
-use super::rows::{IDENTITY_COLUMNS, identity_from_row, identity_values};
+use super::rows::{IDENTITY_COLUMNS, identity_from_row, identity_values, page_fetch};
 
 /// The identity with this id or, failing that, this external id.
 fn find(
@@ -121,8 +121,8 @@ impl IdentityStore for SqliteStore {
                           OR instr(lower(external_id), ?4) > 0) \
                      ORDER BY id LIMIT ?3"
                 ))?;
+                let fetch = page_fetch(&page);
                 let from = page.from.unwrap_or_default();
-                let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
                 stmt.query_map(
                     params![workspace.as_str(), from, fetch, search],
                     identity_from_row,

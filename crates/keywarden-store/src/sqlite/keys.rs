@@ -15,7 +15,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use super::rbac::{load_access, write_access};
-use super::rows::{KEY_SELECT, insert_key, key_from_row, update_key_state};
+use super::rows::{
+    CREDIT_COLUMNS, KEY_SELECT, credits_at, insert_key, key_from_row, page_fetch, update_key_state,
+};
 
 /// A live key of a workspace, read inside the current transaction.
 fn live_key(
@@ -110,8 +112,8 @@ impl KeyStore for SqliteStore {
                      AND k.id >= ?3 AND (?5 IS NULL OR i.external_id = ?5) \
                      ORDER BY k.id LIMIT ?4"
                 ))?;
+                let fetch = page_fetch(&page);
                 let from = page.from.unwrap_or_default();
-                let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
                 let keys = stmt
                     .query_map(
                         params![workspace.as_str(), api.as_str(), from, fetch, external_id],
@@ -206,16 +208,17 @@ impl KeyStore for SqliteStore {
     ) -> StoreResult<CreditSpend> {
         let id = id.clone();
         self.write(move |conn| {
-            let key = conn
+            // Only the balance: this runs on every verification of a key with credits.
+            let balance = conn
                 .prepare_cached(&format!(
-                    "{KEY_SELECT} WHERE k.id = ?1 AND k.deleted_at IS NULL"
+                    "SELECT {CREDIT_COLUMNS} FROM keys WHERE id = ?1 AND deleted_at IS NULL"
                 ))?
-                .query_row([id.as_str()], key_from_row)
+                .query_row([id.as_str()], |row| credits_at(row, 0))
                 .optional()?;
-            let Some(mut key) = key else {
+            let Some(balance) = balance else {
                 return Ok(CreditSpend::KeyMissing);
             };
-            let Some(mut credits) = key.credits else {
+            let Some(mut credits) = balance else {
                 return Ok(CreditSpend::Unlimited);
             };
             let refilled = credits.apply_due_refill(now);
@@ -231,7 +234,6 @@ impl KeyStore for SqliteStore {
                     credits.remaining(),
                     credits.last_refill_at().as_millis()
                 ])?;
-                key.credits = Some(credits);
             }
             Ok(CreditSpend::Outcome(outcome))
         })

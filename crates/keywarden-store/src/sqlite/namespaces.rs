@@ -7,7 +7,9 @@ use keywarden_core::store::{NamespaceStore, Page, PageRequest, StoreResult};
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
-use super::rows::{NAMESPACE_COLUMNS, OVERRIDE_COLUMNS, namespace_from_row, override_from_row};
+use super::rows::{
+    NAMESPACE_COLUMNS, OVERRIDE_COLUMNS, namespace_from_row, override_from_row, page_fetch,
+};
 
 fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -99,8 +101,8 @@ impl NamespaceStore for SqliteStore {
                      WHERE workspace_id = ?1 AND namespace_id = ?2 AND id >= ?3 \
                      ORDER BY id LIMIT ?4"
                 ))?;
+                let fetch = page_fetch(&page);
                 let from = page.from.unwrap_or_default();
-                let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
                 stmt.query_map(
                     params![workspace.as_str(), namespace.as_str(), from, fetch],
                     override_from_row,

@@ -8,18 +8,14 @@ use keywarden_core::rbac::{
 };
 use keywarden_core::store::{Page, PageRequest, RbacStore, StoreError, StoreResult};
 use keywarden_core::time::UnixMillis;
-use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
+use super::rows::{bad, page_fetch};
 
 pub(super) const PERMISSION_COLUMNS: &str =
     "p.id, p.workspace_id, p.name, p.slug, p.description, p.created_at";
 const ROLE_COLUMNS: &str = "id, workspace_id, name, description, created_at";
-
-fn bad<E: std::error::Error + Send + Sync + 'static>(column: usize, e: E) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
-}
 
 pub(super) fn permission_from_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
     let id: String = row.get(0)?;
@@ -123,10 +119,6 @@ fn link_permissions(
     Ok(())
 }
 
-fn page_limit(page: &PageRequest) -> i64 {
-    i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX)
-}
-
 fn conflict(what: &'static str) -> impl Fn(StoreError) -> StoreError {
     move |e| match e {
         StoreError::Conflict(_) => StoreError::Conflict(what),
@@ -215,7 +207,7 @@ impl RbacStore for SqliteStore {
                           OR instr(lower(p.name), ?4) > 0 OR instr(lower(p.slug), ?4) > 0) \
                      ORDER BY p.id LIMIT ?3"
                 ))?;
-                let fetch = page_limit(&page);
+                let fetch = page_fetch(&page);
                 stmt.query_map(
                     params![
                         workspace.as_str(),
@@ -366,7 +358,7 @@ impl RbacStore for SqliteStore {
                      AND (?4 IS NULL OR instr(lower(id), ?4) > 0 OR instr(lower(name), ?4) > 0) \
                      ORDER BY id LIMIT ?3"
                 ))?;
-                let fetch = page_limit(&page);
+                let fetch = page_fetch(&page);
                 let roles = stmt
                     .query_map(
                         params![

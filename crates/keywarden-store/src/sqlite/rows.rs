@@ -17,13 +17,17 @@ use keywarden_core::named_limit::{NamedLimit, decode_limits, encode_limits};
 use keywarden_core::namespace::{Identifier, Namespace, NamespaceName, RateOverride};
 use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::root_key::{RootKey, RootPermissions};
+use keywarden_core::store::PageRequest;
 use keywarden_core::text::{ApiName, KeyName, Label};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::workspace::Workspace;
 use rusqlite::types::Type;
 use rusqlite::{Row, named_params};
 
-fn bad<E: std::error::Error + Send + Sync + 'static>(column: usize, e: E) -> rusqlite::Error {
+pub(super) fn bad<E: std::error::Error + Send + Sync + 'static>(
+    column: usize,
+    e: E,
+) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))
 }
 
@@ -36,6 +40,11 @@ fn invalid(column: usize, what: &str) -> rusqlite::Error {
         column,
         Invalid(format!("invalid {what} in column {column}")),
     )
+}
+
+/// How many rows to read for a page: one more than it holds, to tell whether another follows.
+pub fn page_fetch(page: &PageRequest) -> i64 {
+    i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX)
 }
 
 fn millis(v: Option<i64>) -> Option<UnixMillis> {
@@ -100,6 +109,30 @@ pub fn identity_values(identity: &Identity) -> rusqlite::Result<(Option<String>,
     Ok((meta, encode_limits(&identity.ratelimits)))
 }
 
+/// The balance columns of a key, in this order from `at`; the same order as in
+/// [`KEY_SELECT`], so spending credits can read just these.
+pub const CREDIT_COLUMNS: &str =
+    "credits_remaining, refill_interval, refill_amount, refill_day, last_refill_at, created_at";
+
+/// A key's balance from the six [`CREDIT_COLUMNS`] starting at `at`; `None` is unlimited.
+pub fn credits_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<Credits>> {
+    let remaining: Option<i64> = row.get(at)?;
+    let interval: Option<String> = row.get(at + 1)?;
+    let amount: Option<i64> = row.get(at + 2)?;
+    let day: Option<i64> = row.get(at + 3)?;
+    let last_refill_at: Option<i64> = row.get(at + 4)?;
+    let created_at = UnixMillis::from_millis(row.get(at + 5)?);
+    let refill = match interval.as_deref() {
+        None => None,
+        Some(interval) => Some(
+            CreditRefill::from_wire(interval == "monthly", amount.unwrap_or(0), day)
+                .map_err(|e| bad(at + 1, e))?,
+        ),
+    };
+    Ok(remaining
+        .map(|r| Credits::from_stored(r, refill, millis(last_refill_at).unwrap_or(created_at))))
+}
+
 pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let id: String = row.get(0)?;
     let workspace_id: String = row.get(1)?;
@@ -108,21 +141,8 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let prefix: Option<String> = row.get(5)?;
     let byte_length: i64 = row.get(6)?;
     let name: Option<String> = row.get(7)?;
-    let remaining: Option<i64> = row.get(11)?;
-    let interval: Option<String> = row.get(12)?;
-    let amount: Option<i64> = row.get(13)?;
-    let day: Option<i64> = row.get(14)?;
-    let last_refill_at: Option<i64> = row.get(15)?;
-    let refill = match interval.as_deref() {
-        None => None,
-        Some(interval) => Some(
-            CreditRefill::from_wire(interval == "monthly", amount.unwrap_or(0), day)
-                .map_err(|e| bad(12, e))?,
-        ),
-    };
+    let credits = credits_at(row, 11)?;
     let created_at = UnixMillis::from_millis(row.get(16)?);
-    let credits = remaining
-        .map(|r| Credits::from_stored(r, refill, millis(last_refill_at).unwrap_or(created_at)));
     Ok(KeyRecord {
         id: KeyId::parse(&id).map_err(|e| bad(0, e))?,
         workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,

@@ -15,7 +15,7 @@ use super::plaintext_key;
 use crate::error::ApiError;
 use crate::http::envelope::data_json_response;
 use crate::http::extract::ApiJson;
-use crate::http::fields::Fields;
+use crate::http::fields::{At, Fields, Item};
 use crate::http::wire::{IdentityData, parse_duration, parse_id};
 use crate::service::{Caller, Verification, VerifyInput};
 use crate::state::AppState;
@@ -50,23 +50,24 @@ fn requested_limits(f: &mut Fields, items: Vec<VerifyLimitBody>) -> Vec<Requeste
     }
     let mut requested = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let at = format!("body.ratelimits[{i}]");
+        // Locations are formatted only for a field that is wrong (this is the verify path).
+        let at = Item("body.ratelimits", i);
         let name = f
-            .required(format!("{at}.name"), item.name)
-            .filter(|n| f.length(format!("{at}.name"), n, 3, 255));
-        let cost = f.range(format!("{at}.cost"), item.cost.unwrap_or(1), 0, i64::MAX);
+            .required(At(at, "name"), item.name)
+            .filter(|n| f.length(At(at, "name"), n, 3, 255));
+        let cost = f.range(At(at, "cost"), item.cost.unwrap_or(1), 0, i64::MAX);
         let inline = match (item.limit, item.duration) {
             (None, None) => Some(None),
             (Some(limit), Some(duration)) => {
-                let limit = f.range(format!("{at}.limit"), limit, 0, i64::MAX);
-                let duration = parse_duration(f, format!("{at}.duration"), duration);
+                let limit = f.range(At(at, "limit"), limit, 0, i64::MAX);
+                let duration = parse_duration(f, At(at, "duration"), duration);
                 limit
                     .zip(duration)
                     .map(|(l, d)| Some((l.unsigned_abs(), d)))
             }
             _ => {
                 f.error(
-                    at.clone(),
+                    at.to_string(),
                     "give both limit and duration for an inline limit, or neither to use a stored one",
                 );
                 None
@@ -75,7 +76,10 @@ fn requested_limits(f: &mut Fields, items: Vec<VerifyLimitBody>) -> Vec<Requeste
         if let Some(name) = &name
             && requested.iter().any(|r: &RequestedLimit| &r.name == name)
         {
-            f.error(format!("{at}.name"), "names must be unique within the list");
+            f.error(
+                At(at, "name").to_string(),
+                "names must be unique within the list",
+            );
         }
         if let (Some(name), Some(cost), Some(inline)) = (name, cost, inline) {
             requested.push(RequestedLimit {
