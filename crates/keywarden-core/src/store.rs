@@ -27,6 +27,10 @@ pub enum StoreError {
     /// A unique value (a key hash, a name) is already taken.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// The backend cannot be reached (down, restarting, network): the operation did not
+    /// happen and can be retried once it is back.
+    #[error("storage backend unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The backend failed; the cause is for logs, never for clients.
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

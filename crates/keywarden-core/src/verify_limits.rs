@@ -48,7 +48,7 @@ pub struct UnknownLimit(pub String);
 /// Limits of a key count per key; limits of an identity count per identity, so all its keys
 /// share them.
 fn key_counter(key: &KeyRecord, name: &str) -> CounterKey {
-    CounterKey::new(format!("key:{}:{name}", key.id))
+    CounterKey::scoped(key.workspace_id.as_str(), &format!("key:{}:{name}", key.id))
 }
 
 fn planned(limit: &NamedLimit, cost: u64, counter: CounterKey) -> PlannedLimit {
@@ -74,7 +74,7 @@ pub fn plan_limits(
     let identity_limits = key.identity.as_ref().map(|i| i.ratelimits.as_slice());
     let identity_counter = |name: &str| {
         let id = key.identity.as_ref().map(|i| i.id.as_str()).unwrap_or("");
-        CounterKey::new(format!("identity:{id}:{name}"))
+        CounterKey::scoped(key.workspace_id.as_str(), &format!("identity:{id}:{name}"))
     };
     let mut plan: Vec<PlannedLimit> = key
         .ratelimits
@@ -195,11 +195,14 @@ mod tests {
         let plan = plan_limits(&k, &[]).unwrap();
         let names: Vec<_> = plan.iter().map(|p| (p.name.as_str(), p.cost)).collect();
         assert_eq!(names, [("requests", 1), ("daily", 1)]);
-        assert_eq!(plan[0].counter.as_str(), format!("key:{}:requests", k.id));
+        assert_eq!(
+            plan[0].counter.as_str(),
+            format!("{}:key:{}:requests", k.workspace_id, k.id)
+        );
         let identity = k.identity.as_ref().unwrap();
         assert_eq!(
             plan[1].counter.as_str(),
-            format!("identity:{}:daily", identity.id)
+            format!("{}:identity:{}:daily", k.workspace_id, identity.id)
         );
         assert_eq!(plan[1].id.as_ref(), Some(&identity.ratelimits[0].id));
     }
@@ -282,6 +285,9 @@ mod tests {
                 ("adhoc", 1, false)
             ]
         );
-        assert_eq!(plan[2].counter.as_str(), format!("key:{}:adhoc", k.id));
+        assert_eq!(
+            plan[2].counter.as_str(),
+            format!("{}:key:{}:adhoc", k.workspace_id, k.id)
+        );
     }
 }

@@ -78,6 +78,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("no route for {0}")]
     RouteNotFound(String),
+    /// A backend the operation needs is unreachable; the cause is for logs.
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] anyhow::Error),
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
     /// Anything that is the server's fault. The cause is logged, never sent.
@@ -168,6 +171,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            e @ StoreError::Unavailable(_) => Self::Unavailable(anyhow::Error::new(e)),
             e @ StoreError::Backend(_) => Self::Internal(anyhow::Error::new(e)),
         }
     }

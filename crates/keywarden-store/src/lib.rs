@@ -14,9 +14,10 @@ pub use location::{StoreLocation, StoreLocationError};
 pub use sqlite::SqliteStore;
 
 /// Opens (creating if needed) the store at `location`.
-pub fn open(location: &StoreLocation) -> Result<Arc<dyn Store>, OpenError> {
+pub async fn open(location: &StoreLocation) -> Result<Arc<dyn Store>, OpenError> {
     match location {
         StoreLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+        StoreLocation::Postgres(_) => Err(OpenError::Postgres),
     }
 }
 
@@ -25,4 +26,6 @@ pub fn open(location: &StoreLocation) -> Result<Arc<dyn Store>, OpenError> {
 pub enum OpenError {
     #[error("could not open the SQLite database")]
     Sqlite(#[from] sqlite::SqliteOpenError),
+    #[error("could not open the PostgreSQL database")]
+    Postgres,
 }

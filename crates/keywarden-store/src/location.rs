@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum StoreLocation {
     /// A SQLite file, created if missing.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, given as its `postgres://` (or `postgresql://`) URL.
+    Postgres(String),
 }
 
 /// Why a database URL is not usable.
@@ -15,18 +17,22 @@ pub enum StoreLocationError {
     #[error("the database URL is empty")]
     Empty,
     #[error(
-        "database URL scheme '{0}' is not supported by this build; use a SQLite file path or sqlite://PATH"
+        "database URL scheme '{0}' is not supported; use a SQLite file path, sqlite://PATH or postgres://…"
     )]
     UnsupportedScheme(String),
 }
 
 impl StoreLocation {
-    /// Accepts `sqlite://PATH`, `sqlite:PATH` or a bare file path. `sqlite://keywarden.db` is
+    /// Accepts `postgres://…`, `postgresql://…`, `sqlite://PATH`, `sqlite:PATH` or a bare file
+    /// path. `sqlite://keywarden.db` is
     /// relative to the working directory; `sqlite:///var/lib/kw.db` is absolute.
     pub fn parse(url: &str) -> Result<Self, StoreLocationError> {
         let url = url.trim();
         if url.is_empty() {
             return Err(StoreLocationError::Empty);
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -65,6 +71,19 @@ mod tests {
         assert_eq!(
             p("sqlite:data/kw.db"),
             Ok(StoreLocation::Sqlite("data/kw.db".into()))
+        );
+    }
+
+    #[test]
+    fn postgres_urls_are_kept_whole() {
+        let url = "postgres://kw@db.internal:5432/keywarden?sslmode=disable";
+        assert_eq!(
+            StoreLocation::parse(url),
+            Ok(StoreLocation::Postgres(url.into()))
+        );
+        assert_eq!(
+            StoreLocation::parse("postgresql://localhost/kw"),
+            Ok(StoreLocation::Postgres("postgresql://localhost/kw".into()))
         );
     }
 

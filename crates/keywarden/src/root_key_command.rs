@@ -12,7 +12,7 @@ use keywarden_store::StoreLocation;
 use crate::cli::{RootKeyCommand, StoreArgs};
 use crate::config::{self, Overrides};
 
-pub fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub async fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let config = config::load(
         args.config.as_deref(),
         Overrides {
@@ -21,7 +21,7 @@ pub fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> 
         },
     )?;
     let location = StoreLocation::parse(&config.database_url)?;
-    keywarden_store::open(&location).context("could not open the store")
+    keywarden_store::open(&location).await.context("could not open the store")
 }
 
 pub async fn run(command: RootKeyCommand) -> anyhow::Result<()> {
@@ -31,9 +31,9 @@ pub async fn run(command: RootKeyCommand) -> anyhow::Result<()> {
             name,
             workspace,
             store,
-        } => create(open_store(store)?.as_ref(), &permissions, name, workspace).await,
-        RootKeyCommand::List { store } => list(open_store(store)?.as_ref()).await,
-        RootKeyCommand::Revoke { id, store } => revoke(open_store(store)?.as_ref(), &id).await,
+        } => create(open_store(store).await?.as_ref(), &permissions, name, workspace).await,
+        RootKeyCommand::List { store } => list(open_store(store).await?.as_ref()).await,
+        RootKeyCommand::Revoke { id, store } => revoke(open_store(store).await?.as_ref(), &id).await,
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     logging::init(config.log_format);
 
     let location = StoreLocation::parse(&config.database_url)?;
-    let store = keywarden_store::open(&location).context("could not open the store")?;
+    let store = keywarden_store::open(&location).await.context("could not open the store")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let from_env = std::env::var(BOOTSTRAP_ENV)

@@ -14,9 +14,9 @@ use crate::root_key_command::{format_time, open_store};
 pub async fn run(command: WorkspaceCommand) -> anyhow::Result<()> {
     match command {
         WorkspaceCommand::Create { name, store } => {
-            create(open_store(store)?.as_ref(), &name).await
+            create(open_store(store).await?.as_ref(), &name).await
         }
-        WorkspaceCommand::List { store } => list(open_store(store)?.as_ref()).await,
+        WorkspaceCommand::List { store } => list(open_store(store).await?.as_ref()).await,
     }
 }
 

@@ -52,21 +52,54 @@ impl WindowDuration {
 ///
 /// The key carries its [`Fingerprint`], computed once when it is made: a counter that is
 /// checked again and again (a cached key's limits) is never hashed again.
+///
+/// A counter may have a *scope*, a leading part of its text shared by every counter one call
+/// can check together (the workspace). A shared limiter keeps the counters of one scope
+/// together (on Redis Cluster, in one hash slot), so one atomic operation can decide them all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CounterKey {
     text: Box<str>,
+    /// Length of the scope at the start of `text`; 0 when the counter has none.
+    scope_len: usize,
     fingerprint: Fingerprint,
 }
 
 impl CounterKey {
+    /// A counter without a scope: a shared limiter keeps it on its own.
     pub fn new(s: impl Into<Box<str>>) -> Self {
         let text = s.into();
         let fingerprint = Fingerprint::of(&text);
-        Self { text, fingerprint }
+        Self {
+            text,
+            scope_len: 0,
+            fingerprint,
+        }
+    }
+
+    /// The counter `name` in `scope`, written `scope:name`.
+    pub fn scoped(scope: &str, name: &str) -> Self {
+        let mut text = String::with_capacity(scope.len() + 1 + name.len());
+        text.push_str(scope);
+        text.push(':');
+        text.push_str(name);
+        let fingerprint = Fingerprint::of(&text);
+        Self {
+            text: text.into_boxed_str(),
+            scope_len: scope.len(),
+            fingerprint,
+        }
     }
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The scope this counter is kept with; the whole text when it has none.
+    pub fn scope(&self) -> &str {
+        match self.scope_len {
+            0 => &self.text,
+            n => &self.text[..n],
+        }
     }
 
     pub fn fingerprint(&self) -> Fingerprint {

@@ -52,6 +52,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -69,6 +70,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "Request Entity Too Large",
             Self::MethodNotAllowed(_) => "Method Not Allowed",
             Self::Internal(_) => "Internal Server Error",
+            Self::Unavailable(_) => "Service Unavailable",
         }
     }
 
@@ -119,6 +121,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "unkey/application/request_too_large",
             Self::RouteNotFound(_) | Self::MethodNotAllowed(_) => "unkey/application/not_found",
             Self::Internal(_) => "unkey/application/unexpected_error",
+            Self::Unavailable(_) => "unkey/application/service_unavailable",
         }
     }
 
@@ -151,6 +154,10 @@ impl ApiError {
                 format!("Method {method} is not allowed on this endpoint; use POST.")
             }
             Self::Internal(_) => INTERNAL_DETAIL.into(),
+            Self::Unavailable(_) => {
+                "A backend this operation needs is unreachable; nothing was changed. Retry shortly."
+                    .into()
+            }
         }
     }
 }
@@ -159,6 +166,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
             return internal_response(cause);
+        }
+        if let Self::Unavailable(cause) = &self {
+            tracing::warn!(error = ?cause, "request failed: backend unavailable");
         }
         let context = context::current();
         let query_error: [FieldError; 1];

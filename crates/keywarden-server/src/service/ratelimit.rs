@@ -38,16 +38,15 @@ pub struct LimitResult {
     pub override_id: Option<OverrideId>,
 }
 
-/// A namespace's counters are per identifier; namespace ids are unique across workspaces.
-fn counter(namespace: &NamespaceId, identifier: &Identifier) -> CounterKey {
-    let (namespace, identifier) = (namespace.as_str(), identifier.as_str());
-    // Built to its exact size, so making the boxed key does not reallocate.
-    let mut text = String::with_capacity(4 + namespace.len() + identifier.len());
-    text.push_str("ns:");
-    text.push_str(namespace);
-    text.push(':');
-    text.push_str(identifier);
-    CounterKey::new(text)
+/// A namespace's counters are per identifier, kept in the namespace's workspace.
+fn counter(namespace: &Namespace, identifier: &Identifier) -> CounterKey {
+    let (id, identifier) = (namespace.id.as_str(), identifier.as_str());
+    let mut name = String::with_capacity(4 + id.len() + identifier.len());
+    name.push_str("ns:");
+    name.push_str(id);
+    name.push(':');
+    name.push_str(identifier);
+    CounterKey::scoped(namespace.workspace_id.as_str(), &name)
 }
 
 fn result(decision: &LimitDecision, override_id: Option<OverrideId>) -> LimitResult {
@@ -121,7 +120,7 @@ impl Keywarden {
         let overrides = entry.overrides();
         let matched = overrides.matching(request.identifier.as_str());
         let check = LimitCheck {
-            counter: counter(&entry.namespace.id, &request.identifier),
+            counter: counter(&entry.namespace, &request.identifier),
             limit: matched.map_or(request.limit, |o| o.limit),
             duration: matched.map_or(request.duration, |o| o.duration),
             cost: request.cost,
