@@ -216,7 +216,8 @@ mod tests {
         let plan = plan_limits(&k, &[]).unwrap();
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].limit, 10);
-        assert!(plan[0].counter.as_str().starts_with("key:"));
+        assert!(plan[0].counter.as_str().contains(":key:"));
+        assert_eq!(plan[0].counter.scope(), k.workspace_id.as_str());
         // Also when the request names it.
         let k = key(
             vec![spec("requests", 10, false)],
@@ -249,7 +250,8 @@ mod tests {
             got,
             [("requests", 10, 4), ("tokens", 5, 0), ("burst", 3, 2)]
         );
-        assert!(plan[2].counter.as_str().starts_with("identity:"));
+        assert!(plan[2].counter.as_str().contains(":identity:"));
+        assert_eq!(plan[2].counter.scope(), k.workspace_id.as_str());
     }
 
     #[test]
