@@ -352,4 +352,12 @@ pub trait Store:
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;
+
+    /// A name for health reports: `"sqlite"`, `"postgres"`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether the backend answers right now; for health reports.
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

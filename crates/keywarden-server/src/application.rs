@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use keywarden_core::store::Store;
+use keywarden_core::change::FeedEvent;
 use keywarden_core::time::Clock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::http;
-use crate::service::{Keywarden, ServiceSettings};
+use crate::service::{Backends, ChannelSink, Keywarden, ServiceSettings};
 use crate::state::AppState;
 
 /// How the server runs.
@@ -42,13 +42,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the in-memory views from `store` and binds the listener.
+    /// Loads the in-memory views from the store and binds the listener.
     pub async fn build(
         settings: ServerSettings,
-        store: Arc<dyn Store>,
+        backends: Backends,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let service = Keywarden::start(store, clock, &settings.service)
+        let service = Keywarden::start(backends, clock, &settings.service)
             .await
             .context("could not load keys and root keys from the store")?;
         let listener = TcpListener::bind(settings.listen)
@@ -76,7 +76,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Subscribed before serving, so no change another node makes while this one serves
+        // goes unheard.
+        let (sink, events) = ChannelSink::new();
+        self.service.feed().subscribe(sink);
         let background = [
+            tokio::spawn(apply_feed_events(Arc::clone(&self.service), events)),
             tokio::spawn(poll_root_keys(
                 Arc::clone(&self.service),
                 self.settings.root_key_poll,
@@ -103,17 +108,46 @@ impl Application {
     }
 }
 
-fn stop(tasks: [JoinHandle<()>; 3]) {
+fn stop(tasks: [JoinHandle<()>; 4]) {
     for task in tasks {
         task.abort();
     }
 }
 
+/// Applies other nodes' changes in the order the feed delivers them; reloads everything when
+/// the feed may have lost some.
+async fn apply_feed_events(
+    service: Arc<Keywarden>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<FeedEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            FeedEvent::Changed(change) => service.apply(&change),
+            FeedEvent::Disconnected => {
+                tracing::warn!("change feed disconnected; changes on other nodes are not seen until it returns");
+            }
+            FeedEvent::Resync => {
+                // Until the store answers, keep trying: the views may be stale meanwhile,
+                // which the staleness bound on cached records limits.
+                while let Err(e) = service.resync().await {
+                    tracing::warn!(error = ?e, "could not reload views; retrying in a second");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Reloads root keys when a change is announced, and polls as well: the CLI changes root keys
+/// from another process without announcing.
 async fn poll_root_keys(service: Arc<Keywarden>, every: Duration) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = service.root_keys_changed().notified() => {}
+        }
         if let Err(e) = service.refresh_root_keys().await {
             tracing::warn!(error = ?e, "could not refresh root keys");
         }

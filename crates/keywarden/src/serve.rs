@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::time::{Clock, SystemClock};
-use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::service::{Backends, Bootstrap, ServiceSettings, bootstrap};
 use keywarden_server::{Application, ServerSettings};
 use keywarden_store::StoreLocation;
 
@@ -49,10 +49,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listen: config.listen,
         service: ServiceSettings {
             key_cache_capacity: config.key_cache_capacity,
+            ..ServiceSettings::default()
         },
         ..ServerSettings::default()
     };
-    let app = Application::build(settings, store, clock).await?;
+    let app = Application::build(settings, Backends::standalone(store), clock).await?;
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -193,6 +193,38 @@ pub trait Limiter: Send + Sync {
         checks: &[LimitCheck],
         outcome: &LimitOutcome,
     ) -> Result<(), LimiterError>;
+
+    /// Where limits are decided and whether that backend answers; for health reports.
+    fn health(&self) -> LimiterHealth {
+        LimiterHealth::in_process()
+    }
+}
+
+/// A limiter's state as health reports show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterHealth {
+    /// `"memory"` or `"redis"`.
+    pub backend: &'static str,
+    /// Whether the shared backend answers; always true in process.
+    pub reachable: bool,
+    /// What decides while the shared backend does not answer, e.g. `"local"`.
+    pub fault_mode: Option<String>,
+    /// Since when the shared backend has not answered.
+    pub down_since: Option<UnixMillis>,
+    /// Calls answered by the fault mode instead of the shared backend, since start.
+    pub fallback_calls: u64,
+}
+
+impl LimiterHealth {
+    pub fn in_process() -> Self {
+        Self {
+            backend: "memory",
+            reachable: true,
+            fault_mode: None,
+            down_since: None,
+            fallback_calls: 0,
+        }
+    }
 }
 
 #[cfg(test)]

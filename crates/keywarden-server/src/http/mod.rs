@@ -9,6 +9,7 @@ mod extract;
 mod fields;
 mod identities;
 mod keys;
+mod health;
 mod liveness;
 mod permissions;
 mod ratelimit;
@@ -32,6 +33,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v2/liveness", get(liveness::liveness))
+        .route("/v2/health", get(health::health))
         .merge(apis::routes())
         .merge(keys::routes())
         .merge(identities::routes())

@@ -1,5 +1,6 @@
 //! APIs: create, read, delete, and list their keys.
 
+use keywarden_core::change::Change;
 use keywarden_core::api::Api;
 use keywarden_core::id::ApiId;
 use keywarden_core::identity::ExternalId;
@@ -64,9 +65,8 @@ impl Keywarden {
             .delete_api(caller.workspace(), id, self.now())
             .await?
             .ok_or_else(ApiError::api_not_found)?;
-        for digest in &digests {
-            self.keys.changed(digest);
-        }
+        self.announce(digests.iter().map(|d| Change::KeyChanged(*d)).collect())
+            .await;
         tracing::info!(api_id = %id, keys = digests.len(), "api deleted");
         Ok(())
     }

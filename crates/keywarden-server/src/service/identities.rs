@@ -1,5 +1,6 @@
 //! Identities: create, read, list, change and delete them, and link keys to them.
 
+use keywarden_core::change::Change;
 use keywarden_core::id::IdentityId;
 use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
 use keywarden_core::meta::Meta;
@@ -100,9 +101,8 @@ impl Keywarden {
             .await?
             .ok_or_else(ApiError::identity_not_found)?;
         // Cached keys carry a copy of their identity.
-        for digest in &digests {
-            self.keys.changed(digest);
-        }
+        self.announce(digests.iter().map(|d| Change::KeyChanged(*d)).collect())
+            .await;
         tracing::info!(identity_id = %updated.id, keys = digests.len(), "identity updated");
         Ok(updated)
     }
@@ -116,9 +116,8 @@ impl Keywarden {
             .delete_identity(caller.workspace(), identity.id.as_str())
             .await?
             .ok_or_else(ApiError::identity_not_found)?;
-        for digest in &digests {
-            self.keys.changed(digest);
-        }
+        self.announce(digests.iter().map(|d| Change::KeyChanged(*d)).collect())
+            .await;
         tracing::info!(identity_id = %identity.id, keys = digests.len(), "identity deleted");
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! What keys hold: their direct permissions and their roles (`keys.addPermissions` …
 //! `keys.setRoles`).
 
+use keywarden_core::change::Change;
 use keywarden_core::id::KeyId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::KeyChange;
@@ -43,7 +44,7 @@ impl Keywarden {
             .change_key(caller.workspace(), id, change, self.now())
             .await?
             .map_err(|_| ApiError::key_not_found())?;
-        self.keys.changed(&key.digest);
+        self.announce(vec![Change::KeyChanged(key.digest)]).await;
         Ok(key)
     }
 

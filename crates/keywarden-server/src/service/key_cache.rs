@@ -115,6 +115,8 @@ pub struct KeyCache {
     known: RwLock<DigestMap<u32>>,
     records: Cache<KeyDigest, Entry, quick_cache::UnitWeighter, BuildHasherDefault<DigestHasher>>,
     changes: AtomicU64,
+    /// Moves with every change of `known`, so a reload can tell it raced with one.
+    known_changes: AtomicU64,
 }
 
 impl KeyCache {
@@ -129,18 +131,27 @@ impl KeyCache {
                 quick_cache::sync::DefaultLifecycle::default(),
             ),
             changes: AtomicU64::new(0),
+            known_changes: AtomicU64::new(0),
         }
     }
 
-    /// Fills the set of known digests from the store; called once at startup.
+    /// Fills the set of known digests from the store: at startup, and again after the change
+    /// feed was down. A key added or removed while the store was read may be missing from
+    /// what was read, so then it reads again.
     pub async fn load_known(&self, store: &dyn KeyStore) -> StoreResult<usize> {
-        let digests = store.all_key_digests().await?;
-        let mut known = DigestMap::default();
-        for digest in &digests {
-            *known.entry(digest.index()).or_insert(0) += 1;
+        loop {
+            let before = self.known_changes.load(Ordering::SeqCst);
+            let digests = store.all_key_digests().await?;
+            let mut known = DigestMap::default();
+            for digest in &digests {
+                *known.entry(digest.index()).or_insert(0) += 1;
+            }
+            let mut current = self.known.write();
+            if self.known_changes.load(Ordering::SeqCst) == before {
+                *current = known;
+                return Ok(digests.len());
+            }
         }
-        *self.known.write() = known;
-        Ok(digests.len())
     }
 
     /// The key with this digest, from memory when possible.
@@ -177,14 +188,29 @@ impl KeyCache {
         store.key_by_digest(digest).await
     }
 
+    /// The key with this digest as the store has it now, skipping memory entirely: for when
+    /// memory may be stale.
+    pub async fn lookup_uncached(
+        &self,
+        digest: &KeyDigest,
+        store: &dyn KeyStore,
+    ) -> StoreResult<Entry> {
+        Ok(store
+            .key_by_digest(digest)
+            .await?
+            .map(|record| Arc::new(CachedKey::new(record))))
+    }
+
     /// A key with this digest was stored.
     pub fn added(&self, digest: &KeyDigest) {
+        self.known_changes.fetch_add(1, Ordering::SeqCst);
         *self.known.write().entry(digest.index()).or_insert(0) += 1;
         self.changed(digest);
     }
 
     /// The key with this digest was erased from the store.
     pub fn removed(&self, digest: &KeyDigest) {
+        self.known_changes.fetch_add(1, Ordering::SeqCst);
         {
             let mut known = self.known.write();
             if let Some(count) = known.get_mut(&digest.index()) {

@@ -1,5 +1,6 @@
 //! Keys: issue, read, change, delete, rotate, adjust credits and import.
 
+use keywarden_core::change::Change;
 use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
 use keywarden_core::digest::KeyDigest;
@@ -177,7 +178,7 @@ impl Keywarden {
         record.set_permissions(permissions.unwrap_or_default());
         record.set_roles(roles.unwrap_or_default());
         self.store.insert_key(&record).await?;
-        self.keys.added(&record.digest);
+        self.announce(vec![Change::KeyAdded(record.digest)]).await;
         tracing::info!(key_id = %record.id, api_id = %record.api_id, "key created");
         Ok(CreatedKey {
             key_id: record.id,
@@ -309,7 +310,7 @@ impl Keywarden {
             )
             .await?
             .map_err(change_error)?;
-        self.keys.changed(&key.digest);
+        self.announce(vec![Change::KeyChanged(key.digest)]).await;
         tracing::info!(key_id = %id, "key updated");
         Ok(())
     }
@@ -326,11 +327,12 @@ impl Keywarden {
             .delete_key(caller.workspace(), id, permanent, self.now())
             .await?
             .ok_or_else(ApiError::key_not_found)?;
-        if permanent {
-            self.keys.removed(&key.digest);
+        let change = if permanent {
+            Change::KeyRemoved(key.digest)
         } else {
-            self.keys.changed(&key.digest);
-        }
+            Change::KeyChanged(key.digest)
+        };
+        self.announce(vec![change]).await;
         tracing::info!(key_id = %id, permanent, "key deleted");
         Ok(())
     }
@@ -361,8 +363,11 @@ impl Keywarden {
             .rotate_key(caller.workspace(), id, &new, old_expires)
             .await?
             .ok_or_else(ApiError::key_not_found)?;
-        self.keys.changed(&old_after.digest);
-        self.keys.added(&new.digest);
+        self.announce(vec![
+            Change::KeyChanged(old_after.digest),
+            Change::KeyAdded(new.digest),
+        ])
+        .await;
         tracing::info!(old_key_id = %id, new_key_id = %new.id, "key rerolled");
         Ok(CreatedKey {
             key_id: new.id,
@@ -386,7 +391,7 @@ impl Keywarden {
             .change_key(caller.workspace(), id, change, self.now())
             .await?
             .map_err(change_error)?;
-        self.keys.changed(&key.digest);
+        self.announce(vec![Change::KeyChanged(key.digest)]).await;
         Ok(key.credits)
     }
 
@@ -433,15 +438,17 @@ impl Keywarden {
             hashes.push(key.hash);
         }
         let outcomes = self.store.import_keys(&records).await?;
+        let mut added = Vec::new();
         for ((record, hash), outcome) in records.into_iter().zip(hashes).zip(outcomes) {
             match outcome {
                 ImportOutcome::Imported => {
-                    self.keys.added(&record.digest);
+                    added.push(Change::KeyAdded(record.digest));
                     report.migrated.push((hash, record.id));
                 }
                 ImportOutcome::Duplicate => report.failed.push(hash),
             }
         }
+        self.announce(added).await;
         tracing::info!(
             api_id = %api_id,
             migrated = report.migrated.len(),

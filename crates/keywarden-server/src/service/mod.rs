@@ -3,6 +3,7 @@
 
 mod apis;
 mod bootstrap;
+mod changes;
 mod identities;
 mod key_access;
 mod key_cache;
@@ -19,12 +20,15 @@ mod verify_limits;
 
 use std::sync::Arc;
 
+use keywarden_core::change::{ChangeFeed, Standalone};
 use keywarden_core::ratelimit::{InMemoryLimiter, Limiter};
 use keywarden_core::store::{Store, StoreResult};
 use keywarden_core::time::{Clock, UnixMillis};
+use tokio::sync::Notify;
 
 pub use apis::NewApi;
 pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
+pub use changes::ChannelSink;
 pub use identities::NewIdentity;
 pub use key_access::AccessChange;
 pub use key_cache::{CachedKey, KeyCache};
@@ -45,12 +49,37 @@ use crate::error::ApiError;
 pub struct ServiceSettings {
     /// Most key records held in memory.
     pub key_cache_capacity: u64,
+    /// How long cached records keep answering after the change feed lost its connection
+    /// (and with it, news of changes made on other nodes); after that, every lookup asks the
+    /// store.
+    pub max_stale: std::time::Duration,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
         Self {
             key_cache_capacity: 100_000,
+            max_stale: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a node keeps its state in and talks to other nodes through.
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    /// Carries changes between nodes; [`Standalone`] for a single node.
+    pub feed: Arc<dyn ChangeFeed>,
+    /// Decides rate limits shared by all nodes; `None` keeps limits in this process.
+    pub limiter: Option<Arc<dyn Limiter>>,
+}
+
+impl Backends {
+    /// A single node on `store`, with limits in memory.
+    pub fn standalone(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            feed: Arc::new(Standalone),
+            limiter: None,
         }
     }
 }
@@ -58,6 +87,7 @@ impl Default for ServiceSettings {
 /// The application: store, clock, limiter and the in-memory views the hot path reads.
 pub struct Keywarden {
     store: Arc<dyn Store>,
+    feed: Arc<dyn ChangeFeed>,
     clock: Arc<dyn Clock>,
     keys: KeyCache,
     root_keys: RootKeyDirectory,
@@ -68,15 +98,24 @@ pub struct Keywarden {
     limiter: Arc<dyn Limiter>,
     /// The in-process limiter state, swept of ended windows in the background.
     local_limiter: Arc<InMemoryLimiter>,
+    /// Signalled when root keys changed, here or on another node.
+    root_keys_changed: Notify,
+    /// See [`ServiceSettings::max_stale`].
+    max_stale_ms: i64,
 }
 
 impl Keywarden {
     /// Loads the in-memory views (known key digests, root keys) from the store.
     pub async fn start(
-        store: Arc<dyn Store>,
+        backends: Backends,
         clock: Arc<dyn Clock>,
         settings: &ServiceSettings,
     ) -> StoreResult<Self> {
+        let Backends {
+            store,
+            feed,
+            limiter,
+        } = backends;
         let keys = KeyCache::new(settings.key_cache_capacity);
         let known = keys.load_known(store.as_ref()).await?;
         let root_keys = RootKeyDirectory::default();
@@ -85,13 +124,16 @@ impl Keywarden {
         let local_limiter = Arc::new(InMemoryLimiter::new(Arc::clone(&clock)));
         Ok(Self {
             store,
+            feed,
             clock,
             keys,
             root_keys,
             namespaces: namespaces::NamespaceDirectory::default(),
             queries: query_cache::QueryCache::default(),
-            limiter: Arc::clone(&local_limiter) as Arc<dyn Limiter>,
+            limiter: limiter.unwrap_or_else(|| Arc::clone(&local_limiter) as Arc<dyn Limiter>),
             local_limiter,
+            root_keys_changed: Notify::new(),
+            max_stale_ms: i64::try_from(settings.max_stale.as_millis()).unwrap_or(i64::MAX),
         })
     }
 
@@ -106,6 +148,14 @@ impl Keywarden {
 
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    pub fn limiter_health(&self) -> keywarden_core::ratelimit::LimiterHealth {
+        self.limiter.health()
+    }
+
+    pub fn feed(&self) -> &dyn ChangeFeed {
+        self.feed.as_ref()
     }
 
     /// Finds the root key presented as a bearer token.

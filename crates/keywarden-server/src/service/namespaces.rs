@@ -1,14 +1,14 @@
 //! The in-memory view of rate-limit namespaces and their overrides, so `ratelimit.limit`
 //! decides without reading the store.
 //!
-//! A namespace is loaded with its overrides on first use and kept: namespaces are never
-//! deleted, and every override change made through this server replaces the namespace's
-//! override set. Entries are found by the id or the name a client used.
+//! A namespace is loaded with its overrides on first use and kept until its overrides change
+//! (here or on another node), which drops it so the next use loads it again. Entries are found by the id or the name a client used.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use keywarden_core::id::WorkspaceId;
+use keywarden_core::id::{NamespaceId, WorkspaceId};
 use keywarden_core::namespace::{Namespace, RateOverride};
 use keywarden_core::ratelimit::OverrideSet;
 use keywarden_core::store::{NamespaceStore, StoreResult};
@@ -18,14 +18,13 @@ use parking_lot::RwLock;
 #[derive(Debug)]
 pub struct LoadedNamespace {
     pub namespace: Namespace,
-    overrides: RwLock<Arc<OverrideSet<RateOverride>>>,
-    /// Reloads run one at a time, so the last one to finish read the latest state.
-    reloading: tokio::sync::Mutex<()>,
+    /// Never changed in place: a change to the overrides drops the whole entry.
+    overrides: Arc<OverrideSet<RateOverride>>,
 }
 
 impl LoadedNamespace {
     pub fn overrides(&self) -> Arc<OverrideSet<RateOverride>> {
-        Arc::clone(&self.overrides.read())
+        Arc::clone(&self.overrides)
     }
 }
 
@@ -44,6 +43,9 @@ type References = HashMap<WorkspaceId, HashMap<String, Arc<LoadedNamespace>>>;
 #[derive(Default)]
 pub struct NamespaceDirectory {
     by_reference: RwLock<References>,
+    /// Moves whenever entries are dropped, so a load that read the store before a change
+    /// does not put what it read back after the change dropped it.
+    generation: AtomicU64,
 }
 
 impl NamespaceDirectory {
@@ -69,13 +71,17 @@ impl NamespaceDirectory {
             self.remember(&workspace, reference, &known);
             return Ok(known);
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let overrides = store.overrides(&workspace, &namespace.id).await?;
         let loaded = Arc::new(LoadedNamespace {
-            overrides: RwLock::new(Arc::new(override_set(overrides))),
-            reloading: tokio::sync::Mutex::new(()),
+            overrides: Arc::new(override_set(overrides)),
             namespace,
         });
         let mut map = self.by_reference.write();
+        if self.generation.load(Ordering::SeqCst) != generation {
+            // Possibly stale: answer this call with it, but keep nothing.
+            return Ok(loaded);
+        }
         let references = map.entry(workspace).or_default();
         // Another request may have loaded it meanwhile; keep the first so there is one set.
         let entry = references
@@ -95,17 +101,17 @@ impl NamespaceDirectory {
             .insert(reference.to_owned(), Arc::clone(entry));
     }
 
-    /// Re-reads a namespace's overrides after one changed.
-    pub async fn reload_overrides(
-        &self,
-        entry: &LoadedNamespace,
-        store: &dyn NamespaceStore,
-    ) -> StoreResult<()> {
-        let _one_at_a_time = entry.reloading.lock().await;
-        let overrides = store
-            .overrides(&entry.namespace.workspace_id, &entry.namespace.id)
-            .await?;
-        *entry.overrides.write() = Arc::new(override_set(overrides));
-        Ok(())
+    /// Drops a namespace whose overrides changed; its next use loads it again.
+    pub fn forget(&self, workspace: &WorkspaceId, namespace: &NamespaceId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(references) = self.by_reference.write().get_mut(workspace) {
+            references.retain(|_, entry| entry.namespace.id != *namespace);
+        }
+    }
+
+    /// Drops every namespace.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.by_reference.write().clear();
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use keywarden_core::change::Change;
 use keywarden_core::id::{NamespaceId, OverrideId};
 use keywarden_core::namespace::{Identifier, Namespace, NamespaceName, RateOverride};
 use keywarden_core::ratelimit::{
@@ -198,9 +199,11 @@ impl Keywarden {
                 updated_at: None,
             })
             .await?;
-        self.namespaces
-            .reload_overrides(&entry, self.store.as_ref())
-            .await?;
+        self.announce(vec![Change::OverridesChanged {
+            workspace: entry.namespace.workspace_id.clone(),
+            namespace: entry.namespace.id.clone(),
+        }])
+        .await;
         tracing::info!(override_id = %stored.id, namespace_id = %entry.namespace.id, "override set");
         Ok(stored.id)
     }
@@ -251,9 +254,11 @@ impl Keywarden {
             .store
             .delete_override(caller.workspace(), &entry.namespace.id, identifier)
             .await?;
-        self.namespaces
-            .reload_overrides(&entry, self.store.as_ref())
-            .await?;
+        self.announce(vec![Change::OverridesChanged {
+            workspace: entry.namespace.workspace_id.clone(),
+            namespace: entry.namespace.id.clone(),
+        }])
+        .await;
         if !deleted {
             return Err(ApiError::override_not_found());
         }

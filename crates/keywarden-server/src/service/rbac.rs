@@ -1,5 +1,6 @@
 //! Permissions and roles: create, read, list, delete, and set a role's permissions.
 
+use keywarden_core::change::Change;
 use keywarden_core::id::{PermissionId, RoleId};
 use keywarden_core::rbac::{
     Permission, PermissionSlug, PermissionUpdate, Role, RoleName, RoleUpdate,
@@ -108,7 +109,7 @@ impl Keywarden {
             )))?
             .ok_or_else(ApiError::permission_not_found)?;
         // Keys show slugs; a renamed one must not linger in cached keys.
-        self.keys.changed_all();
+        self.announce(vec![Change::AllKeysChanged]).await;
         tracing::info!(permission_id = %updated.id, "permission updated");
         Ok(updated)
     }
@@ -130,7 +131,7 @@ impl Keywarden {
                 name.unwrap_or_default()
             )))?
             .ok_or_else(|| ApiError::role_not_found(reference))?;
-        self.keys.changed_all();
+        self.announce(vec![Change::AllKeysChanged]).await;
         tracing::info!(role_id = %updated.id, "role updated");
         Ok(updated)
     }
@@ -148,7 +149,7 @@ impl Keywarden {
         {
             return Err(ApiError::permission_not_found());
         }
-        self.keys.changed_all();
+        self.announce(vec![Change::AllKeysChanged]).await;
         tracing::info!("permission deleted");
         Ok(())
     }
@@ -268,7 +269,7 @@ impl Keywarden {
         {
             return Err(ApiError::role_not_found(reference));
         }
-        self.keys.changed_all();
+        self.announce(vec![Change::AllKeysChanged]).await;
         tracing::info!("role deleted");
         Ok(())
     }
@@ -293,7 +294,7 @@ impl Keywarden {
             .set_role_permissions(caller.workspace(), &role.id, &permissions)
             .await?
             .ok_or_else(|| ApiError::role_not_found(reference))?;
-        self.keys.changed_all();
+        self.announce(vec![Change::AllKeysChanged]).await;
         tracing::info!(role_id = %role.id, permissions = role.permissions.len(), "role permissions set");
         Ok(role.permissions)
     }

@@ -1,6 +1,7 @@
 //! Credit refills at midnight UTC. Spending applies a due refill by itself, so this task only
 //! keeps balances that nobody spends from current for readers; it also catches up at startup.
 
+use keywarden_core::change::Change;
 use keywarden_core::time::UnixMillis;
 
 use super::Keywarden;
@@ -9,9 +10,8 @@ impl Keywarden {
     /// Applies every refill that fell due; returns how many balances changed.
     pub async fn refill_due_credits(&self) -> Result<usize, keywarden_core::store::StoreError> {
         let refilled = self.store.refill_due_credits(self.now()).await?;
-        for digest in &refilled {
-            self.keys.changed(digest);
-        }
+        self.announce(refilled.iter().map(|d| Change::KeyChanged(*d)).collect())
+            .await;
         Ok(refilled.len())
     }
 

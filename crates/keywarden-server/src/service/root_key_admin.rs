@@ -5,6 +5,7 @@
 //! key can mint, edit or reroll a stronger or longer-lived one. Keys outside a caller's reach
 //! look like keys that do not exist.
 
+use keywarden_core::change::Change;
 use keywarden_core::id::RootKeyId;
 use keywarden_core::key::expiry_after_rotation;
 use keywarden_core::root_key::{
@@ -147,6 +148,7 @@ impl Keywarden {
         let (key, secret) = self.issue_root_key(caller, new.permissions, new.name, expires, true);
         self.store.insert_root_key(&key).await?;
         self.refresh_root_keys().await?;
+        self.announce(vec![Change::RootKeysChanged]).await;
         tracing::info!(root_key_id = %key.id, by = %caller.root_key().id, "root key created");
         Ok(IssuedRootKey {
             id: key.id,
@@ -195,6 +197,7 @@ impl Keywarden {
             .await?
             .ok_or_else(ApiError::root_key_not_found)?;
         self.refresh_root_keys().await?;
+        self.announce(vec![Change::RootKeysChanged]).await;
         tracing::info!(root_key_id = %id, by = %caller.root_key().id, "root key updated");
         Ok(())
     }
@@ -224,6 +227,7 @@ impl Keywarden {
             .await?
             .ok_or_else(ApiError::root_key_not_found)?;
         self.refresh_root_keys().await?;
+        self.announce(vec![Change::RootKeysChanged]).await;
         tracing::info!(old_root_key_id = %id, new_root_key_id = %new.id, "root key rerolled");
         Ok(IssuedRootKey {
             id: new.id,
@@ -237,6 +241,7 @@ impl Keywarden {
             return Err(ApiError::root_key_not_found());
         }
         self.refresh_root_keys().await?;
+        self.announce(vec![Change::RootKeysChanged]).await;
         tracing::info!(root_key_id = %id, by = %caller.root_key().id, "root key deleted");
         Ok(())
     }

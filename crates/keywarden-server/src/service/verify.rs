@@ -69,7 +69,13 @@ impl Keywarden {
             None => None,
         };
         let digest = KeyDigest::of(&input.key);
-        let Some(key) = self.keys.lookup(&digest, self.store.as_ref()).await? else {
+        let now = self.now();
+        let entry = if self.cache_trusted(now) {
+            self.keys.lookup(&digest, self.store.as_ref()).await?
+        } else {
+            self.keys.lookup_uncached(&digest, self.store.as_ref()).await?
+        };
+        let Some(key) = entry else {
             return Ok(Verification::not_found());
         };
         // Other workspaces' keys, keys of APIs this root key may not verify, and keys outside
@@ -83,7 +89,6 @@ impl Keywarden {
         {
             return Ok(Verification::not_found());
         }
-        let now = self.now();
         if let Err(code) = check_key_state(&key, now) {
             if code == VerifyCode::NotFound {
                 return Ok(Verification::not_found());

@@ -22,7 +22,7 @@ use keywarden_core::store::{
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
 use keywarden_core::workspace::Workspace;
-use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::service::{Backends, Bootstrap, ServiceSettings, bootstrap};
 use keywarden_server::{Application, ServerSettings};
 use keywarden_store::SqliteStore;
 use serde_json::{Value, json};
@@ -161,10 +161,11 @@ pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>, now: i64) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         service: ServiceSettings {
             key_cache_capacity: 10_000,
+            ..ServiceSettings::default()
         },
         root_key_poll: std::time::Duration::from_millis(50),
     };
-    let app = Application::build(settings, store.clone(), clock.clone())
+    let app = Application::build(settings, Backends::standalone(store.clone()), clock.clone())
         .await
         .expect("build app");
     let base_url = format!("http://{}", app.local_addr());
@@ -655,5 +656,13 @@ impl RbacStore for CountingStore {
 impl Store for CountingStore {
     async fn flush(&self) -> StoreResult<()> {
         self.inner.flush().await
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
     }
 }

@@ -116,6 +116,10 @@ impl Store for SqliteStore {
         // Jobs run in order, so once a no-op job has committed, every earlier one has too.
         self.write(|_| Ok(())).await
     }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
 }
 
 /// Maps a SQLite error to a store error: uniqueness violations become conflicts.

@@ -1,49 +1,42 @@
 //! Permissions and roles, and the links between them.
 
 use async_trait::async_trait;
-use keywarden_core::id::{PermissionId, RoleId, WorkspaceId};
+use keywarden_core::id::{RoleId, WorkspaceId};
 use keywarden_core::key::KeyRecord;
-use keywarden_core::rbac::{
-    Permission, PermissionSlug, PermissionUpdate, Role, RoleName, RoleUpdate,
-};
+use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::store::{Page, PageRequest, RbacStore, StoreError, StoreResult};
-use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use super::rows::{bad, page_fetch};
+use crate::columns::{StoredPermission, StoredRole};
 
 pub(super) const PERMISSION_COLUMNS: &str =
     "p.id, p.workspace_id, p.name, p.slug, p.description, p.created_at";
 const ROLE_COLUMNS: &str = "id, workspace_id, name, description, created_at";
 
 pub(super) fn permission_from_row(row: &Row<'_>) -> rusqlite::Result<Permission> {
-    let id: String = row.get(0)?;
-    let workspace_id: String = row.get(1)?;
-    let slug: String = row.get(3)?;
-    Ok(Permission {
-        id: PermissionId::parse(&id).map_err(|e| bad(0, e))?,
-        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
+    let stored = StoredPermission {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
         name: row.get(2)?,
-        slug: PermissionSlug::parse(&slug).map_err(|e| bad(3, e))?,
+        slug: row.get(3)?,
         description: row.get(4)?,
-        created_at: UnixMillis::from_millis(row.get(5)?),
-    })
+        created_at: row.get(5)?,
+    };
+    stored.into_permission().map_err(|e| bad(0, e))
 }
 
 /// A role's row, before its permissions are read.
 pub(super) fn role_from_row(row: &Row<'_>) -> rusqlite::Result<Role> {
-    let id: String = row.get(0)?;
-    let workspace_id: String = row.get(1)?;
-    let name: String = row.get(2)?;
-    Ok(Role {
-        id: RoleId::parse(&id).map_err(|e| bad(0, e))?,
-        workspace_id: WorkspaceId::parse(&workspace_id).map_err(|e| bad(1, e))?,
-        name: RoleName::parse(&name).map_err(|e| bad(2, e))?,
+    let stored = StoredRole {
+        id: row.get(0)?,
+        workspace_id: row.get(1)?,
+        name: row.get(2)?,
         description: row.get(3)?,
-        permissions: Vec::new(),
-        created_at: UnixMillis::from_millis(row.get(4)?),
-    })
+        created_at: row.get(4)?,
+    };
+    stored.into_role().map_err(|e| bad(0, e))
 }
 
 fn find_permission(
