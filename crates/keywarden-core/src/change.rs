@@ -112,7 +112,9 @@ pub enum FeedState {
     Standalone,
     Connected,
     /// Not listening since this moment.
-    Disconnected { since: UnixMillis },
+    Disconnected {
+        since: UnixMillis,
+    },
 }
 
 /// A failure to announce a change.

@@ -124,7 +124,9 @@ async fn apply_feed_events(
         match event {
             FeedEvent::Changed(change) => service.apply(&change),
             FeedEvent::Disconnected => {
-                tracing::warn!("change feed disconnected; changes on other nodes are not seen until it returns");
+                tracing::warn!(
+                    "change feed disconnected; changes on other nodes are not seen until it returns"
+                );
             }
             FeedEvent::Resync => {
                 // Until the store answers, keep trying: the views may be stale meanwhile,

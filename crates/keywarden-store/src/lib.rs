@@ -1,23 +1,28 @@
 //! Keywarden's storage backends, implementing the traits of `keywarden_core::store`.
 //!
 //! SQLite is the embedded default: one file, WAL journal, synchronous commits, every write
-//! committed before it is acknowledged.
+//! committed before it is acknowledged. PostgreSQL serves several nodes sharing one database.
 
+mod columns;
 mod location;
+pub mod postgres;
+pub mod postgres_feed;
 pub mod sqlite;
+pub mod transfer;
 
 use std::sync::Arc;
 
 use keywarden_core::store::Store;
 
 pub use location::{StoreLocation, StoreLocationError};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Opens (creating if needed) the store at `location`.
 pub async fn open(location: &StoreLocation) -> Result<Arc<dyn Store>, OpenError> {
     match location {
         StoreLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
-        StoreLocation::Postgres(_) => Err(OpenError::Postgres),
+        StoreLocation::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
     }
 }
 
@@ -27,5 +32,5 @@ pub enum OpenError {
     #[error("could not open the SQLite database")]
     Sqlite(#[from] sqlite::SqliteOpenError),
     #[error("could not open the PostgreSQL database")]
-    Postgres,
+    Postgres(#[from] postgres::PostgresOpenError),
 }

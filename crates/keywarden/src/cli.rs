@@ -27,17 +27,31 @@ pub enum Command {
     /// Manage workspaces (tenants) directly in the store.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Copy a whole installation into an empty store (SQLite to PostgreSQL or back), checking
+    /// row counts. Stop the servers writing to the source first.
+    MigrateStore(MigrateStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateStoreArgs {
+    /// The store to copy from: a SQLite file path, sqlite://PATH or postgres://…
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The empty store to copy into (its schema is created if needed).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// Settings every command that opens the store shares. Each flag overrides the config file
 /// and the environment.
 #[derive(Debug, Args, Default)]
 pub struct StoreArgs {
-    /// Database URL: a SQLite file path or sqlite://PATH [env: KEYWARDEN_DATABASE_URL]
-    /// [default: sqlite://keywarden.db]
+    /// Database URL: a SQLite file path, sqlite://PATH or postgres://… [env:
+    /// KEYWARDEN_DATABASE_URL] [default: sqlite://keywarden.db]
     #[arg(long = "database", value_name = "URL")]
     pub database: Option<String>,
-    /// TOML file with settings (listen, database_url, log_format, key_cache_capacity).
+    /// TOML file with settings (listen, database_url, log_format, key_cache_capacity,
+    /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -50,6 +64,14 @@ pub struct ServeArgs {
     /// Log format [env: KEYWARDEN_LOG_FORMAT] [default: text]
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Redis URL for rate limits shared by every node [env: KEYWARDEN_REDIS_URL] [default:
+    /// none: limits are kept in this process]
+    #[arg(long = "redis", value_name = "URL")]
+    pub redis: Option<String>,
+    /// What decides limits while Redis is unreachable: local (per-node limits), fail-open or
+    /// fail-closed [env: KEYWARDEN_REDIS_FAULT_MODE] [default: local]
+    #[arg(long, value_name = "MODE")]
+    pub redis_fault_mode: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -20,6 +20,16 @@ pub struct Config {
     pub database_url: String,
     pub log_format: LogFormat,
     pub key_cache_capacity: u64,
+    /// Redis for rate limits shared by every node; unset keeps limits in each process.
+    pub redis_url: Option<String>,
+    /// What decides limits while Redis is unreachable: `local`, `fail-open` or `fail-closed`.
+    pub redis_fault_mode: String,
+    /// The first part of every Redis key Keywarden writes.
+    pub redis_prefix: String,
+    /// Longest one Redis call may take before the fault mode answers instead.
+    pub redis_timeout_ms: u64,
+    /// How long cached keys keep answering once a node no longer hears other nodes' changes.
+    pub max_stale_secs: u64,
 }
 
 impl Default for Config {
@@ -29,6 +39,11 @@ impl Default for Config {
             database_url: "sqlite://keywarden.db".into(),
             log_format: LogFormat::Text,
             key_cache_capacity: 100_000,
+            redis_url: None,
+            redis_fault_mode: "local".into(),
+            redis_prefix: "kw".into(),
+            redis_timeout_ms: 100,
+            max_stale_secs: 600,
         }
     }
 }
@@ -42,11 +57,25 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_fault_mode: Option<String>,
 }
 
 /// The environment variables that map to settings. Others with the prefix (such as
 /// `KEYWARDEN_BOOTSTRAP_ROOT_KEY`, a secret read separately) are not settings.
-const ENV_SETTINGS: &[&str] = &["listen", "database_url", "log_format", "key_cache_capacity"];
+const ENV_SETTINGS: &[&str] = &[
+    "listen",
+    "database_url",
+    "log_format",
+    "key_cache_capacity",
+    "redis_url",
+    "redis_fault_mode",
+    "redis_prefix",
+    "redis_timeout_ms",
+    "max_stale_secs",
+];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));

@@ -1,8 +1,10 @@
 //! The `keywarden` binary: parses the command line and hands over to the library crates.
 
+mod backends;
 mod cli;
 mod config;
 mod logging;
+mod migrate_store_command;
 mod root_key_command;
 mod serve;
 mod workspace_command;
@@ -20,6 +22,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::RootKey(args) => root_key_command::run(args).await,
         Command::Workspace(args) => workspace_command::run(args).await,
+        Command::MigrateStore(args) => migrate_store_command::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,7 +21,9 @@ pub async fn open_store(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn St
         },
     )?;
     let location = StoreLocation::parse(&config.database_url)?;
-    keywarden_store::open(&location).await.context("could not open the store")
+    keywarden_store::open(&location)
+        .await
+        .context("could not open the store")
 }
 
 pub async fn run(command: RootKeyCommand) -> anyhow::Result<()> {
@@ -31,9 +33,19 @@ pub async fn run(command: RootKeyCommand) -> anyhow::Result<()> {
             name,
             workspace,
             store,
-        } => create(open_store(store).await?.as_ref(), &permissions, name, workspace).await,
+        } => {
+            create(
+                open_store(store).await?.as_ref(),
+                &permissions,
+                name,
+                workspace,
+            )
+            .await
+        }
         RootKeyCommand::List { store } => list(open_store(store).await?.as_ref()).await,
-        RootKeyCommand::Revoke { id, store } => revoke(open_store(store).await?.as_ref(), &id).await,
+        RootKeyCommand::Revoke { id, store } => {
+            revoke(open_store(store).await?.as_ref(), &id).await
+        }
     }
 }
 

@@ -1,14 +1,14 @@
 //! `keywarden serve`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context as _;
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::time::{Clock, SystemClock};
-use keywarden_server::service::{Backends, Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
 use keywarden_server::{Application, ServerSettings};
-use keywarden_store::StoreLocation;
 
+use crate::backends;
 use crate::cli::ServeArgs;
 use crate::config::{self, Overrides};
 use crate::logging;
@@ -22,13 +22,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             database_url: args.store.database,
             log_format: args.log_format,
+            redis_url: args.redis,
+            redis_fault_mode: args.redis_fault_mode,
         },
     )?;
     logging::init(config.log_format);
 
-    let location = StoreLocation::parse(&config.database_url)?;
-    let store = keywarden_store::open(&location).await.context("could not open the store")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let backends = backends::open(&config, &clock).await?;
+    let store = Arc::clone(&backends.store);
 
     let from_env = std::env::var(BOOTSTRAP_ENV)
         .ok()
@@ -49,11 +51,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listen: config.listen,
         service: ServiceSettings {
             key_cache_capacity: config.key_cache_capacity,
-            ..ServiceSettings::default()
+            max_stale: Duration::from_secs(config.max_stale_secs),
         },
         ..ServerSettings::default()
     };
-    let app = Application::build(settings, Backends::standalone(store), clock).await?;
+    let app = Application::build(settings, backends, clock).await?;
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -16,6 +16,7 @@ async fn first_start_prints_a_generated_root_key_once() {
         dir: dir.path(),
         bootstrap_key: None,
         extra_args: &[],
+        envs: &[],
     });
     let stderr = server.stderr_text();
     let key = stderr
@@ -172,6 +173,7 @@ async fn logs_never_contain_keys() {
         dir: dir.path(),
         bootstrap_key: Some(ROOT_KEY),
         extra_args: &[],
+        envs: &[],
     });
     let client = reqwest::Client::new();
     let (_, api) = call(

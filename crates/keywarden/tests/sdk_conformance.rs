@@ -1,5 +1,6 @@
 //! The official Unkey SDKs, unchanged, against a running `keywarden`: runs the tours in
-//! `tests/sdk/typescript` (`@unkey/api`) and `tests/sdk/python` (`unkey-py`).
+//! `tests/sdk/typescript` (`@unkey/api`) and `tests/sdk/python` (`unkey-py`), each on the
+//! embedded SQLite store and then on PostgreSQL + Redis.
 //!
 //! Dependencies are installed under `CARGO_TARGET_TMPDIR/sdk-conformance/`, never inside the
 //! repository, and only again when the lockfile / requirements change. Node.js with npm and
@@ -14,6 +15,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cluster::Shared;
 use common::{Launch, ROOT_KEY, ServerProcess};
 
 /// Longest a dependency install may take (a cold cache downloads from the registries).
@@ -46,9 +48,11 @@ async fn typescript_sdk_tour() {
     // The tour runs from the cache so that Node resolves `@unkey/api` from its node_modules.
     copy(&source.join("tour.ts"), &cache.join("tour.ts"));
 
-    let mut tour = Command::new(cache.join("node_modules/.bin/tsx"));
-    tour.arg("tour.ts").current_dir(&cache);
-    run_tour("TypeScript (@unkey/api)", tour).await;
+    for backend in [Backend::Sqlite, Backend::PostgresRedis] {
+        let mut tour = Command::new(cache.join("node_modules/.bin/tsx"));
+        tour.arg("tour.ts").current_dir(&cache);
+        run_tour("TypeScript (@unkey/api)", backend, tour).await;
+    }
 }
 
 #[tokio::test]
@@ -58,20 +62,41 @@ async fn python_sdk_tour() {
     let python = python_interpreter();
     let venv_python = install_pip(&python, &source, &cache);
 
-    let mut tour = Command::new(venv_python);
-    tour.arg(source.join("tour.py"))
-        .current_dir(&source)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
-    run_tour("Python (unkey-py)", tour).await;
+    for backend in [Backend::Sqlite, Backend::PostgresRedis] {
+        let mut tour = Command::new(&venv_python);
+        tour.arg(source.join("tour.py"))
+            .current_dir(&source)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        run_tour("Python (unkey-py)", backend, tour).await;
+    }
+}
+
+/// What the server under a tour stores its state in.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    PostgresRedis,
 }
 
 /// Starts a server, creates the limited root key, runs `tour` against it and asserts it
 /// passed, showing its output (and the server's log) when it did not.
-async fn run_tour(label: &str, mut tour: Command) {
+async fn run_tour(label: &str, backend: Backend, mut tour: Command) {
+    let label = format!("{label} on {backend:?}");
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = ServerProcess::start(Launch::in_dir(dir.path()));
-    let limited = create_limited_root_key(dir.path());
+    let (server, database, _shared) = match backend {
+        Backend::Sqlite => (
+            ServerProcess::start(Launch::in_dir(dir.path())),
+            dir.path().join("keywarden.db").display().to_string(),
+            None,
+        ),
+        Backend::PostgresRedis => {
+            let shared = Shared::create().await;
+            let server = shared.node(dir.path());
+            (server, shared.options().database_url, Some(shared))
+        }
+    };
+    let limited = create_limited_root_key(dir.path(), &database);
     wait_until_authenticated(&server, &limited).await;
 
     tour.env("KEYWARDEN_URL", &server.base_url)
@@ -104,12 +129,11 @@ async fn run_tour(label: &str, mut tour: Command) {
 // root keys
 
 /// `keywarden root-key create` against the running server's store; returns the plaintext.
-fn create_limited_root_key(dir: &Path) -> String {
+fn create_limited_root_key(dir: &Path, database: &str) -> String {
     let mut command = Command::new(common::binary());
     command
         .args(["root-key", "create", "--permission", LIMITED_PERMISSION])
-        .args(["--name", "sdk-conformance-limited", "--database"])
-        .arg(dir.join("keywarden.db"))
+        .args(["--name", "sdk-conformance-limited", "--database", database])
         .current_dir(dir)
         .env_remove("KEYWARDEN_DATABASE_URL");
     let output = run(

@@ -50,6 +50,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "the request body is empty; expected a JSON document",
             ));
         }
+        // PostgreSQL text cannot hold NUL, and no identifier, name or key needs it: refused
+        // here, alike on every store.
+        if has_nul_escape(&bytes) {
+            return Err(ApiError::invalid_field(
+                "body",
+                "text must not contain the NUL character (\\u0000)",
+            ));
+        }
         // The plain parser is the fast path; only a body that fails is parsed again with
         // path tracking, to name the field in the 400.
         let value = serde_json::from_slice(&bytes).map_err(|_| field_error::<T>(&bytes))?;
@@ -82,6 +90,22 @@ fn field_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
     )
 }
 
+/// Whether a JSON document holds the escape `\u0000` (a raw NUL byte is not valid JSON, so
+/// this is the only way one gets in): a `u0000` after an odd run of backslashes.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'\\') {
+        let start = i + offset;
+        let run = bytes[start..].iter().take_while(|&&b| b == b'\\').count();
+        let after = start + run;
+        if run % 2 == 1 && bytes[after..].starts_with(b"u0000") {
+            return true;
+        }
+        i = after;
+    }
+    false
+}
+
 fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
@@ -111,5 +135,20 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::MalformedAuthorization)?;
         state.service.authenticate(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"name":"\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\u0001 plain"}"#));
+        assert!(!has_nul_escape(br#"{"name":"no escapes at all"}"#));
+        assert!(!has_nul_escape(br#"{"name":"trailing \"}"#));
     }
 }

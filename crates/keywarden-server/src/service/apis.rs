@@ -1,7 +1,7 @@
 //! APIs: create, read, delete, and list their keys.
 
-use keywarden_core::change::Change;
 use keywarden_core::api::Api;
+use keywarden_core::change::Change;
 use keywarden_core::id::ApiId;
 use keywarden_core::identity::ExternalId;
 use keywarden_core::key::KeyRecord;

@@ -52,7 +52,10 @@ impl Keywarden {
         let known = self.keys.load_known(self.store.as_ref()).await?;
         self.namespaces.clear();
         self.refresh_root_keys().await?;
-        tracing::info!(known_keys = known, "views reloaded after a change-feed outage");
+        tracing::info!(
+            known_keys = known,
+            "views reloaded after a change-feed outage"
+        );
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Keys: issue, read, change, delete, rotate, adjust credits and import.
 
-use keywarden_core::change::Change;
 use keywarden_core::api::Api;
+use keywarden_core::change::Change;
 use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};

@@ -73,7 +73,9 @@ impl Keywarden {
         let entry = if self.cache_trusted(now) {
             self.keys.lookup(&digest, self.store.as_ref()).await?
         } else {
-            self.keys.lookup_uncached(&digest, self.store.as_ref()).await?
+            self.keys
+                .lookup_uncached(&digest, self.store.as_ref())
+                .await?
         };
         let Some(key) = entry else {
             return Ok(Verification::not_found());

@@ -357,3 +357,29 @@ async fn errors_are_problem_json_only_when_accepted() {
     let any = send("*/*").await.unwrap();
     assert_eq!(any.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_on_every_store() {
+    let app = spawn_app().await;
+    let reply = app
+        .call("apis.createApi", json!({ "name": "bad\u{0}name" }))
+        .await;
+    reply.invalid_at("body");
+    let reply = app
+        .call(
+            "permissions.createPermission",
+            json!({ "name": "\u{0}", "slug": "daily" }),
+        )
+        .await;
+    reply.invalid_at("body");
+    // An escaped backslash followed by "u0000" is ordinary text.
+    let reply = app
+        .call("apis.createApi", json!({ "name": "literal \\u0000" }))
+        .await;
+    assert_eq!(
+        reply.ok()["apiId"]
+            .as_str()
+            .map(|id| id.starts_with("api_")),
+        Some(true)
+    );
+}

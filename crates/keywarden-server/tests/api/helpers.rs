@@ -23,8 +23,9 @@ use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
 use keywarden_core::workspace::Workspace;
 use keywarden_server::service::{Backends, Bootstrap, ServiceSettings, bootstrap};
+
+use crate::backend::TestStorage;
 use keywarden_server::{Application, ServerSettings};
-use keywarden_store::SqliteStore;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -58,7 +59,7 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     pub store: Arc<CountingStore>,
     pub workspace: WorkspaceId,
-    pub dir: Arc<tempfile::TempDir>,
+    pub storage: Arc<TestStorage>,
     shutdown: Option<oneshot::Sender<()>>,
     stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -137,14 +138,15 @@ impl Reply {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_in(Arc::new(tempfile::tempdir().unwrap()), TestClock::START).await
+    let storage = Arc::new(TestStorage::create(crate::BACKEND).await);
+    spawn_app_in(storage, TestClock::START).await
 }
 
-/// Starts a server on the store in `dir` (reusing it if it exists) with the clock at `now`.
-pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>, now: i64) -> TestApp {
+/// Starts a server on `storage` (reusing what it holds) with the clock at `now`.
+pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
     let clock = Arc::new(TestClock(AtomicI64::new(now)));
-    let sqlite = SqliteStore::open(&dir.path().join("keywarden.db")).expect("open store");
-    let store = Arc::new(CountingStore::new(Arc::new(sqlite)));
+    let (inner, backends) = storage.open(clock.clone()).await;
+    let store = Arc::new(CountingStore::new(inner));
     let workspace = match bootstrap(
         store.as_ref(),
         clock.now(),
@@ -165,9 +167,16 @@ pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>, now: i64) -> TestApp {
         },
         root_key_poll: std::time::Duration::from_millis(50),
     };
-    let app = Application::build(settings, Backends::standalone(store.clone()), clock.clone())
-        .await
-        .expect("build app");
+    let app = Application::build(
+        settings,
+        Backends {
+            store: store.clone(),
+            ..backends
+        },
+        clock.clone(),
+    )
+    .await
+    .expect("build app");
     let base_url = format!("http://{}", app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = tokio::spawn(app.run_until_stopped(async {
@@ -179,7 +188,7 @@ pub async fn spawn_app_in(dir: Arc<tempfile::TempDir>, now: i64) -> TestApp {
         clock,
         store,
         workspace,
-        dir,
+        storage,
         shutdown: Some(tx),
         stopped: Some(stopped),
     }

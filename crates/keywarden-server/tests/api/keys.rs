@@ -17,12 +17,9 @@ async fn created_key_has_the_documented_format_and_is_stored_hashed() {
     assert!(key.starts_with("sk_live_"), "{key}");
     assert!(has_valid_checksum(&key), "{key}");
 
-    // The plaintext is nowhere in the database file.
+    // The plaintext is nowhere in the store.
     app.store.flush().await.unwrap();
-    let mut bytes = std::fs::read(app.dir.path().join("keywarden.db")).unwrap();
-    if let Ok(wal) = std::fs::read(app.dir.path().join("keywarden.db-wal")) {
-        bytes.extend(wal);
-    }
+    let bytes = app.storage.raw_contents().await;
     let needle = key.as_bytes();
     assert!(
         !bytes.windows(needle.len()).any(|w| w == needle),

@@ -1,8 +1,9 @@
 //! Integration tests: the real server on an ephemeral port over a temporary SQLite store,
-//! driven over HTTP.
+//! driven over HTTP. `tests/api_postgres` runs the same tests on PostgreSQL + Redis.
 
 mod apis;
 mod auth;
+mod backend;
 mod concurrency;
 mod credits;
 mod errors;
@@ -17,7 +18,11 @@ mod migrate;
 mod pagination;
 mod permissions;
 mod ratelimit;
+mod redis_limiter;
 mod refill;
 mod reroll;
 mod root_keys;
 mod verify;
+
+/// The backends every test of this binary runs on.
+const BACKEND: backend::Backend = backend::Backend::Sqlite;

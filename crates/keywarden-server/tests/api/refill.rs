@@ -68,7 +68,7 @@ async fn monthly_refill_happens_on_its_day() {
 #[tokio::test]
 async fn refills_missed_during_downtime_are_applied_at_startup() {
     let app = spawn_app().await;
-    let dir = app.dir.clone();
+    let storage = app.storage.clone();
     let api_id = app.create_api("downtime").await;
     let (key_id, _) = app
         .create_key(
@@ -85,7 +85,7 @@ async fn refills_missed_during_downtime_are_applied_at_startup() {
     app.stop().await;
 
     // Three days later the server starts again.
-    let app = spawn_app_in(dir, NEXT_MIDNIGHT + 2 * DAY + 5_000).await;
+    let app = spawn_app_in(storage, NEXT_MIDNIGHT + 2 * DAY + 5_000).await;
     let mut refilled = serde_json::Value::Null;
     for _ in 0..100 {
         // The startup pass runs in the background; read the store directly to see the write.

@@ -92,14 +92,14 @@ impl SqliteStore {
         })
     }
 
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.readers.read(f).await.map_err(backend)
     }
 
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
@@ -120,6 +120,14 @@ impl Store for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
+}
+
+/// A value read from the database that does not convert, as the error rusqlite reports.
+pub(crate) fn conversion_error<E: std::error::Error + Send + Sync + 'static>(
+    column: usize,
+    e: E,
+) -> rusqlite::Error {
+    rows::bad(column, e)
 }
 
 /// Maps a SQLite error to a store error: uniqueness violations become conflicts.

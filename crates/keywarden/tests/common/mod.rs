@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -32,6 +35,8 @@ pub struct Launch<'a> {
     /// `Some` sets `KEYWARDEN_BOOTSTRAP_ROOT_KEY`.
     pub bootstrap_key: Option<&'a str>,
     pub extra_args: &'a [&'a str],
+    /// Environment variables set for the process.
+    pub envs: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Launch<'a> {
@@ -40,6 +45,7 @@ impl<'a> Launch<'a> {
             dir,
             bootstrap_key: Some(ROOT_KEY),
             extra_args: &[],
+            envs: &[],
         }
     }
 }
@@ -55,9 +61,11 @@ impl ServerProcess {
             .env_remove("KEYWARDEN_LISTEN")
             .env_remove("KEYWARDEN_DATABASE_URL")
             .env_remove("KEYWARDEN_BOOTSTRAP_ROOT_KEY")
+            .env_remove("KEYWARDEN_REDIS_URL")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        command.envs(launch.envs.iter().copied());
         if let Some(key) = launch.bootstrap_key {
             command.env("KEYWARDEN_BOOTSTRAP_ROOT_KEY", key);
         }

@@ -1,0 +1,8 @@
+//! Tests against a real Redis: `KEYWARDEN_TEST_REDIS_URL`, or `redis://127.0.0.1:6379`. A
+//! Redis that cannot be reached fails them; nothing is skipped. Each test writes under its own
+//! random key prefix and deletes it afterwards, so tests run in parallel.
+
+mod equivalence;
+mod helpers;
+mod limiter;
+mod resilient;

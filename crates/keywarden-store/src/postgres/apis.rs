@@ -1,0 +1,90 @@
+//! APIs. Deleting one deletes its keys in the same transaction.
+
+use async_trait::async_trait;
+use keywarden_core::api::Api;
+use keywarden_core::digest::KeyDigest;
+use keywarden_core::id::{ApiId, WorkspaceId};
+use keywarden_core::store::{ApiStore, StoreResult};
+use keywarden_core::time::UnixMillis;
+
+use super::rows::{api_columns, api_from_row, digests_from_rows};
+use super::{PostgresStore, run};
+use crate::columns::StoredApi;
+
+#[async_trait]
+impl ApiStore for PostgresStore {
+    async fn insert_api(&self, api: &Api) -> StoreResult<()> {
+        let a = StoredApi::of(api);
+        run(async {
+            sqlx::query(concat!(
+                "INSERT INTO apis (",
+                api_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ))
+            .bind(a.id)
+            .bind(a.workspace_id)
+            .bind(a.name)
+            .bind(a.default_prefix)
+            .bind(a.default_byte_length)
+            .bind(a.delete_protection)
+            .bind(a.created_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>> {
+        run(async {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                api_columns!(),
+                " FROM apis WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL"
+            ))
+            .bind(id.as_str())
+            .bind(workspace.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(api_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn delete_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        now: UnixMillis,
+    ) -> StoreResult<Option<Vec<KeyDigest>>> {
+        run(async {
+            let mut tx = self.pool.begin().await?;
+            // The update locks the API's row: a concurrent deletion waits, then finds it
+            // deleted and does nothing.
+            let deleted = sqlx::query(
+                "UPDATE apis SET deleted_at = $3 \
+                 WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(workspace.as_str())
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await?;
+            if deleted.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let rows = sqlx::query(
+                "UPDATE keys SET deleted_at = $3 \
+                 WHERE api_id = $1 AND workspace_id = $2 AND deleted_at IS NULL RETURNING hash",
+            )
+            .bind(id.as_str())
+            .bind(workspace.as_str())
+            .bind(now.as_millis())
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(digests_from_rows(&rows)?))
+        })
+        .await
+    }
+}

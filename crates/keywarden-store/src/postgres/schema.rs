@@ -1,0 +1,220 @@
+//! The PostgreSQL schema and its migrations, applied in order and recorded in
+//! `keywarden_schema_version`.
+//!
+//! The tables mirror the SQLite schema (the same names and columns), with PostgreSQL types:
+//! millisecond timestamps and counts as BIGINT, flags as BOOLEAN. Ids, slugs and names are
+//! `COLLATE "C"`: pages are "ids from the cursor on, ordered by id", and ids sort by creation
+//! only in byte order, which is also SQLite's; a database whose default collation is
+//! linguistic (`en_US.UTF-8`) would otherwise order them differently.
+//!
+//! Nothing names a schema, so the connection's `search_path` decides where the tables live.
+
+use sqlx::postgres::PgConnection;
+use sqlx::{Acquire, Row};
+
+use super::PostgresOpenError;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE workspaces (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE root_keys (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    hash          TEXT NOT NULL UNIQUE,
+    start         TEXT NOT NULL,
+    name          TEXT,
+    permissions   TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    revoked_at    BIGINT,
+    "end"         TEXT NOT NULL DEFAULT '',
+    expires       BIGINT,
+    enabled       BOOLEAN NOT NULL DEFAULT TRUE
+);
+
+-- Counters that change with every change of a kind of object, polled by servers to notice
+-- changes made by other processes. Root-key writes lock the `root_keys` row first, which
+-- also serializes them (and the first-start bootstrap) across nodes.
+CREATE TABLE revisions (
+    name   TEXT PRIMARY KEY,
+    value  BIGINT NOT NULL
+);
+INSERT INTO revisions (name, value) VALUES ('root_keys', 0);
+
+CREATE TABLE apis (
+    id                   TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id         TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    name                 TEXT NOT NULL,
+    default_prefix       TEXT,
+    default_byte_length  BIGINT NOT NULL,
+    delete_protection    BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at           BIGINT NOT NULL,
+    deleted_at           BIGINT
+);
+CREATE INDEX apis_by_workspace ON apis (workspace_id, id);
+
+CREATE TABLE identities (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    external_id   TEXT COLLATE "C" NOT NULL,
+    meta          TEXT,
+    -- Named limits as one JSON array: at most 50, always read with the identity.
+    ratelimits    TEXT,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT,
+    UNIQUE (workspace_id, external_id)
+);
+CREATE INDEX identities_by_workspace ON identities (workspace_id, id);
+
+CREATE TABLE keys (
+    id                 TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id       TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    api_id             TEXT COLLATE "C" NOT NULL REFERENCES apis(id),
+    hash               TEXT NOT NULL UNIQUE,
+    start              TEXT NOT NULL,
+    prefix             TEXT,
+    byte_length        BIGINT NOT NULL,
+    name               TEXT,
+    meta               TEXT,
+    enabled            BOOLEAN NOT NULL,
+    expires            BIGINT,
+    credits_remaining  BIGINT,
+    refill_interval    TEXT,
+    refill_amount      BIGINT,
+    refill_day         BIGINT,
+    last_refill_at     BIGINT,
+    created_at         BIGINT NOT NULL,
+    updated_at         BIGINT,
+    deleted_at         BIGINT,
+    identity_id        TEXT COLLATE "C" REFERENCES identities(id),
+    ratelimits         TEXT
+);
+CREATE INDEX keys_by_api ON keys (workspace_id, api_id, id);
+CREATE INDEX keys_with_refill ON keys (id) WHERE refill_interval IS NOT NULL;
+CREATE INDEX keys_by_identity ON keys (identity_id) WHERE identity_id IS NOT NULL;
+
+CREATE TABLE ratelimit_namespaces (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    name          TEXT COLLATE "C" NOT NULL,
+    created_at    BIGINT NOT NULL,
+    UNIQUE (workspace_id, name)
+);
+
+CREATE TABLE ratelimit_overrides (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    namespace_id  TEXT COLLATE "C" NOT NULL REFERENCES ratelimit_namespaces(id),
+    identifier    TEXT COLLATE "C" NOT NULL,
+    "limit"       BIGINT NOT NULL,
+    duration      BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT,
+    UNIQUE (namespace_id, identifier)
+);
+
+CREATE TABLE permissions (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    name          TEXT COLLATE "C" NOT NULL,
+    slug          TEXT COLLATE "C" NOT NULL,
+    description   TEXT,
+    created_at    BIGINT NOT NULL,
+    UNIQUE (workspace_id, slug)
+);
+CREATE INDEX permissions_by_workspace ON permissions (workspace_id, id);
+
+CREATE TABLE roles (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    name          TEXT COLLATE "C" NOT NULL,
+    description   TEXT,
+    created_at    BIGINT NOT NULL,
+    UNIQUE (workspace_id, name)
+);
+CREATE INDEX roles_by_workspace ON roles (workspace_id, id);
+
+-- Deleting a role or a permission removes it from every role that had it.
+CREATE TABLE role_permissions (
+    role_id        TEXT COLLATE "C" NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    permission_id  TEXT COLLATE "C" NOT NULL REFERENCES permissions(id) ON DELETE CASCADE,
+    PRIMARY KEY (role_id, permission_id)
+);
+CREATE INDEX role_permissions_by_permission ON role_permissions (permission_id);
+
+-- What keys hold; deleting a permission or role removes it from every key.
+CREATE TABLE key_permissions (
+    key_id         TEXT COLLATE "C" NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+    permission_id  TEXT COLLATE "C" NOT NULL REFERENCES permissions(id) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, permission_id)
+);
+CREATE INDEX key_permissions_by_permission ON key_permissions (permission_id);
+
+CREATE TABLE key_roles (
+    key_id   TEXT COLLATE "C" NOT NULL REFERENCES keys(id) ON DELETE CASCADE,
+    role_id  TEXT COLLATE "C" NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+    PRIMARY KEY (key_id, role_id)
+);
+CREATE INDEX key_roles_by_role ON key_roles (role_id);
+"#];
+
+/// The schema version this build writes.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// First key of the advisory lock that serializes migrations; the second is the schema, so
+/// deployments in different schemas of one database do not wait for each other.
+const MIGRATION_LOCK: i32 = 0x4b57_0001;
+
+/// Brings the schema to the latest version, in one transaction under an advisory lock, so
+/// nodes starting at once on an empty database migrate exactly once and the others find the
+/// work done. Refuses a schema newer than this build.
+pub async fn migrate(conn: &mut PgConnection) -> Result<(), PostgresOpenError> {
+    let mut tx = conn.begin().await.map_err(PostgresOpenError::Migrate)?;
+    // `current_schema()` is NULL when no schema of the search path exists; the table
+    // creation below then fails with a clear error.
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(PostgresOpenError::Migrate)?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS keywarden_schema_version (
+            version     BIGINT PRIMARY KEY,
+            applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+        )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(PostgresOpenError::Migrate)?;
+    let found: i64 = sqlx::query("SELECT coalesce(max(version), 0) FROM keywarden_schema_version")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(PostgresOpenError::Migrate)?;
+    if found > LATEST_VERSION {
+        return Err(PostgresOpenError::TooNew {
+            found,
+            supported: LATEST_VERSION,
+        });
+    }
+    let pending = MIGRATIONS
+        .iter()
+        .zip(1_i64..)
+        .skip(usize::try_from(found).unwrap_or(0));
+    for (sql, version) in pending {
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(PostgresOpenError::Migrate)?;
+        sqlx::query("INSERT INTO keywarden_schema_version (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(PostgresOpenError::Migrate)?;
+    }
+    tx.commit().await.map_err(PostgresOpenError::Migrate)
+}

@@ -1,0 +1,198 @@
+//! `keywarden migrate-store`: an installation moves from SQLite to PostgreSQL and back, and
+//! every key still verifies with its credits, limits and permissions.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::cluster::Shared;
+use common::{Launch, ROOT_KEY, ServerProcess, binary, call};
+use serde_json::{Value, json};
+
+async fn ok(client: &reqwest::Client, node: &ServerProcess, operation: &str, body: Value) -> Value {
+    let (status, reply) = call(client, node, ROOT_KEY, operation, body).await;
+    assert_eq!(status, 200, "{operation}: {reply}");
+    reply["data"].clone()
+}
+
+fn migrate(from: &str, to: &str) -> (bool, String) {
+    let output = Command::new(binary())
+        .args(["migrate-store", "--from", from, "--to", to])
+        .output()
+        .expect("run migrate-store");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn sqlite_node(dir: &Path) -> ServerProcess {
+    ServerProcess::start(Launch::in_dir(dir))
+}
+
+/// What the installation must still do after a move.
+struct Expectations {
+    /// A key with 10 credits, 3 of them spent.
+    credits_key: String,
+    /// A key whose own limit admits one verification per minute.
+    limited_key: String,
+    /// A key holding `docs.read` through the role `reader`, linked to identity `customer_9`.
+    role_key: String,
+    role_key_id: String,
+    /// A deleted key, which must stay unknown.
+    deleted_key: String,
+}
+
+async fn populate(client: &reqwest::Client, node: &ServerProcess) -> Expectations {
+    let api = ok(client, node, "apis.createApi", json!({ "name": "moving" })).await;
+    let api_id = api["apiId"].as_str().unwrap().to_owned();
+    let create = |extra: Value| {
+        let mut body = json!({ "apiId": api_id });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        async move {
+            let data = ok(client, node, "keys.createKey", body).await;
+            (
+                data["keyId"].as_str().unwrap().to_owned(),
+                data["key"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (_, credits_key) = create(json!({ "credits": { "remaining": 10 } })).await;
+    for _ in 0..3 {
+        ok(
+            client,
+            node,
+            "keys.verifyKey",
+            json!({ "key": credits_key }),
+        )
+        .await;
+    }
+    let (_, limited_key) = create(json!({
+        "ratelimits": [{ "name": "slow", "limit": 1, "duration": 60_000, "autoApply": true }]
+    }))
+    .await;
+    ok(
+        client,
+        node,
+        "permissions.createPermission",
+        json!({ "name": "read", "slug": "docs.read" }),
+    )
+    .await;
+    ok(
+        client,
+        node,
+        "permissions.createRole",
+        json!({ "name": "reader", "permissions": ["docs.read"] }),
+    )
+    .await;
+    let (role_key_id, role_key) =
+        create(json!({ "roles": ["reader"], "externalId": "customer_9" })).await;
+    let (deleted_id, deleted_key) = create(json!({})).await;
+    ok(
+        client,
+        node,
+        "keys.deleteKey",
+        json!({ "keyId": deleted_id }),
+    )
+    .await;
+    Expectations {
+        credits_key,
+        limited_key,
+        role_key,
+        role_key_id,
+        deleted_key,
+    }
+}
+
+/// Checks `e` on `node`; the credits key is left with `credits_after` credits.
+async fn check(
+    client: &reqwest::Client,
+    node: &ServerProcess,
+    e: &Expectations,
+    credits_after: i64,
+) {
+    let verify = |body: Value| ok(client, node, "keys.verifyKey", body);
+    let credits = verify(json!({ "key": e.credits_key })).await;
+    assert_eq!(
+        (credits["code"].clone(), credits["credits"].clone()),
+        (json!("VALID"), json!(credits_after))
+    );
+    assert_eq!(
+        verify(json!({ "key": e.limited_key })).await["code"],
+        "VALID"
+    );
+    assert_eq!(
+        verify(json!({ "key": e.limited_key })).await["code"],
+        "RATE_LIMITED"
+    );
+    assert_eq!(
+        verify(json!({ "key": e.role_key, "permissions": "docs.read" })).await["code"],
+        "VALID"
+    );
+    assert_eq!(
+        verify(json!({ "key": e.role_key, "permissions": "docs.write" })).await["code"],
+        "INSUFFICIENT_PERMISSIONS"
+    );
+    let key = ok(
+        client,
+        node,
+        "keys.getKey",
+        json!({ "keyId": e.role_key_id }),
+    )
+    .await;
+    assert_eq!(key["identity"]["externalId"], "customer_9", "{key}");
+    assert_eq!(
+        verify(json!({ "key": e.deleted_key })).await["code"],
+        "NOT_FOUND"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installation_moves_to_postgres_and_back() {
+    let client = reqwest::Client::new();
+    let source_dir = tempfile::tempdir().unwrap();
+    let mut source = sqlite_node(source_dir.path());
+    let expectations = populate(&client, &source).await;
+    source.terminate();
+
+    let shared = Shared::create().await;
+    let postgres = shared.options().database_url;
+    let sqlite_url = format!(
+        "sqlite://{}",
+        source_dir.path().join("keywarden.db").display()
+    );
+    let (success, output) = migrate(&sqlite_url, &postgres);
+    assert!(success, "{output}");
+    assert!(
+        output.contains("keys") && output.contains("copied and checked"),
+        "{output}"
+    );
+
+    // A target that already holds data is refused, untouched.
+    let (success, output) = migrate(&sqlite_url, &postgres);
+    assert!(!success);
+    assert!(output.contains("not empty"), "{output}");
+
+    let cluster_dir = tempfile::tempdir().unwrap();
+    let mut node = shared.node(cluster_dir.path());
+    check(&client, &node, &expectations, 6).await;
+    node.terminate();
+
+    // And back into a fresh SQLite file.
+    let back_dir = tempfile::tempdir().unwrap();
+    let back_url = format!(
+        "sqlite://{}",
+        back_dir.path().join("keywarden.db").display()
+    );
+    let (success, output) = migrate(&postgres, &back_url);
+    assert!(success, "{output}");
+    let node = sqlite_node(back_dir.path());
+    // Limit counts live in the limiter, not the store: on this node's own limiter the key is
+    // admitted once more, then limited.
+    check(&client, &node, &expectations, 5).await;
+}
