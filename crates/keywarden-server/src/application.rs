@@ -91,6 +91,7 @@ impl Application {
         ];
         let router = http::router(AppState {
             service: Arc::clone(&self.service),
+            metrics: Arc::new(http::metrics_recorder()),
         });
         tracing::info!(address = %self.local_addr(), "listening");
         let served = axum::serve(self.listener, router)

@@ -121,6 +121,25 @@ async fn without_redis_limits_follow_the_fault_mode_and_recover() {
         );
     }
 
+    let metrics = client
+        .get(nodes[2].url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "keywarden_limiter_up{backend=\"redis\"} 0",
+        "keywarden_limiter_fault_mode{mode=\"fail-closed\"} 1",
+        "keywarden_degraded 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+
     proxy.restore();
     for node in &nodes {
         wait_for_health(&client, node, Duration::from_secs(5), |h| {
@@ -239,6 +258,62 @@ async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers(
     }
     assert_eq!(
         ok(&client, &node, "keys.verifyKey", json!({ "key": key })).await["valid"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_keys_stop_answering_once_the_staleness_bound_has_passed() {
+    let shared = Shared::create().await;
+    let client = reqwest::Client::new();
+    let proxy = TcpProxy::start(socket_of(&postgres_url())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = shared.node_with_env(
+        dir.path(),
+        &NodeOptions {
+            database_url: shared.database_url_via(&via_port(&postgres_url(), proxy.port)),
+            ..shared.options()
+        },
+        &[("KEYWARDEN_MAX_STALE_SECS", "1")],
+    );
+    let api = ok(&client, &node, "apis.createApi", json!({ "name": "stale" })).await;
+    let created = ok(
+        &client,
+        &node,
+        "keys.createKey",
+        json!({ "apiId": api["apiId"] }),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let verify = json!({ "key": key });
+    assert_eq!(
+        ok(&client, &node, "keys.verifyKey", verify.clone()).await["valid"],
+        true
+    );
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    // Within the bound, memory answers.
+    assert_eq!(
+        ok(&client, &node, "keys.verifyKey", verify.clone()).await["valid"],
+        true
+    );
+    // Past it, memory is not trusted: the store must answer, and cannot.
+    let report = wait_for_health(&client, &node, Duration::from_secs(10), |h| {
+        h["changeFeed"]["cacheTrusted"] == false
+    })
+    .await;
+    assert!(cut_at.elapsed() >= Duration::from_secs(1), "{report}");
+    let (status, reply) = call(&client, &node, ROOT_KEY, "keys.verifyKey", verify.clone()).await;
+    assert_eq!(status, 503, "{reply}");
+
+    proxy.restore();
+    wait_for_health(&client, &node, Duration::from_secs(10), |h| {
+        h["status"] == "ok" && h["changeFeed"]["cacheTrusted"] == true
+    })
+    .await;
+    assert_eq!(
+        ok(&client, &node, "keys.verifyKey", verify).await["valid"],
         true
     );
 }

@@ -9,6 +9,7 @@ use keywarden_core::change::FeedState;
 use serde::Serialize;
 
 use super::envelope::Data;
+use crate::service::Keywarden;
 use crate::state::AppState;
 
 /// Longest the store may take to answer the health check's ping.
@@ -18,42 +19,50 @@ const PING_TIMEOUT: Duration = Duration::from_secs(1);
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// `ok` when every backend answers, else `degraded`.
-    status: &'static str,
-    store: StoreHealth,
-    limiter: LimiterReport,
-    change_feed: FeedReport,
+    pub status: &'static str,
+    pub store: StoreReport,
+    pub limiter: LimiterReport,
+    pub change_feed: FeedReport,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StoreHealth {
-    backend: &'static str,
-    reachable: bool,
+pub struct StoreReport {
+    pub backend: &'static str,
+    pub reachable: bool,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct LimiterReport {
-    backend: &'static str,
-    reachable: bool,
+pub struct LimiterReport {
+    pub backend: &'static str,
+    pub reachable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fault_mode: Option<String>,
+    pub fault_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    down_since: Option<i64>,
-    fallback_calls: u64,
+    pub down_since: Option<i64>,
+    pub fallback_calls: u64,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct FeedReport {
-    backend: &'static str,
-    state: String,
+pub struct FeedReport {
+    pub backend: &'static str,
+    /// `standalone`, `connected` or `disconnected`.
+    pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    down_since: Option<i64>,
+    pub down_since: Option<i64>,
+    /// Whether cached key records answer verifications (false once the feed has been down
+    /// longer than the staleness bound).
+    pub cache_trusted: bool,
 }
 
 pub async fn health(State(state): State<AppState>) -> Data<Health> {
-    let service = &state.service;
+    Data(snapshot(&state.service).await)
+}
+
+/// The node's state now; also what `/metrics` reports.
+pub async fn snapshot(service: &Keywarden) -> Health {
     let store = service.store();
     let store_reachable = matches!(
         tokio::time::timeout(PING_TIMEOUT, store.ping()).await,
@@ -64,9 +73,9 @@ pub async fn health(State(state): State<AppState>) -> Data<Health> {
     let feed_state = feed.state();
     let feed_ok = !matches!(feed_state, FeedState::Disconnected { .. });
     let ok = store_reachable && limiter.reachable && feed_ok;
-    Data(Health {
+    Health {
         status: if ok { "ok" } else { "degraded" },
-        store: StoreHealth {
+        store: StoreReport {
             backend: store.kind(),
             reachable: store_reachable,
         },
@@ -84,6 +93,7 @@ pub async fn health(State(state): State<AppState>) -> Data<Health> {
                 FeedState::Disconnected { since } => Some(since.as_millis()),
                 _ => None,
             },
+            cache_trusted: service.cache_trusted(service.now()),
         },
-    })
+    }
 }

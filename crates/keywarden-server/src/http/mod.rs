@@ -11,6 +11,9 @@ mod health;
 mod identities;
 mod keys;
 mod liveness;
+mod metrics;
+
+pub use metrics::recorder as metrics_recorder;
 mod permissions;
 mod ratelimit;
 mod root_keys;
@@ -34,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v2/liveness", get(liveness::liveness))
         .route("/v2/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .merge(apis::routes())
         .merge(keys::routes())
         .merge(identities::routes())

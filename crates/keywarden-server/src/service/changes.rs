@@ -61,7 +61,7 @@ impl Keywarden {
 
     /// Whether cached records may answer: always, unless the feed has been deaf for longer
     /// than the configured staleness bound, in which case every lookup asks the store.
-    pub(crate) fn cache_trusted(&self, now: UnixMillis) -> bool {
+    pub fn cache_trusted(&self, now: UnixMillis) -> bool {
         match self.feed.state() {
             FeedState::Standalone | FeedState::Connected => true,
             FeedState::Disconnected { since } => {

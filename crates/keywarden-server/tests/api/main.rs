@@ -8,6 +8,7 @@ mod concurrency;
 mod credits;
 mod errors;
 mod fuzz;
+mod health;
 mod helpers;
 mod identities;
 mod isolation;

@@ -16,6 +16,8 @@ mod credits;
 mod errors;
 #[path = "../api/fuzz.rs"]
 mod fuzz;
+#[path = "../api/health.rs"]
+mod health;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../api/identities.rs"]

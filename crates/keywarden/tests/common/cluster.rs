@@ -109,6 +109,16 @@ impl Shared {
     }
 
     pub fn node_with(&self, dir: &Path, options: &NodeOptions) -> ServerProcess {
+        self.node_with_env(dir, options, &[])
+    }
+
+    /// A node with extra environment settings.
+    pub fn node_with_env(
+        &self,
+        dir: &Path,
+        options: &NodeOptions,
+        envs: &[(&str, &str)],
+    ) -> ServerProcess {
         let args = [
             "--database",
             options.database_url.as_str(),
@@ -117,9 +127,11 @@ impl Shared {
             "--redis-fault-mode",
             options.fault_mode,
         ];
+        let mut all_envs = vec![("KEYWARDEN_REDIS_PREFIX", self.redis_prefix.as_str())];
+        all_envs.extend_from_slice(envs);
         ServerProcess::start(Launch {
             extra_args: &args,
-            envs: &[("KEYWARDEN_REDIS_PREFIX", self.redis_prefix.as_str())],
+            envs: &all_envs,
             ..Launch::in_dir(dir)
         })
     }

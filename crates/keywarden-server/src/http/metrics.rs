@@ -1,0 +1,45 @@
+//! `GET /metrics`: the node's state in the Prometheus text format, for alerting on a node
+//! that runs on its fallbacks. Each scrape records the current health snapshot into this
+//! server's own recorder (never a process-global one, so several servers in one process, as
+//! in tests, do not mix their numbers) and renders it.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+use super::health::snapshot;
+use crate::state::AppState;
+
+/// Where a server's metrics are recorded.
+pub fn recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new().build_recorder()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let health = snapshot(&state.service).await;
+    let up = |yes: bool| if yes { 1.0 } else { 0.0 };
+    metrics::with_local_recorder(state.metrics.as_ref(), || {
+        gauge!("keywarden_store_up", "backend" => health.store.backend)
+            .set(up(health.store.reachable));
+        gauge!("keywarden_limiter_up", "backend" => health.limiter.backend)
+            .set(up(health.limiter.reachable));
+        if let Some(mode) = &health.limiter.fault_mode {
+            gauge!("keywarden_limiter_fault_mode", "mode" => mode.clone()).set(1.0);
+        }
+        counter!("keywarden_limiter_fallback_calls_total").absolute(health.limiter.fallback_calls);
+        gauge!(
+            "keywarden_change_feed_connected",
+            "backend" => health.change_feed.backend,
+            "state" => health.change_feed.state.clone()
+        )
+        .set(up(health.change_feed.state != "disconnected"));
+        gauge!("keywarden_cached_records_trusted").set(up(health.change_feed.cache_trusted));
+        gauge!("keywarden_degraded").set(up(health.status != "ok"));
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.handle().render(),
+    )
+}
