@@ -119,6 +119,31 @@ fn unknown_settings_in_the_config_file_stop_the_server() {
     assert!(stderr.contains("databse_url"), "{stderr}");
 }
 
+#[test]
+fn bad_cluster_settings_stop_the_server_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str]| {
+        let output = Command::new(binary())
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("KEYWARDEN_REDIS_URL")
+            .env_remove("KEYWARDEN_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = serve(&["--redis", "redis://127.0.0.1:6379", "--redis-fault-mode", "sometimes"]);
+    assert!(stderr.contains("redis_fault_mode"), "{stderr}");
+    let stderr = serve(&["--redis", "http://not-redis"]);
+    assert!(stderr.contains("Redis URL"), "{stderr}");
+    // A PostgreSQL that does not answer is an error at start, naming neither URL nor password.
+    let stderr = serve(&["--database", "postgres://kw:hunter2@127.0.0.1:1/kw"]);
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 #[tokio::test]
 async fn sigterm_finishes_requests_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
