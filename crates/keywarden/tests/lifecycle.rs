@@ -134,7 +134,12 @@ fn bad_cluster_settings_stop_the_server_with_a_clear_message() {
         assert!(!output.status.success(), "{args:?} started");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
-    let stderr = serve(&["--redis", "redis://127.0.0.1:6379", "--redis-fault-mode", "sometimes"]);
+    let stderr = serve(&[
+        "--redis",
+        "redis://127.0.0.1:6379",
+        "--redis-fault-mode",
+        "sometimes",
+    ]);
     assert!(stderr.contains("redis_fault_mode"), "{stderr}");
     let stderr = serve(&["--redis", "http://not-redis"]);
     assert!(stderr.contains("Redis URL"), "{stderr}");
