@@ -6,10 +6,20 @@
 //! [`FaultMode`] while Redis cannot be reached. Needs Redis 5 or later (scripts that read
 //! `TIME` and then write).
 //!
-//! Keys are laid out for Redis Cluster (every key a call touches shares one hash slot, and the
-//! script receives them all in `KEYS`), but the connection is to one Redis endpoint: a
-//! standalone server, a Sentinel-managed primary behind a stable address, or a cluster proxy.
+//! Redis is one endpoint (`redis://`, `rediss://`: a standalone server, a Sentinel-managed
+//! primary behind a stable address, or a cluster proxy) or a Redis Cluster
+//! (`redis+cluster://host1:port1,host2:port2`, see [`RedisLimiter::connect`]), where the
+//! `redis` crate's cluster client sends each call to the node that holds its slot and follows
+//! the cluster as slots move.
+//!
+//! Every key a call touches shares one hash slot (keys are hash-tagged by the counters' scope,
+//! the workspace) and the script receives them all in `KEYS`, so one call is one atomic script
+//! on one node, on a cluster as on one server. A call whose counters lie in several slots
+//! (only possible by mixing scopes or counters without a scope) is refused with
+//! [`RedisCallError::CrossSlot`], on every deployment, rather than split into per-slot scripts
+//! that would no longer be all-or-nothing.
 
+mod address;
 mod connection;
 mod error;
 mod fault_mode;

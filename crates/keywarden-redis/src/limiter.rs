@@ -9,8 +9,15 @@
 //! Keys are `<prefix>:rl:{<scope>}:<counter>:<duration ms>`. The braces are a Redis Cluster
 //! hash tag: the counters of one scope (one workspace, which is all one call ever names) fall
 //! in one slot, where one script may touch them all. Counters without a scope are tagged with
-//! their whole name, so on a cluster a call must not mix them. All keys are passed in KEYS;
-//! the script never makes up a key name, as a cluster requires.
+//! their whole name. All keys are passed in KEYS; the script never makes up a key name, as a
+//! cluster requires.
+//!
+//! A call whose keys lie in more than one slot (it mixes scopes, or counters without one) is
+//! refused with [`RedisCallError::CrossSlot`] before anything is sent, on one endpoint as on a
+//! cluster. Splitting it into one script per slot would lose all-or-nothing: one slot could
+//! count a call that another denies, and taking that back is a second step that can fail or
+//! come after other calls were denied by it. Refusing keeps every decision exact, and makes a
+//! call that works against one Redis in tests work on a cluster too.
 
 use std::sync::Arc;
 use std::{fmt, io};
@@ -18,6 +25,7 @@ use std::{fmt, io};
 use async_trait::async_trait;
 use keywarden_core::ratelimit::{LimitCheck, LimitDecision, LimitOutcome, Limiter, LimiterError};
 use keywarden_core::time::{Clock, UnixMillis};
+use redis::cluster_routing::Slot;
 use redis::{RedisError, Script};
 
 use crate::connection::RedisConnection;
@@ -42,8 +50,13 @@ pub struct RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// Connects to the Redis at `url` (`redis://host:port/db`) and loads the scripts, which
-    /// checks that it answers; fails if it does not within `settings.connect_timeout`.
+    /// Connects to the Redis at `url` and loads the scripts, which checks that it answers; fails
+    /// if it does not within `settings.connect_timeout`.
+    ///
+    /// `url` is one endpoint (`redis://host:port/db`, `rediss://…`) or a Redis Cluster by
+    /// some of its nodes: `redis+cluster://host1:port1,host2:port2` (`rediss+cluster://` for
+    /// TLS), with user info, path and query as in a plain URL, applied to every node. On a
+    /// cluster, the scripts are loaded on every primary.
     pub async fn connect(url: &str, settings: RedisLimiterSettings) -> Result<Self, RedisError> {
         let connect_timeout = settings.connect_timeout;
         let limiter = Self::lazy(url, settings)?;
@@ -55,14 +68,16 @@ impl RedisLimiter {
                 RedisCallError::Timeout(_) => {
                     RedisError::from(io::Error::new(io::ErrorKind::TimedOut, error.to_string()))
                 }
-                RedisCallError::Reply(_) => RedisError::from(io::Error::other(error.to_string())),
+                RedisCallError::Reply(_) | RedisCallError::CrossSlot { .. } => {
+                    RedisError::from(io::Error::other(error.to_string()))
+                }
             })?;
         Ok(limiter)
     }
 
-    /// A limiter for the Redis at `url` that connects on its first call; fails only on an
-    /// invalid URL. For a node that must come up while Redis is down. Must be called within
-    /// a Tokio runtime, like [`connect`](Self::connect).
+    /// A limiter for the Redis at `url` (as for [`connect`](Self::connect)) that connects on
+    /// its first call; fails only on an invalid URL. For a node that must come up while Redis
+    /// is down. Must be called within a Tokio runtime, like [`connect`](Self::connect).
     pub fn lazy(url: &str, settings: RedisLimiterSettings) -> Result<Self, RedisError> {
         let connection = RedisConnection::lazy(url, settings.timeout, settings.connect_timeout)?;
         Ok(Self {
@@ -88,12 +103,21 @@ impl RedisLimiter {
     /// Whether Redis answers, and runs the limiter's script, within the call timeout: the
     /// script with no checks, which reads the clock and writes nothing. A Redis that answers
     /// PING but cannot run the script (scripting disabled, say) is of no use to a limiter.
+    ///
+    /// On a cluster the script, which names no key, runs on one node picked at random; then
+    /// each shard must answer a read, so that a cluster counts as answering only when all of
+    /// them do (a call may name a counter on any of them).
     pub async fn ping(&self) -> Result<(), RedisCallError> {
         let mut invocation = self.limit_script.prepare_invoke();
         invocation.arg("");
+        let prefix = &*self.prefix;
         let reply: Vec<u64> = self
             .connection
-            .run(|mut manager| async move { invocation.invoke_async(&mut manager).await })
+            .run(|mut link| async move {
+                let reply = invocation.invoke_async(&mut link).await?;
+                link.reach_every_shard(prefix).await?;
+                Ok(reply)
+            })
             .await?;
         match reply.as_slice() {
             [1] => Ok(()),
@@ -113,8 +137,8 @@ impl RedisLimiter {
         }
         let states = CallStates::of(checks.iter());
         let mut invocation = self.limit_script.prepare_invoke();
-        for check in &states.states {
-            invocation.key(self.key(check));
+        for key in self.keys_in_one_slot(&states.states)? {
+            invocation.key(key);
         }
         match &self.test_clock {
             Some(clock) => invocation.arg(clock.now().as_millis()),
@@ -131,7 +155,7 @@ impl RedisLimiter {
         }
         let reply: Vec<u64> = self
             .connection
-            .run(|mut manager| async move { invocation.invoke_async(&mut manager).await })
+            .run(|mut link| async move { invocation.invoke_async(&mut link).await })
             .await?;
         outcome_of(checks, &states, &reply)
     }
@@ -156,8 +180,8 @@ impl RedisLimiter {
         }
         let states = CallStates::of(counted.iter().map(|&(check, _)| check));
         let mut invocation = self.refund_script.prepare_invoke();
-        for check in &states.states {
-            invocation.key(self.key(check));
+        for key in self.keys_in_one_slot(&states.states)? {
+            invocation.key(key);
         }
         for (&(check, decision), &slot) in counted.iter().zip(&states.slot_of) {
             invocation
@@ -166,8 +190,31 @@ impl RedisLimiter {
                 .arg(check.cost.min(MAX_EXACT));
         }
         self.connection
-            .run(|mut manager| async move { invocation.invoke_async::<()>(&mut manager).await })
+            .run(|mut link| async move { invocation.invoke_async::<()>(&mut link).await })
             .await
+    }
+
+    /// Refuses, with [`RedisCallError::CrossSlot`], a call whose checks no one script could
+    /// decide on a Redis Cluster: all-or-nothing needs every key of a call in one hash slot.
+    pub(crate) fn check_one_slot(&self, checks: &[LimitCheck]) -> Result<(), RedisCallError> {
+        let states = CallStates::of(checks.iter());
+        self.keys_in_one_slot(&states.states).map(drop)
+    }
+
+    /// The Redis keys of `states`, in order, if they all lie in one hash slot.
+    fn keys_in_one_slot(&self, states: &[&LimitCheck]) -> Result<Vec<String>, RedisCallError> {
+        let keys: Vec<String> = states.iter().map(|check| self.key(check)).collect();
+        let mut slots: Vec<Slot> = Vec::with_capacity(1);
+        for key in &keys {
+            let slot = Slot::for_key(key);
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
+        match slots.len() {
+            0 | 1 => Ok(keys),
+            n => Err(RedisCallError::CrossSlot { slots: n }),
+        }
     }
 
     /// The Redis key of a check's (counter, duration) state.
@@ -193,9 +240,10 @@ impl RedisLimiter {
     pub(crate) async fn warm_up(&self, timeout: std::time::Duration) -> Result<(), RedisCallError> {
         let (limit, refund) = (&self.limit_script, &self.refund_script);
         self.connection
-            .run_within(timeout, |mut manager| async move {
-                limit.load_async(&mut manager).await?;
-                refund.load_async(&mut manager).await?;
+            .run_within(timeout, |mut link| async move {
+                // On a cluster, SCRIPT LOAD goes to every node.
+                limit.load_async(&mut link).await?;
+                refund.load_async(&mut link).await?;
                 Ok(())
             })
             .await

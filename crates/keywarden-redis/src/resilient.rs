@@ -165,9 +165,15 @@ impl fmt::Debug for ResilientLimiter {
 
 #[async_trait]
 impl Limiter for ResilientLimiter {
-    /// Never fails: what Redis cannot decide, the fault mode does.
+    /// Fails only on a call that no one script could decide, its counters being in several
+    /// Redis Cluster hash slots ([`RedisCallError::CrossSlot`]), refused whether or not Redis
+    /// answers; what Redis cannot decide for want of an answer, the fault mode does.
     async fn limit(&self, checks: &[LimitCheck]) -> Result<LimitOutcome, LimiterError> {
         let shared = &self.shared;
+        shared
+            .redis
+            .check_one_slot(checks)
+            .map_err(|error| LimiterError::Backend(Box::new(error)))?;
         if shared.reachable.load(Ordering::Relaxed) {
             match shared.redis.decide(checks).await {
                 Ok(outcome) => return Ok(outcome),
@@ -243,7 +249,7 @@ impl Shared {
     }
 
     fn mark_down(&self, cause: &RedisCallError) {
-        if !self.reachable.load(Ordering::Relaxed) {
+        if cause.is_refusal() || !self.reachable.load(Ordering::Relaxed) {
             return;
         }
         let mut down_since = self.down_since.lock();

@@ -7,10 +7,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisLimiterSettings {
     /// The first part of every key the limiter writes (`<prefix>:rl:…`), so that several
-    /// deployments, or tests, can share one Redis without meeting.
+    /// deployments, or tests, can share one Redis without meeting. Without braces: they would
+    /// take the place of the scope as the key's Redis Cluster hash tag.
     pub prefix: String,
     /// How long one call (a `limit`, a `refund`, a ping) may take, connecting included, before
-    /// it fails: a hung Redis must not stall verification.
+    /// it fails: a hung Redis must not stall verification. On a cluster it bounds the call with
+    /// its redirections and retries.
     pub timeout: Duration,
     /// How long establishing a connection may take when [`RedisLimiter::connect`] checks that
     /// Redis answers; longer than `timeout`, since it happens once at start.

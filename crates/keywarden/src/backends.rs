@@ -59,6 +59,11 @@ async fn redis_limiter(
     config: &Config,
     clock: &Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn Limiter>> {
+    // A brace in the prefix would become the key's hash tag instead of the workspace, putting
+    // every counter in one slot or splitting one call's counters across slots.
+    if config.redis_prefix.contains(['{', '}']) {
+        anyhow::bail!("redis_prefix must not contain '{{' or '}}'");
+    }
     let fault_mode: FaultMode = config
         .redis_fault_mode
         .parse()

@@ -122,18 +122,26 @@ fn unknown_settings_in_the_config_file_stop_the_server() {
 #[test]
 fn bad_cluster_settings_stop_the_server_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = |args: &[&str]| {
+    let serve_with = |args: &[&str], envs: &[(&str, &str)]| {
         let output = Command::new(binary())
             .current_dir(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("KEYWARDEN_REDIS_URL")
             .env_remove("KEYWARDEN_DATABASE_URL")
+            .envs(envs.iter().copied())
             .output()
             .unwrap();
         assert!(!output.status.success(), "{args:?} started");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
+    let serve = |args: &[&str]| serve_with(args, &[]);
+    // A brace would replace the workspace as the Redis Cluster hash tag.
+    let stderr = serve_with(
+        &["--redis", "redis://127.0.0.1:6379"],
+        &[("KEYWARDEN_REDIS_PREFIX", "kw{x}")],
+    );
+    assert!(stderr.contains("redis_prefix"), "{stderr}");
     let stderr = serve(&[
         "--redis",
         "redis://127.0.0.1:6379",

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keywarden_core::ratelimit::{CounterKey, LimitCheck, WindowDuration};
 use keywarden_core::time::{Clock, UnixMillis};
@@ -110,6 +110,20 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> UnixMillis {
         UnixMillis::from_millis(self.ms())
+    }
+}
+
+/// Waits out the last seconds of a minute window, so that a test on Redis's clock decides
+/// within one window (at a window start the previous window's weight drops by one, which
+/// would admit one more). Redis runs on this machine, so its clock is this one.
+pub async fn away_from_a_minute_boundary() {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let into = u64::try_from(ms % 60_000).unwrap();
+    if into > 50_000 {
+        tokio::time::sleep(Duration::from_millis(60_500 - into)).await;
     }
 }
 

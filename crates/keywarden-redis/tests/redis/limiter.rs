@@ -2,26 +2,14 @@
 //! nothing, and the keys it leaves.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use keywarden_core::ratelimit::{CounterKey, Limiter};
 use keywarden_redis::RedisLimiter;
 
-use crate::helpers::{MINUTE, TestPrefix, check, redis_limiter, sync_connection};
-
-/// Waits out the last seconds of a minute window, so that a test on Redis's clock decides
-/// within one window (at a window start the previous window's weight drops by one, which
-/// would admit one more). Redis runs on this machine, so its clock is this one.
-async fn away_from_a_minute_boundary() {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let into = u64::try_from(ms % 60_000).unwrap();
-    if into > 50_000 {
-        tokio::time::sleep(Duration::from_millis(60_500 - into)).await;
-    }
-}
+use crate::helpers::{
+    MINUTE, TestPrefix, away_from_a_minute_boundary, check, redis_limiter, sync_connection,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_two_nodes_admit_exactly_the_limit() {
