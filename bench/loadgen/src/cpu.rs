@@ -1,5 +1,6 @@
 //! CPU time: of a process, from `/proc/<pid>/task/*/schedstat` (nanoseconds on the CPU, per
-//! thread), and of the machine and other processes, from `/proc/stat` and `/proc/*/stat`.
+//! thread), and of the machine, of the backing services (PostgreSQL, Redis) and of other
+//! processes, from `/proc/stat` and `/proc/*/stat`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -65,16 +66,20 @@ impl CpuMeter {
 }
 
 /// CPU time of the whole machine: busy and stolen by the hypervisor (from the `cpu` line of
-/// `/proc/stat`), and used by other processes.
+/// `/proc/stat`), and used by the services and by other processes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MachineCpu {
     /// User, nice, system, irq and softirq time of every CPU.
     pub busy: Duration,
     pub steal: Duration,
-    /// User and system time of every user-space process but the excluded ones, including
-    /// children they reaped (so processes that end in between still count). Kernel threads
-    /// are left out: they mostly do work for the measured processes (network, disk).
+    /// User and system time of every user-space process but the excluded ones and the
+    /// services, including children they reaped (so processes that end in between still
+    /// count). Kernel threads are left out: they mostly do work for the measured processes
+    /// (network, disk).
     pub others: Duration,
+    /// The same for the server's backing services: the given processes and their
+    /// descendants (PostgreSQL serves each connection in a child of the postmaster).
+    pub services: Duration,
 }
 
 /// `/proc` counts in USER_HZ, which is 100 on Linux.
@@ -87,8 +92,9 @@ fn ticks_to_duration(ticks: u64) -> Duration {
 }
 
 impl MachineCpu {
-    /// Reads the counters; `exclude` are the processes being measured.
-    pub fn read(exclude: &[u32]) -> Option<Self> {
+    /// Reads the counters; `exclude` are the processes being measured, `services` the
+    /// main processes of the server's backing services.
+    pub fn read(exclude: &[u32], services: &[u32]) -> Option<Self> {
         let text = std::fs::read_to_string("/proc/stat").ok()?;
         let line = text.lines().find(|l| l.starts_with("cpu "))?;
         let fields: Vec<u64> = line
@@ -103,10 +109,12 @@ impl MachineCpu {
             |range: std::ops::Range<usize>| fields.get(range).map(|f| f.iter().sum::<u64>());
         let busy = ticks(0..3)? + ticks(5..7)?;
         let steal = ticks(7..8)?;
+        let processes = process_ticks(exclude, services)?;
         Some(Self {
             busy: ticks_to_duration(busy),
             steal: ticks_to_duration(steal),
-            others: ticks_to_duration(other_process_ticks(exclude)?),
+            others: ticks_to_duration(processes.others),
+            services: ticks_to_duration(processes.services),
         })
     }
 
@@ -115,21 +123,26 @@ impl MachineCpu {
             busy: self.busy.saturating_sub(earlier.busy),
             steal: self.steal.saturating_sub(earlier.steal),
             others: self.others.saturating_sub(earlier.others),
+            services: self.services.saturating_sub(earlier.services),
         }
     }
 }
 
-fn other_process_ticks(exclude: &[u32]) -> Option<u64> {
-    let mut total = 0;
+/// Clock ticks of user-space processes, split into services and the rest.
+struct ProcessTicks {
+    others: u64,
+    services: u64,
+}
+
+fn process_ticks(exclude: &[u32], services: &[u32]) -> Option<ProcessTicks> {
+    // (pid, parent pid, ticks used) of every user-space process.
+    let mut processes = Vec::new();
     for entry in std::fs::read_dir("/proc").ok()? {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if exclude.contains(&pid) {
-            continue;
-        }
         // Processes may end while being listed.
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
@@ -144,8 +157,41 @@ fn other_process_ticks(exclude: &[u32]) -> Option<u64> {
         if field(9).is_some_and(|flags| flags & PF_KTHREAD != 0) {
             continue;
         }
+        let parent = field(4).and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
         // utime, stime, cutime, cstime.
-        total += (14..=17).filter_map(field).sum::<u64>();
+        let used = (14..=17).filter_map(field).sum::<u64>();
+        processes.push((pid, parent, used));
     }
-    Some(total)
+    let parents: HashMap<u32, u32> = processes
+        .iter()
+        .map(|&(pid, parent, _)| (pid, parent))
+        .collect();
+    let serves = |mut pid: u32| {
+        // Bounded, in case a pid was reused while listing and made a cycle.
+        for _ in 0..64 {
+            if services.contains(&pid) {
+                return true;
+            }
+            match parents.get(&pid) {
+                Some(&parent) if parent > 1 => pid = parent,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mut ticks = ProcessTicks {
+        others: 0,
+        services: 0,
+    };
+    for &(pid, _, used) in &processes {
+        if exclude.contains(&pid) {
+            continue;
+        }
+        if !services.is_empty() && serves(pid) {
+            ticks.services += used;
+        } else {
+            ticks.others += used;
+        }
+    }
+    Some(ticks)
 }

@@ -8,24 +8,20 @@
 //! so that drift affects every phase alike, and sums each phase over its rounds. Every
 //! response is checked; any error makes the run invalid (exit status 2).
 
-mod client;
-mod cpu;
-mod phase;
-mod report;
-mod runner;
-mod setup;
-
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 
-use crate::client::Target;
-use crate::cpu::MachineCpu;
-use crate::phase::{Phase, Workload};
-use crate::report::PhaseTotal;
-use crate::runner::RunSettings;
+use keywarden_loadgen::client::Target;
+use keywarden_loadgen::cpu::MachineCpu;
+use keywarden_loadgen::phase::{self, Phase, Workload};
+use keywarden_loadgen::report::{self, PhaseTotal};
+use keywarden_loadgen::runner::{self, RunSettings};
+use keywarden_loadgen::summary::RunSummary;
+use keywarden_loadgen::{health, setup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,6 +79,15 @@ struct Args {
     /// How many times a disturbed run is repeated before it is kept anyway (and flagged).
     #[arg(long, default_value_t = 10)]
     retries: u32,
+    /// Main processes of the server's backing services, such as the PostgreSQL postmaster
+    /// and redis-server (comma-separated): their CPU time and their descendants' is reported
+    /// per request (`svc µs`) and, during a run, not counted as other load. Between runs it
+    /// still is, so a busy shared database delays the next run.
+    #[arg(long, value_delimiter = ',')]
+    service_pid: Vec<u32>,
+    /// Also write the results as JSON to this file (for `keywarden-bench-compare`).
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -94,6 +99,8 @@ struct Quiet {
     pause: Duration,
     /// This process and the server: their CPU use is not "other load".
     measured: Vec<u32>,
+    /// The server's backing services; while idle they count as other load.
+    services: Vec<u32>,
     max_other_cores: Option<f64>,
     max_wait: Duration,
     retries: u32,
@@ -106,14 +113,17 @@ impl Quiet {
         let started = std::time::Instant::now();
         let mut said = false;
         loop {
-            let before = MachineCpu::read(&self.measured);
+            let before = MachineCpu::read(&self.measured, &self.services);
             tokio::time::sleep(self.pause).await;
             let Some(max) = self.max_other_cores else {
                 return;
             };
-            let busy = MachineCpu::read(&self.measured)
+            let busy = MachineCpu::read(&self.measured, &self.services)
                 .zip(before)
-                .map(|(after, before)| after.since(before).others.as_secs_f64());
+                .map(|(after, before)| {
+                    let idle = after.since(before);
+                    (idle.others + idle.services).as_secs_f64()
+                });
             let cores = busy.map(|b| b / self.pause.as_secs_f64());
             if cores.is_none_or(|c| c <= max) {
                 return;
@@ -198,6 +208,24 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
         warmup.as_secs_f64(),
     );
 
+    // What the server runs on, as it says itself; older builds have no health endpoint.
+    let health_at_start = match health::fetch(&target).await {
+        Ok(health) => {
+            println!(
+                "server backends: store {}, limiter {}, change feed {} (status {})",
+                health.backends.store,
+                health.backends.limiter,
+                health.backends.change_feed,
+                health.status
+            );
+            Some(health)
+        }
+        Err(e) => {
+            println!("server backends: unknown ({e:#})");
+            None
+        }
+    };
+
     let started = std::time::Instant::now();
     // What only an unselected phase would use is not created.
     let plan = setup::Plan {
@@ -269,6 +297,7 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
         connections,
         duration: warmup,
         server_pid: args.server_pid,
+        services: args.service_pid.clone(),
         seed,
     };
 
@@ -278,6 +307,7 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
             .into_iter()
             .flatten()
             .collect(),
+        services: args.service_pid.clone(),
         max_other_cores: (args.max_other_cores >= 0.0).then_some(args.max_other_cores),
         max_wait: seconds("quiet-wait", args.quiet_wait)?,
         retries: args.retries,
@@ -353,10 +383,34 @@ async fn run(args: Args, threads: usize) -> anyhow::Result<ExitCode> {
         "Results: each phase summed over {rounds} rounds of {:.1} s, {connections} connections",
         duration.as_secs_f64()
     );
-    print!("{}", report::table(&totals));
+    print!("{}", report::table(&totals, !args.service_pid.is_empty()));
     println!();
 
     let errors: u64 = totals.iter().map(|t| t.errors.count).sum();
+    let fallback_calls = match (&health_at_start, health::fetch(&workload.target).await) {
+        (Some(start), Ok(end)) => Some(end.fallback_calls.saturating_sub(start.fallback_calls)),
+        _ => None,
+    };
+    if let Some(calls) = fallback_calls.filter(|&c| c > 0) {
+        println!(
+            "WARNING: the server decided {calls} limit calls without its shared limiter during \
+             the run (see /v2/health): those phases did not measure it alone."
+        );
+    }
+    if let Some(path) = &args.summary_json {
+        let summary = RunSummary {
+            server: workload.target.authority().to_owned(),
+            backends: health_at_start.map(|h| h.backends),
+            fallback_calls,
+            connections,
+            rounds,
+            duration_secs: duration.as_secs_f64(),
+            errors,
+            phases: RunSummary::phases_of(&totals, !args.service_pid.is_empty()),
+        };
+        summary.write(path)?;
+        println!("summary written to {}", path.display());
+    }
     let (verdict, met) = report::verdict(&totals, connections);
     println!("Goals:");
     print!("{verdict}");

@@ -324,7 +324,7 @@ fn snippet(body: &[u8]) -> String {
 }
 
 /// xorshift64*: plenty for making up keys, and no dependency.
-pub struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
     pub fn new(seed: u64) -> Self {

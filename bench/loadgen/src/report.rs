@@ -80,15 +80,21 @@ impl PhaseTotal {
                 busy: a.busy + b.busy,
                 steal: a.steal + b.steal,
                 others: a.others + b.others,
+                services: a.services + b.services,
             });
         self.rounds.push(per_second(run.ok, run.elapsed));
     }
 
     /// CPU used by other processes; only known when the server's CPU is measured (otherwise
     /// the server is one of the "other" processes).
-    fn other_cpu(&self) -> Option<Duration> {
+    pub fn other_cpu(&self) -> Option<Duration> {
         self.server_cpu?;
         Some(self.machine_cpu?.others)
+    }
+
+    /// CPU used by the server's backing services (zero when none were named).
+    pub fn service_cpu(&self) -> Option<Duration> {
+        Some(self.machine_cpu?.services)
     }
 
     pub fn throughput(&self) -> f64 {
@@ -100,13 +106,13 @@ impl PhaseTotal {
     }
 
     /// CPU microseconds per successful request.
-    fn cpu_per_request(&self, cpu: Option<Duration>) -> Option<f64> {
+    pub fn cpu_per_request(&self, cpu: Option<Duration>) -> Option<f64> {
         let cpu = cpu?;
         (self.ok > 0).then(|| cpu.as_secs_f64() * 1e6 / self.ok as f64)
     }
 
     /// Average number of cores busy.
-    fn cores(&self, cpu: Option<Duration>) -> Option<f64> {
+    pub fn cores(&self, cpu: Option<Duration>) -> Option<f64> {
         let cpu = cpu?;
         (!self.elapsed.is_zero()).then(|| cpu.as_secs_f64() / self.elapsed.as_secs_f64())
     }
@@ -128,14 +134,21 @@ fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
-pub fn table(totals: &[PhaseTotal]) -> String {
+/// The table of every phase. With `services` (the server's backing services were named),
+/// two more columns show their CPU time: per request and in cores.
+pub fn table(totals: &[PhaseTotal], services: bool) -> String {
     let live = totals.iter().find(|t| t.phase == Phase::Liveness);
     let live_rps = live.map(PhaseTotal::throughput).filter(|&t| t > 0.0);
     let live_cost = live.and_then(|t| t.cpu_per_request(t.server_cpu));
     let mut out = String::new();
+    let service_header = if services {
+        format!(" {:>7} {:>5}", "svc µs", "svc")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{:<15} {:>8} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>5} {:>5} {:>5} {:>5} {:>6} {:>7}  per-round req/s",
+        "{:<15} {:>8} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7}{service_header} {:>5} {:>5} {:>5} {:>5} {:>6} {:>7}  per-round req/s",
         "phase",
         "req/s",
         "vs live",
@@ -162,9 +175,18 @@ pub fn table(totals: &[PhaseTotal]) -> String {
         } else {
             t.discarded.to_string()
         };
+        let service_columns = if services {
+            format!(
+                " {:>7} {:>5}",
+                opt(t.cpu_per_request(t.service_cpu()), 2),
+                opt(t.cores(t.service_cpu()), 2)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{:<15} {:>8.0} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7} {:>5} {:>5} {:>5} {:>5} {:>6} {:>7}  {}",
+            "{:<15} {:>8.0} {:>7} {:>7} {:>7} {:>8} {:>7} {:>7} {:>7}{service_columns} {:>5} {:>5} {:>5} {:>5} {:>6} {:>7}  {}",
             t.phase.name(),
             t.throughput(),
             opt(ratio, 3),
@@ -186,7 +208,16 @@ pub fn table(totals: &[PhaseTotal]) -> String {
     out.push_str(
         "  vs live: throughput / liveness throughput. srv µs: server CPU time per request.\n  \
          srv cap: liveness srv µs / this phase's srv µs, the throughput ratio a server-bound \
-         setup would show.\n  srv, gen, other, steal: average cores busy in the server, in \
+         setup would show.\n",
+    );
+    if services {
+        out.push_str(
+            "  svc µs, svc: CPU time of the backing services (PostgreSQL, Redis) per request, \
+             and the cores they kept busy.\n",
+        );
+    }
+    out.push_str(
+        "  srv, gen, other, steal: average cores busy in the server, in \
          this load generator, in other processes, and stolen by the hypervisor.\n  \
          repeats: runs discarded and repeated because other load disturbed them \
          (+N!: kept disturbed).\n  \

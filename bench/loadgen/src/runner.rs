@@ -68,6 +68,8 @@ pub struct RunSettings {
     pub connections: usize,
     pub duration: Duration,
     pub server_pid: Option<u32>,
+    /// Main processes of the server's backing services (see `MachineCpu::services`).
+    pub services: Vec<u32>,
     pub seed: u64,
 }
 
@@ -100,7 +102,7 @@ pub async fn run_phase(workload: &Arc<Workload>, phase: Phase, settings: &RunSet
         .into_iter()
         .flatten()
         .collect();
-    let machine_start = MachineCpu::read(&measured);
+    let machine_start = MachineCpu::read(&measured, &settings.services);
 
     let mut run = PhaseRun {
         ok: 0,
@@ -127,7 +129,7 @@ pub async fn run_phase(workload: &Arc<Workload>, phase: Phase, settings: &RunSet
     }
     run.server_cpu = server_meter.and_then(CpuMeter::stop);
     run.loadgen_cpu = loadgen_meter.stop();
-    run.machine_cpu = MachineCpu::read(&measured)
+    run.machine_cpu = MachineCpu::read(&measured, &settings.services)
         .zip(machine_start)
         .map(|(end, start)| end.since(start));
     run.elapsed = end.duration_since(start);
