@@ -118,6 +118,11 @@ impl RedisConnection {
         })
     }
 
+    /// Whether this is a Redis Cluster, where one script may touch keys of one slot only.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.deployment, Deployment::Cluster { .. })
+    }
+
     /// Runs `call` on the current connection within the call timeout.
     pub async fn run<T, F, Fut>(&self, call: F) -> Result<T, RedisCallError>
     where
@@ -157,9 +162,14 @@ impl RedisConnection {
         }
     }
 
+    /// Which connection calls go out on now; see [`replace`](Self::replace).
+    pub fn generation(&self) -> u64 {
+        self.current.lock().generation
+    }
+
     /// Swaps in a fresh connection unless another call already replaced `generation`, or it
     /// may still be connecting.
-    fn replace(&self, generation: u64) {
+    pub fn replace(&self, generation: u64) {
         let mut current = self.current.lock();
         if current.generation != generation || current.made.elapsed() < self.connect_timeout {
             return;

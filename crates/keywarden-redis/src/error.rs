@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// A Redis call that failed; the limiters hand it on inside
 /// [`LimiterError::Backend`](keywarden_core::ratelimit::LimiterError::Backend).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RedisCallError {
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),

@@ -2,9 +2,9 @@
 //! counter.
 //!
 //! [`RedisLimiter`] implements the core's [`Limiter`](keywarden_core::ratelimit::Limiter) with
-//! one atomic Lua script per call; [`ResilientLimiter`] wraps it and decides by a
-//! [`FaultMode`] while Redis cannot be reached. Needs Redis 5 or later (scripts that read
-//! `TIME` and then write).
+//! an atomic Lua script that decides each call, concurrent calls together in one run;
+//! [`ResilientLimiter`] wraps it and decides by a [`FaultMode`] while Redis cannot be reached.
+//! Needs Redis 5 or later (scripts that read `TIME` and then write).
 //!
 //! Redis is one endpoint (`redis://`, `rediss://`: a standalone server, a Sentinel-managed
 //! primary behind a stable address, or a cluster proxy) or a Redis Cluster
@@ -13,13 +13,16 @@
 //! the cluster as slots move.
 //!
 //! Every key a call touches shares one hash slot (keys are hash-tagged by the counters' scope,
-//! the workspace) and the script receives them all in `KEYS`, so one call is one atomic script
-//! on one node, on a cluster as on one server. A call whose counters lie in several slots
-//! (only possible by mixing scopes or counters without a scope) is refused with
-//! [`RedisCallError::CrossSlot`], on every deployment, rather than split into per-slot scripts
-//! that would no longer be all-or-nothing.
+//! the workspace) and the script receives them all in `KEYS`, so one call is decided
+//! atomically by one script on one node, on a cluster as on one server. Calls made while
+//! others are in flight share a script run, one after the other (on a cluster, only calls of
+//! one slot). A call whose counters lie in several slots (only possible by mixing scopes or
+//! counters without a scope) is refused with [`RedisCallError::CrossSlot`], on every
+//! deployment, rather than split into per-slot scripts that would no longer be
+//! all-or-nothing.
 
 mod address;
+mod batch;
 mod connection;
 mod error;
 mod fault_mode;
@@ -27,6 +30,7 @@ mod limiter;
 mod resilient;
 mod settings;
 
+pub use batch::BatchStats;
 pub use error::RedisCallError;
 pub use fault_mode::{FaultMode, FaultModeError};
 pub use limiter::RedisLimiter;

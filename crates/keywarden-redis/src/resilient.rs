@@ -170,12 +170,16 @@ impl Limiter for ResilientLimiter {
     /// answers; what Redis cannot decide for want of an answer, the fault mode does.
     async fn limit(&self, checks: &[LimitCheck]) -> Result<LimitOutcome, LimiterError> {
         let shared = &self.shared;
-        shared
+        let prepared = shared
             .redis
-            .check_one_slot(checks)
+            .prepare_limit(checks)
             .map_err(|error| LimiterError::Backend(Box::new(error)))?;
         if shared.reachable.load(Ordering::Relaxed) {
-            match shared.redis.decide(checks).await {
+            let decided = match prepared {
+                Some(prepared) => shared.redis.send_limit(checks, prepared).await,
+                None => shared.redis.decide(checks).await,
+            };
+            match decided {
                 Ok(outcome) => return Ok(outcome),
                 Err(error) => shared.mark_down(&error),
             }

@@ -1,7 +1,7 @@
 //! The limiter on a real Redis Cluster of three primaries that each test starts for itself
 //! (see `local_servers`): exact across Keywarden nodes and Redis shards, all or nothing within
-//! a scope, the same numbers as on one Redis, a call across slots refused, and the fault
-//! modes when a shard hangs.
+//! a scope, the same numbers as on one Redis, calls batched by slot, a call across slots
+//! refused, and the fault modes when a shard hangs.
 
 use std::error::Error as _;
 use std::sync::Arc;
@@ -16,7 +16,9 @@ use keywarden_redis::{
     ResilientLimiterSettings,
 };
 
-use crate::helpers::{MINUTE, ManualClock, SECOND, away_from_a_minute_boundary, check};
+use crate::helpers::{
+    Call, MINUTE, ManualClock, SECOND, all_in_order, away_from_a_minute_boundary, check,
+};
 use crate::local_servers::{LocalCluster, StandaloneRedis};
 
 /// Every test has a cluster of its own, so one prefix will do.
@@ -85,6 +87,11 @@ async fn concurrent_calls_from_two_nodes_admit_exactly_the_limit() {
         .unwrap();
     assert!(!one_more.passed);
     assert_eq!(one_more.decisions[0].remaining, 0);
+    let stats = nodes.each_ref().map(|node| node.batch_stats());
+    assert!(
+        stats[0].largest_batch > 1 && stats[1].largest_batch > 1,
+        "no batch held more than one call: {stats:?}"
+    );
 
     let held: Vec<usize> = cluster.keys_by_node(PREFIX).iter().map(Vec::len).collect();
     assert_eq!(
@@ -293,6 +300,77 @@ async fn the_cluster_decides_like_one_redis_and_the_in_memory_limiter() {
         "a sequence that passes {passed} of {} calls tests little",
         calls.len()
     );
+}
+
+#[tokio::test]
+async fn calls_made_together_are_batched_by_slot_and_decided_in_turn() {
+    let cluster = LocalCluster::start().await;
+    let base = 1_800_000_000_000;
+    let clock = ManualClock::at(base);
+    let redis = limiter_on(&cluster.url())
+        .await
+        .with_test_clock(clock.clone());
+    let memory = InMemoryLimiter::new(clock.clone());
+    // Workspaces in as many slots, on more than one node.
+    let scopes = ["ws_a", "ws_b", "ws_c", "ws_d", "ws_e", "ws_f"];
+    let mut slots: Vec<u16> = scopes
+        .iter()
+        .map(|scope| cluster.slot_of(&key_of(&CounterKey::scoped(scope, "key"), MINUTE)))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), scopes.len());
+
+    let mut sequence = Sequence(0x5EED_BA7C_4E50_0002);
+    let mut batches = 0;
+    for round in 0..20 {
+        clock.set(clock.ms() + i64::try_from(sequence.below(3_000)).unwrap());
+        // Calls of every scope, interleaved, several per scope: one batch per slot.
+        let calls: Vec<Vec<LimitCheck>> = (0..24)
+            .map(|_| {
+                let scope = scopes[usize::try_from(sequence.below(6)).unwrap()];
+                (0..=sequence.below(2))
+                    .map(|_| {
+                        let name = ["key", "identity"][usize::try_from(sequence.below(2)).unwrap()];
+                        check(
+                            &CounterKey::scoped(scope, name),
+                            sequence.below(8),
+                            if sequence.below(2) == 0 {
+                                SECOND
+                            } else {
+                                MINUTE
+                            },
+                            sequence.below(3),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut expected = Vec::new();
+        let mut scopes_named = Vec::new();
+        for checks in &calls {
+            expected.push(memory.limit(checks).await.unwrap());
+            scopes_named.push(checks[0].counter.scope().to_owned());
+        }
+        scopes_named.sort_unstable();
+        scopes_named.dedup();
+        let together: Vec<Call<'_, LimitOutcome>> = calls
+            .iter()
+            .map(|checks| -> Call<'_, LimitOutcome> {
+                Box::pin(async { redis.limit(checks).await.unwrap() })
+            })
+            .collect();
+        let got = all_in_order(together).await;
+        assert_eq!(got, expected, "round {round}: {calls:?}");
+        let stats = redis.batch_stats();
+        assert_eq!(
+            stats.batches - batches,
+            scopes_named.len() as u64,
+            "round {round}"
+        );
+        batches = stats.batches;
+    }
+    assert!(redis.batch_stats().largest_batch > 1);
 }
 
 #[tokio::test]

@@ -1,9 +1,12 @@
 //! What the tests share: the Redis to use, key prefixes of their own, a clock to move by hand,
-//! and a TCP proxy to cut Redis off with.
+//! calls made together in a known order, and a TCP proxy to cut Redis off with.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keywarden_core::ratelimit::{CounterKey, LimitCheck, WindowDuration};
@@ -134,6 +137,41 @@ pub fn check(counter: &CounterKey, limit: u64, duration_ms: i64, cost: u64) -> L
         duration: WindowDuration::from_millis(duration_ms).expect("valid duration"),
         cost,
     }
+}
+
+/// A call in flight, of any kind.
+pub type Call<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Runs `calls` together until all are done, polling them in list order. A limiter call
+/// queues for its batch in its first poll, so they arrive in this order; on a current-thread
+/// runtime no batch task runs before all of them have arrived, so they share batches.
+pub async fn all_in_order<T>(calls: Vec<Call<'_, T>>) -> Vec<T> {
+    let mut calls: Vec<Option<Call<'_, T>>> = calls.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = calls.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (call, output) in calls.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = call {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *call = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|output| output.expect("every call is done"))
+        .collect()
 }
 
 /// The real Redis's address, for the proxy to forward to.

@@ -1,5 +1,5 @@
-//! The Redis limiter on Redis's own clock: exact under concurrency across nodes, all or
-//! nothing, and the keys it leaves.
+//! The Redis limiter on Redis's own clock: exact under concurrency across nodes (with calls in
+//! batches), all or nothing, and the keys it leaves.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +46,13 @@ async fn concurrent_calls_on_two_nodes_admit_exactly_the_limit() {
         .await
         .unwrap();
     assert!(!one_more.passed);
+    // They went in batches, most of them several calls at a time.
+    let stats = nodes.map(|node| node.batch_stats());
+    assert_eq!(stats[0].calls + stats[1].calls, 402, "{stats:?}");
+    assert!(
+        stats[0].largest_batch > 1 && stats[1].largest_batch > 1,
+        "no batch held more than one call: {stats:?}"
+    );
 }
 
 #[tokio::test]

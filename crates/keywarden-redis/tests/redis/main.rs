@@ -6,6 +6,7 @@
 //! `redis-cli` on `PATH`, or they fail), one per test, on free ports; it is stopped when the
 //! test ends, passed or failed.
 
+mod batching;
 mod cluster;
 mod equivalence;
 mod helpers;
