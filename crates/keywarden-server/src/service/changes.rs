@@ -52,11 +52,19 @@ impl Keywarden {
         let known = self.keys.load_known(self.store.as_ref()).await?;
         self.namespaces.clear();
         self.refresh_root_keys().await?;
+        self.resyncs
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         tracing::info!(
             known_keys = known,
             "views reloaded after a change-feed outage"
         );
         Ok(())
+    }
+
+    /// How many full resyncs completed since start; the first follows the feed's first
+    /// connection.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether cached records may answer: always, unless the feed has been deaf for longer

@@ -102,6 +102,8 @@ pub struct Keywarden {
     root_keys_changed: Notify,
     /// See [`ServiceSettings::max_stale`].
     max_stale_ms: i64,
+    /// Completed full resyncs (see `changes.rs`).
+    resyncs: std::sync::atomic::AtomicU64,
 }
 
 impl Keywarden {
@@ -134,6 +136,7 @@ impl Keywarden {
             local_limiter,
             root_keys_changed: Notify::new(),
             max_stale_ms: i64::try_from(settings.max_stale.as_millis()).unwrap_or(i64::MAX),
+            resyncs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 

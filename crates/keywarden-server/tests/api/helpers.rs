@@ -178,10 +178,22 @@ pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
     .await
     .expect("build app");
     let base_url = format!("http://{}", app.local_addr());
+    let service = app.service();
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
+    // A node on a change feed reloads its views once the feed first listens; tests that
+    // count store reads start after that, so the reload cannot land in their middle.
+    if service.feed().state() != keywarden_core::change::FeedState::Standalone {
+        for _ in 0..500 {
+            if service.resyncs() > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(service.resyncs() > 0, "the change feed never connected");
+    }
     TestApp {
         base_url,
         client: reqwest::Client::new(),
