@@ -7,9 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{NodeOptions, Shared, postgres_url, redis_url, socket_of, via_port};
-use common::proxy::TcpProxy;
+use common::cluster::{NodeOptions, Shared};
 use common::{ROOT_KEY, ServerProcess, call};
+use keywarden_testkit::{TcpProxy, postgres_url, redis_url, socket_of, via_port};
 use serde_json::{Value, json};
 
 async fn ok(client: &reqwest::Client, node: &ServerProcess, operation: &str, body: Value) -> Value {
@@ -70,7 +70,7 @@ async fn passes(
 async fn without_redis_limits_follow_the_fault_mode_and_recover() {
     let shared = Shared::create().await;
     let client = reqwest::Client::new();
-    let proxy = TcpProxy::start(socket_of(&redis_url())).await;
+    let mut proxy = TcpProxy::start(socket_of(&redis_url())).await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let modes = ["local", "fail-open", "fail-closed"];
     let nodes: Vec<ServerProcess> = modes
@@ -80,7 +80,7 @@ async fn without_redis_limits_follow_the_fault_mode_and_recover() {
             shared.node_with(
                 dir.path(),
                 &NodeOptions {
-                    redis_url: via_port(&redis_url(), proxy.port),
+                    redis_url: via_port(&redis_url(), proxy.port()),
                     fault_mode: mode,
                     ..shared.options()
                 },
@@ -104,7 +104,7 @@ async fn without_redis_limits_follow_the_fault_mode_and_recover() {
     .sum();
     assert_eq!(shared_passes, 3);
 
-    proxy.cut();
+    proxy.cut().await;
     // Local: each node enforces the limit on its own.
     assert_eq!(passes(&client, &nodes[0], "during", 5).await, 3);
     // Fail-open admits everything, fail-closed nothing.
@@ -162,12 +162,14 @@ async fn without_redis_limits_follow_the_fault_mode_and_recover() {
 async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers() {
     let shared = Shared::create().await;
     let client = reqwest::Client::new();
-    let proxy = TcpProxy::start(socket_of(&postgres_url())).await;
+    let mut proxy = TcpProxy::start(socket_of(&postgres_url())).await;
     let dir = tempfile::tempdir().unwrap();
     let node = shared.node_with(
         dir.path(),
         &NodeOptions {
-            database_url: shared.database_url_via(&via_port(&postgres_url(), proxy.port)),
+            database_url: shared
+                .schema
+                .url_via(&via_port(&postgres_url(), proxy.port())),
             ..shared.options()
         },
     );
@@ -186,7 +188,7 @@ async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers(
         true
     );
 
-    proxy.cut();
+    proxy.cut().await;
     // Verification answers from memory.
     for _ in 0..20 {
         assert_eq!(
@@ -266,12 +268,14 @@ async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers(
 async fn cached_keys_stop_answering_once_the_staleness_bound_has_passed() {
     let shared = Shared::create().await;
     let client = reqwest::Client::new();
-    let proxy = TcpProxy::start(socket_of(&postgres_url())).await;
+    let mut proxy = TcpProxy::start(socket_of(&postgres_url())).await;
     let dir = tempfile::tempdir().unwrap();
     let node = shared.node_with_env(
         dir.path(),
         &NodeOptions {
-            database_url: shared.database_url_via(&via_port(&postgres_url(), proxy.port)),
+            database_url: shared
+                .schema
+                .url_via(&via_port(&postgres_url(), proxy.port())),
             ..shared.options()
         },
         &[("KEYWARDEN_MAX_STALE_SECS", "1")],
@@ -291,7 +295,7 @@ async fn cached_keys_stop_answering_once_the_staleness_bound_has_passed() {
         true
     );
 
-    proxy.cut();
+    proxy.cut().await;
     let cut_at = Instant::now();
     // Within the bound, memory answers.
     assert_eq!(

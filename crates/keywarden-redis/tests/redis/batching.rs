@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use keywarden_core::ratelimit::{CounterKey, LimitCheck, LimitOutcome, Limiter};
 use keywarden_redis::{RedisCallError, RedisLimiter, RedisLimiterSettings};
+use keywarden_testkit::TcpProxy;
 
 use crate::helpers::{
-    Call, MINUTE, Proxy, TestPrefix, all_in_order, away_from_a_minute_boundary, check,
-    redis_limiter,
+    Call, MINUTE, TestPrefix, all_in_order, away_from_a_minute_boundary, check, redis_limiter,
+    redis_proxy, url_through,
 };
 
 /// `calls` made together (see `all_in_order`), each must succeed.
@@ -103,13 +104,13 @@ async fn batches_hold_no_more_calls_or_checks_than_their_limits() {
 }
 
 /// A limiter through `proxy` that waits `timeout` for each call, one batch in flight.
-async fn through(proxy: &Proxy, prefix: &TestPrefix, timeout: Duration) -> Arc<RedisLimiter> {
+async fn through(proxy: &TcpProxy, prefix: &TestPrefix, timeout: Duration) -> Arc<RedisLimiter> {
     let settings = RedisLimiterSettings {
         prefix: prefix.as_str().to_owned(),
         timeout,
         ..RedisLimiterSettings::default()
     };
-    let redis = RedisLimiter::connect(&proxy.url(), settings)
+    let redis = RedisLimiter::connect(&url_through(proxy), settings)
         .await
         .expect("the proxied Redis answers");
     Arc::new(redis.with_batching(1, 64))
@@ -118,7 +119,7 @@ async fn through(proxy: &Proxy, prefix: &TestPrefix, timeout: Duration) -> Arc<R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_call_waits_no_longer_than_its_timeout() {
     let prefix = TestPrefix::new();
-    let proxy = Proxy::start().await;
+    let proxy = redis_proxy().await;
     let timeout = Duration::from_millis(300);
     let redis = through(&proxy, &prefix, timeout).await;
     let counter = CounterKey::scoped("ws_wait", "key:k:requests");
@@ -162,7 +163,7 @@ async fn a_queued_call_waits_no_longer_than_its_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_given_up_before_its_batch_is_sent_is_never_counted() {
     let prefix = TestPrefix::new();
-    let proxy = Proxy::start().await;
+    let proxy = redis_proxy().await;
     let redis = through(&proxy, &prefix, Duration::from_secs(5)).await;
     let observer = redis_limiter(&prefix).await;
     let sent = CounterKey::scoped("ws_gone", "key:k:sent");

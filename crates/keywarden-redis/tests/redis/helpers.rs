@@ -1,8 +1,8 @@
-//! What the tests share: the Redis to use, key prefixes of their own, a clock to move by hand,
-//! calls made together in a known order, and a TCP proxy to cut Redis off with.
+//! What the tests share: key prefixes of their own in the test Redis, a clock to move by hand,
+//! and calls made together in a known order. Where the Redis is, unique names and the proxy
+//! that cuts Redis off come from `keywarden_testkit`.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,28 +12,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keywarden_core::ratelimit::{CounterKey, LimitCheck, WindowDuration};
 use keywarden_core::time::{Clock, UnixMillis};
 use keywarden_redis::{RedisLimiter, RedisLimiterSettings};
-use redis::ConnectionAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use keywarden_testkit::{TcpProxy, redis_url, socket_of, unique_name, via_port};
 
 pub const SECOND: i64 = 1_000;
 pub const MINUTE: i64 = 60_000;
-
-pub fn redis_url() -> String {
-    std::env::var("KEYWARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
 
 /// A key prefix no other test uses; its keys are deleted when it is dropped.
 pub struct TestPrefix(String);
 
 impl TestPrefix {
     pub fn new() -> Self {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("random bytes");
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Self(format!("kwtest-{hex}"))
+        Self(unique_name("kwtest-"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -174,130 +163,12 @@ pub async fn all_in_order<T>(calls: Vec<Call<'_, T>>) -> Vec<T> {
         .collect()
 }
 
-/// The real Redis's address, for the proxy to forward to.
-fn redis_addr() -> (String, u16) {
-    let client = redis::Client::open(redis_url()).expect("valid Redis URL");
-    match client.get_connection_info().addr() {
-        ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
-        other => panic!("the proxy tests need a TCP Redis, not {other:?}"),
-    }
+/// A proxy in front of the test Redis, to cut it off or hang it.
+pub async fn redis_proxy() -> TcpProxy {
+    TcpProxy::start(socket_of(&redis_url())).await
 }
 
-/// A TCP proxy in front of the real Redis that a test can stop (closing every connection
-/// through it, as a Redis that went away would) and start again on the same port, or pause
-/// (holding requests back, as a hung Redis would) and resume.
-pub struct Proxy {
-    addr: SocketAddr,
-    paused: Arc<watch::Sender<bool>>,
-    accepting: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let paused = Arc::new(watch::Sender::new(false));
-        Self {
-            addr,
-            accepting: Some(tokio::spawn(forward(listener, paused.clone()))),
-            paused,
-        }
-    }
-
-    /// The Redis URL through the proxy.
-    pub fn url(&self) -> String {
-        let (host, port) = redis_addr();
-        let url = redis_url();
-        let proxied = url.replacen(&format!("{host}:{port}"), &self.addr.to_string(), 1);
-        assert_ne!(proxied, url, "cannot point {url} at the proxy");
-        proxied
-    }
-
-    /// Stops accepting and closes every forwarded connection.
-    pub async fn stop(&mut self) {
-        if let Some(task) = self.accepting.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    pub async fn restart(&mut self) {
-        assert!(self.accepting.is_none(), "the proxy is running");
-        let listener = TcpListener::bind(self.addr).await.expect("rebind proxy");
-        self.accepting = Some(tokio::spawn(forward(listener, self.paused.clone())));
-    }
-
-    /// Holds back everything clients send, keeping their connections open.
-    pub fn pause(&self) {
-        self.paused.send_replace(true);
-    }
-
-    /// Passes on what was held back, in order, and forwards again.
-    pub fn resume(&self) {
-        self.paused.send_replace(false);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(task) = self.accepting.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Accepts connections and forwards each to Redis; the forwarding tasks live in a set owned
-/// by this task, so aborting it closes them all.
-async fn forward(listener: TcpListener, paused: Arc<watch::Sender<bool>>) {
-    let (host, port) = redis_addr();
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                let target = (host.clone(), port);
-                let paused = paused.subscribe();
-                connections.spawn(async move {
-                    if let Ok(server) = TcpStream::connect(target).await {
-                        forward_one(client, server, paused).await;
-                    }
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// Forwards one connection until either side closes; requests wait while paused.
-async fn forward_one(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    mut paused: watch::Receiver<bool>,
-) {
-    let (mut client_read, mut client_write) = client.split();
-    let (mut server_read, mut server_write) = server.split();
-    let requests = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            if paused.wait_for(|paused| !paused).await.is_err() {
-                return;
-            }
-            let n = match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            // What arrived just as the proxy paused is held back too.
-            if paused.wait_for(|paused| !paused).await.is_err() {
-                return;
-            }
-            if server_write.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
-    let replies = tokio::io::copy(&mut server_read, &mut client_write);
-    tokio::select! {
-        () = requests => {}
-        _ = replies => {}
-    }
+/// The test Redis's URL through `proxy`.
+pub fn url_through(proxy: &TcpProxy) -> String {
+    via_port(&redis_url(), proxy.port())
 }

@@ -10,7 +10,7 @@ use keywarden_redis::{
     FaultMode, RedisLimiterSettings, ResilientLimiter, ResilientLimiterSettings,
 };
 
-use crate::helpers::{MINUTE, Proxy, TestPrefix, check, redis_limiter};
+use crate::helpers::{MINUTE, TestPrefix, check, redis_limiter, redis_proxy, url_through};
 
 const UNREACHABLE: &str = "redis://127.0.0.1:1";
 
@@ -100,8 +100,8 @@ async fn local_mode_enforces_limits_in_process_while_redis_is_unreachable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_go_back_to_redis_once_it_answers_again() {
     let prefix = TestPrefix::new();
-    let mut proxy = Proxy::start().await;
-    let limiter = start(&proxy.url(), &prefix, FaultMode::FailClosed).await;
+    let mut proxy = redis_proxy().await;
+    let limiter = start(&url_through(&proxy), &prefix, FaultMode::FailClosed).await;
     // Another node, straight on Redis, sees what the limiter counts there.
     let observer = redis_limiter(&prefix).await;
     let counter = CounterKey::scoped("ws_fault", "key:k:requests");
@@ -118,7 +118,7 @@ async fn decisions_go_back_to_redis_once_it_answers_again() {
     assert!(call(&limiter, 100).await.passed);
     assert_eq!(peek().await, 99);
 
-    proxy.stop().await;
+    proxy.cut().await;
     for _ in 0..5 {
         assert!(!call(&limiter, 100).await.passed, "fail-closed while down");
     }
@@ -128,7 +128,7 @@ async fn decisions_go_back_to_redis_once_it_answers_again() {
     assert_eq!(status.fallback_calls, 5);
     assert_eq!(peek().await, 99, "nothing reached Redis");
 
-    proxy.restart().await;
+    proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(3);
     while !limiter.status().reachable {
         assert!(Instant::now() < deadline, "Redis not reported up again");
@@ -143,8 +143,8 @@ async fn decisions_go_back_to_redis_once_it_answers_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_costs_one_timeout_then_calls_skip_it() {
     let prefix = TestPrefix::new();
-    let proxy = Proxy::start().await;
-    let limiter = start(&proxy.url(), &prefix, FaultMode::FailClosed).await;
+    let proxy = redis_proxy().await;
+    let limiter = start(&url_through(&proxy), &prefix, FaultMode::FailClosed).await;
     let observer = redis_limiter(&prefix).await;
     let counter = CounterKey::scoped("ws_fault", "key:k:requests");
     let peek = || async {

@@ -10,6 +10,7 @@ use keywarden_core::time::Clock;
 use keywarden_server::service::Backends;
 use keywarden_store::postgres_feed::PostgresFeed;
 use keywarden_store::{PostgresStore, SqliteStore};
+use keywarden_testkit::{TestSchema, postgres_url};
 
 /// The backends a test binary runs its tests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,33 +23,7 @@ pub enum Backend {
 /// A test's storage; it outlives server restarts within the test and is removed at the end.
 pub enum TestStorage {
     Sqlite(tempfile::TempDir),
-    Postgres { schema: String },
-}
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-pub fn postgres_url() -> String {
-    std::env::var("KEYWARDEN_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("KEYWARDEN_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.into())
-}
-
-/// A random lowercase name with `prefix`.
-pub fn unique_name(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    keywarden_core::random::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
-}
-
-/// The URL of `schema` in the test database: the store's connections use it as search path.
-pub fn schema_url(schema: &str) -> String {
-    let base = postgres_url();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+    Postgres { schema: TestSchema },
 }
 
 impl TestStorage {
@@ -56,11 +31,9 @@ impl TestStorage {
     pub async fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => Self::Sqlite(tempfile::tempdir().expect("temp dir")),
-            Backend::PostgresRedis => {
-                let schema = unique_name("kwt_");
-                admin(&format!("CREATE SCHEMA {schema}")).await;
-                Self::Postgres { schema }
-            }
+            Backend::PostgresRedis => Self::Postgres {
+                schema: TestSchema::create().await,
+            },
         }
     }
 
@@ -79,7 +52,7 @@ impl TestStorage {
                 (store, backends)
             }
             Self::Postgres { schema } => {
-                let postgres = PostgresStore::connect(&schema_url(schema))
+                let postgres = PostgresStore::connect(&schema.url())
                     .await
                     .expect("the test PostgreSQL (KEYWARDEN_TEST_POSTGRES_URL) must be reachable");
                 let feed = PostgresFeed::new(postgres.pool().clone(), Arc::clone(&clock))
@@ -89,7 +62,7 @@ impl TestStorage {
                 let backends = Backends {
                     store: Arc::clone(&store),
                     feed: Arc::new(feed),
-                    limiter: Some(crate::redis_limiter::for_test(schema, clock).await),
+                    limiter: Some(crate::redis_limiter::for_test(schema.name(), clock).await),
                 };
                 (store, backends)
             }
@@ -107,6 +80,7 @@ impl TestStorage {
                 bytes
             }
             Self::Postgres { schema } => {
+                let schema = schema.name();
                 let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
                 let tables: Vec<String> = sqlx::query_scalar(
                     "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
@@ -133,39 +107,4 @@ impl TestStorage {
             }
         }
     }
-}
-
-impl Drop for TestStorage {
-    fn drop(&mut self) {
-        if let Self::Postgres { schema } = self {
-            let statement = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-            // Drop runs inside the test's runtime, which cannot be blocked on; a thread with
-            // its own runtime does the cleanup. Best effort: a leftover schema harms nothing.
-            let _ = std::thread::spawn(move || {
-                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    let _ = runtime.block_on(try_admin(&statement));
-                }
-            })
-            .join();
-        }
-    }
-}
-
-async fn admin(statement: &str) {
-    if let Err(e) = try_admin(statement).await {
-        panic!("the test PostgreSQL (KEYWARDEN_TEST_POSTGRES_URL) failed `{statement}`: {e}");
-    }
-}
-
-async fn try_admin(statement: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(&postgres_url()).await?;
-    // Test-made names only (random schema names), never outside input.
-    sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await
 }

@@ -8,8 +8,7 @@ use keywarden_core::time::Clock;
 use keywarden_redis::{
     RedisLimiter, RedisLimiterSettings, ResilientLimiter, ResilientLimiterSettings,
 };
-
-use crate::backend::redis_url;
+use keywarden_testkit::redis_url;
 
 /// A limiter on the test Redis, which must answer.
 pub async fn for_test(prefix: &str, clock: Arc<dyn Clock>) -> Arc<dyn Limiter> {

@@ -32,7 +32,6 @@ macro_rules! store_tests {
 
 mod backend;
 mod fixture;
-mod proxy;
 
 mod credits;
 mod identities;

@@ -8,17 +8,21 @@ use keywarden_core::credits::SpendOutcome;
 use keywarden_core::store::{CreditSpend, RootKeyStore, Store, StoreError, WorkspaceStore};
 use keywarden_store::postgres::PostgresOpenError;
 use keywarden_store::{PostgresStore, StoreLocation};
+use keywarden_testkit::{
+    TcpProxy, TestSchema, postgres_url, socket_of, unique_name, via_port, with_param,
+};
 use sqlx::Row;
-use sqlx::postgres::PgConnectOptions;
 
-use crate::backend::{PATIENCE, PgSchema, postgres_url, unique_name, with_param};
+use crate::backend::{PATIENCE, open_postgres};
 use crate::fixture::{NOW, api_in, key_in, random_digest, root_key_in, workspace};
-use crate::proxy::Proxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_spending_at_once_never_overspend() {
-    let schema = PgSchema::create().await;
-    let nodes: [Arc<dyn Store>; 2] = [Arc::new(schema.open().await), Arc::new(schema.open().await)];
+    let schema = TestSchema::create().await;
+    let nodes: [Arc<dyn Store>; 2] = [
+        Arc::new(open_postgres(&schema).await),
+        Arc::new(open_postgres(&schema).await),
+    ];
     let ws = workspace("w");
     nodes[0].insert_workspace(&ws).await.unwrap();
     let api = api_in(&ws.id);
@@ -49,7 +53,7 @@ async fn two_nodes_spending_at_once_never_overspend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once_and_bootstrap_once() {
-    let schema = PgSchema::create().await;
+    let schema = TestSchema::create().await;
     let url = schema.url();
     let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
     let (a, b) = (a.unwrap(), b.unwrap());
@@ -74,8 +78,8 @@ async fn nodes_starting_together_migrate_once_and_bootstrap_once() {
 
 #[tokio::test]
 async fn tables_live_in_the_schema_of_the_url_and_order_ids_bytewise() {
-    let schema = PgSchema::create().await;
-    let store = schema.open().await;
+    let schema = TestSchema::create().await;
+    let store = open_postgres(&schema).await;
     assert_eq!(store.kind(), "postgres");
     store.ping().await.unwrap();
     let mut conn = schema.connection().await;
@@ -117,8 +121,8 @@ async fn tables_live_in_the_schema_of_the_url_and_order_ids_bytewise() {
 
 #[tokio::test]
 async fn a_schema_newer_than_the_build_is_refused() {
-    let schema = PgSchema::create().await;
-    drop(schema.open().await);
+    let schema = TestSchema::create().await;
+    drop(open_postgres(&schema).await);
     let mut conn = schema.connection().await;
     sqlx::query("INSERT INTO keywarden_schema_version (version) VALUES (999)")
         .execute(&mut conn)
@@ -150,35 +154,17 @@ async fn an_unreachable_database_fails_to_open_at_once() {
     ));
 }
 
-/// `url` with its host and port replaced by the loopback address and `port`.
-fn through_port(url: &str, port: u16) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let user = authority
-        .rsplit_once('@')
-        .map(|(user, _)| format!("{user}@"))
-        .unwrap_or_default();
-    format!("{scheme}://{user}127.0.0.1:{port}{tail}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_goes_away_is_unavailable_until_it_returns() {
-    let schema = PgSchema::create().await;
-    let server: PgConnectOptions = postgres_url().parse().unwrap();
-    let target = tokio::net::lookup_host((server.get_host(), server.get_port()))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let mut proxy = Proxy::start(target).await;
-    let store = PostgresStore::connect(&through_port(&schema.url(), proxy.port()))
+    let schema = TestSchema::create().await;
+    let mut proxy = TcpProxy::start(socket_of(&postgres_url())).await;
+    let store = PostgresStore::connect(&via_port(&schema.url(), proxy.port()))
         .await
         .unwrap();
     let ws = workspace("w");
     store.insert_workspace(&ws).await.unwrap();
 
-    proxy.cut();
+    proxy.cut().await;
     let started = Instant::now();
     let gone = store.workspaces().await;
     assert!(matches!(gone, Err(StoreError::Unavailable(_))), "{gone:?}");
@@ -192,7 +178,7 @@ async fn a_database_that_goes_away_is_unavailable_until_it_returns() {
         Err(StoreError::Unavailable(_))
     ));
 
-    proxy.restore().await;
+    proxy.restore();
     let deadline = Instant::now() + PATIENCE;
     loop {
         match store.workspaces().await {
@@ -211,7 +197,7 @@ async fn a_database_that_goes_away_is_unavailable_until_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_the_server_terminates_are_replaced() {
-    let schema = PgSchema::create().await;
+    let schema = TestSchema::create().await;
     let name = unique_name("kwt_app_");
     let store = PostgresStore::connect(&with_param(
         &schema.url(),

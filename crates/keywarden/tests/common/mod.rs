@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod cluster;
-pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
