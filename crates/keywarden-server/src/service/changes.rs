@@ -2,9 +2,9 @@
 //!
 //! Every write that changes something a view holds ends in [`Keywarden::announce`]: the node
 //! applies the change to its own views, then publishes it on the change feed for the others,
-//! which apply it through [`Keywarden::apply`]. Applying is idempotent and only ever drops or
-//! adds entries, so a change applied twice, or applied by a node that never cached the thing,
-//! does no harm.
+//! which apply it through [`Keywarden::apply`]. Applying only drops cached entries or adds a
+//! digest to the set of known keys, so a change applied by a node that never cached the thing
+//! does no harm; at worst a stray known digest costs one store lookup that finds nothing.
 
 use std::sync::Arc;
 
@@ -56,7 +56,7 @@ impl Keywarden {
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         tracing::info!(
             known_keys = known,
-            "views reloaded after a change-feed outage"
+            "views reloaded from the store: the change feed (re)connected"
         );
         Ok(())
     }

@@ -20,7 +20,7 @@ mod verify_limits;
 
 use std::sync::Arc;
 
-use keywarden_core::change::{ChangeFeed, Standalone};
+use keywarden_core::change::ChangeFeed;
 use keywarden_core::ratelimit::{InMemoryLimiter, Limiter};
 use keywarden_core::store::{Store, StoreResult};
 use keywarden_core::time::{Clock, UnixMillis};
@@ -67,21 +67,10 @@ impl Default for ServiceSettings {
 /// What a node keeps its state in and talks to other nodes through.
 pub struct Backends {
     pub store: Arc<dyn Store>,
-    /// Carries changes between nodes; [`Standalone`] for a single node.
+    /// Carries changes between nodes; `keywarden_core::change::Standalone` for a single node.
     pub feed: Arc<dyn ChangeFeed>,
     /// Decides rate limits shared by all nodes; `None` keeps limits in this process.
     pub limiter: Option<Arc<dyn Limiter>>,
-}
-
-impl Backends {
-    /// A single node on `store`, with limits in memory.
-    pub fn standalone(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            feed: Arc::new(Standalone),
-            limiter: None,
-        }
-    }
 }
 
 /// The application: store, clock, limiter and the in-memory views the hot path reads.
