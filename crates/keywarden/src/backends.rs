@@ -26,7 +26,7 @@ pub async fn open(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Bac
             Arc::new(Standalone),
         ),
         StoreLocation::Postgres(url) => {
-            let postgres = PostgresStore::connect(url)
+            let postgres = PostgresStore::connect_with(url, config.database_max_connections)
                 .await
                 .context("could not open the PostgreSQL store")?;
             let feed = PostgresFeed::new(postgres.pool().clone(), Arc::clone(clock))

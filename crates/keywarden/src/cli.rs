@@ -51,7 +51,8 @@ pub struct StoreArgs {
     #[arg(long = "database", value_name = "URL")]
     pub database: Option<String>,
     /// TOML file with settings (listen, database_url, log_format, key_cache_capacity,
-    /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs).
+    /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs,
+    /// database_max_connections).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

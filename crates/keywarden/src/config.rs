@@ -30,6 +30,8 @@ pub struct Config {
     pub redis_timeout_ms: u64,
     /// How long cached keys keep answering once a node no longer hears other nodes' changes.
     pub max_stale_secs: u64,
+    /// Most connections this node opens to PostgreSQL (ignored for SQLite).
+    pub database_max_connections: u32,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             redis_prefix: "kw".into(),
             redis_timeout_ms: 100,
             max_stale_secs: 600,
+            database_max_connections: 16,
         }
     }
 }
@@ -75,6 +78,7 @@ const ENV_SETTINGS: &[&str] = &[
     "redis_prefix",
     "redis_timeout_ms",
     "max_stale_secs",
+    "database_max_connections",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {

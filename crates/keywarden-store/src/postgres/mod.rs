@@ -32,8 +32,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::columns::{ColumnError, EncodeError};
 
-/// Most connections one node keeps to the database.
-const MAX_CONNECTIONS: u32 = 16;
+/// Most connections one node keeps to the database, unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 /// How long an operation waits for a connection before the store counts as unavailable;
 /// short, so requests fail fast (503) while the database is down instead of piling up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -70,6 +70,13 @@ impl PostgresStore {
     /// or misconfigured database fails at once with its cause (refused, bad password, …)
     /// instead of after the pool's retries. The pool itself connects lazily.
     pub async fn connect(url: &str) -> Result<Self, PostgresOpenError> {
+        Self::connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// [`PostgresStore::connect`] keeping at most `max_connections` (at least 2: the change
+    /// feed holds one) open to the database; their sum over all nodes must stay under the
+    /// server's `max_connections`.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, PostgresOpenError> {
         let options: PgConnectOptions = url.parse().map_err(PostgresOpenError::Url)?;
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
@@ -85,7 +92,7 @@ impl PostgresStore {
         let _ = conn.close().await;
         migrated?;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(Self { pool })

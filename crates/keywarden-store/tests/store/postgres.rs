@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keywarden_core::credits::SpendOutcome;
-use keywarden_core::store::{CreditSpend, RootKeyStore, Store, StoreError, WorkspaceStore};
+use keywarden_core::store::{
+    ApiStore, CreditSpend, KeyStore, RootKeyStore, Store, StoreError, WorkspaceStore,
+};
 use keywarden_store::postgres::PostgresOpenError;
 use keywarden_store::{PostgresStore, StoreLocation};
 use keywarden_testkit::{
@@ -219,4 +221,36 @@ async fn connections_the_server_terminates_are_replaced() {
     .get(0);
     assert!(terminated >= 1, "the store had a connection open");
     assert_eq!(store.workspaces().await.unwrap(), vec![ws]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_opens_no_more_connections_than_configured() {
+    let schema = TestSchema::create().await;
+    let store = Arc::new(PostgresStore::connect_with(&schema.url(), 3).await.unwrap());
+    let ws = workspace("pool");
+    store.insert_workspace(&ws).await.unwrap();
+    let api = api_in(&ws.id);
+    store.insert_api(&api).await.unwrap();
+    let key = key_in(&ws.id, &api.id, random_digest(), Some(1_000));
+    store.insert_key(&key).await.unwrap();
+    // Far more concurrent operations than connections: they queue for the three.
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let (store, id) = (Arc::clone(&store), key.id.clone());
+            tokio::spawn(async move { store.spend_credits(&id, 1, NOW).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap(),
+            CreditSpend::Outcome(SpendOutcome::Spent { .. })
+        ));
+    }
+    assert!(
+        store.pool().size() <= 3,
+        "{} connections",
+        store.pool().size()
+    );
+    let read = store.key(&ws.id, &key.id).await.unwrap().unwrap();
+    assert_eq!(read.credits.unwrap().remaining(), 960);
 }
