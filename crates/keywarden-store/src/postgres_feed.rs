@@ -13,6 +13,9 @@
 //!
 //! The channel is named after the database schema, so several installations (or test runs)
 //! sharing one database in different schemas do not hear each other.
+//!
+//! The feed keeps its own few connections, apart from the store's pool, so a node whose
+//! store is saturated with requests still announces, hears and heartbeats on time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -22,7 +25,7 @@ use async_trait::async_trait;
 use keywarden_core::change::{Change, ChangeFeed, ChangeSink, FeedError, FeedEvent, FeedState};
 use keywarden_core::time::{Clock, UnixMillis};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::task::JoinHandle;
 
 /// How often a node sends itself a heartbeat.
@@ -35,6 +38,8 @@ const RETRY: Duration = Duration::from_millis(500);
 const MAX_PAYLOAD: usize = 7_000;
 /// `down_since` while connected.
 const CONNECTED: i64 = i64::MIN;
+/// The feed's own connections: the listener's, and one for announcements and heartbeats.
+const FEED_CONNECTIONS: u32 = 2;
 
 pub struct PostgresFeed {
     pool: PgPool,
@@ -48,8 +53,14 @@ pub struct PostgresFeed {
 }
 
 impl PostgresFeed {
-    /// A feed over `pool`'s database, on the channel of the pool's current schema.
-    pub async fn new(pool: PgPool, clock: Arc<dyn Clock>) -> Result<Self, sqlx::Error> {
+    /// A feed on the database (and schema) `store_pool` connects to, over connections of its
+    /// own, on the channel of that schema.
+    pub async fn new(store_pool: PgPool, clock: Arc<dyn Clock>) -> Result<Self, sqlx::Error> {
+        let options = store_pool.connect_options().as_ref().clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(FEED_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
         let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
             .fetch_one(&pool)
             .await?;

@@ -73,9 +73,9 @@ impl PostgresStore {
         Self::connect_with(url, DEFAULT_MAX_CONNECTIONS).await
     }
 
-    /// [`PostgresStore::connect`] keeping at most `max_connections` (at least 2: the change
-    /// feed holds one) open to the database; their sum over all nodes must stay under the
-    /// server's `max_connections`.
+    /// [`PostgresStore::connect`] keeping at most `max_connections` (at least 2) open to the
+    /// database; with the change feed's own two, their sum over all nodes must stay under
+    /// the server's `max_connections`.
     pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, PostgresOpenError> {
         let options: PgConnectOptions = url.parse().map_err(PostgresOpenError::Url)?;
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
