@@ -8,7 +8,7 @@ use keywarden_core::store::{IdentityStore, Page, PageRequest, StoreError, StoreR
 use keywarden_core::time::UnixMillis;
 use sqlx::postgres::PgConnection;
 
-use super::rows::{digests_from_rows, identity_columns, identity_from_row};
+use super::rows::{digests_from_rows, identity_columns, identity_from_row, lockable};
 use super::{PgResult, PostgresStore, conflict_as, run};
 use crate::columns::{StoredIdentity, page_fetch};
 
@@ -29,20 +29,13 @@ async fn find(
     reference: &str,
     lock: Lock,
 ) -> PgResult<Option<Identity>> {
-    let sql = match lock {
-        Lock::None => concat!(
-            "SELECT ",
-            identity_columns!(),
-            " FROM identities WHERE workspace_id = $1 AND (id = $2 OR external_id = $2) \
+    let sql = lockable!(
+        lock == Lock::Write,
+        "SELECT ",
+        identity_columns!(),
+        " FROM identities WHERE workspace_id = $1 AND (id = $2 OR external_id = $2) \
              ORDER BY id = $2 DESC LIMIT 1"
-        ),
-        Lock::Write => concat!(
-            "SELECT ",
-            identity_columns!(),
-            " FROM identities WHERE workspace_id = $1 AND (id = $2 OR external_id = $2) \
-             ORDER BY id = $2 DESC LIMIT 1 FOR UPDATE"
-        ),
-    };
+    );
     let row = sqlx::query(sql)
         .bind(workspace.as_str())
         .bind(reference)

@@ -9,7 +9,7 @@ use keywarden_core::store::{Page, PageRequest, RbacStore, StoreResult};
 use sqlx::postgres::PgConnection;
 
 use super::access::with_permissions;
-use super::rows::{permission_at, permission_columns, role_at, role_columns};
+use super::rows::{lockable, permission_at, permission_columns, role_at, role_columns};
 use super::{PgResult, PostgresStore, conflict_as, run};
 use crate::columns::{StoredPermission, page_fetch};
 
@@ -30,20 +30,13 @@ async fn find_permission(
     reference: &str,
     lock: Lock,
 ) -> PgResult<Option<Permission>> {
-    let sql = match lock {
-        Lock::None => concat!(
-            "SELECT ",
-            permission_columns!(),
-            " FROM permissions p WHERE p.workspace_id = $1 AND (p.id = $2 OR p.slug = $2) \
+    let sql = lockable!(
+        lock == Lock::Write,
+        "SELECT ",
+        permission_columns!(),
+        " FROM permissions p WHERE p.workspace_id = $1 AND (p.id = $2 OR p.slug = $2) \
              ORDER BY p.id = $2 DESC LIMIT 1"
-        ),
-        Lock::Write => concat!(
-            "SELECT ",
-            permission_columns!(),
-            " FROM permissions p WHERE p.workspace_id = $1 AND (p.id = $2 OR p.slug = $2) \
-             ORDER BY p.id = $2 DESC LIMIT 1 FOR UPDATE"
-        ),
-    };
+    );
     let row = sqlx::query(sql)
         .bind(workspace.as_str())
         .bind(reference)
@@ -59,20 +52,13 @@ async fn find_role(
     reference: &str,
     lock: Lock,
 ) -> PgResult<Option<Role>> {
-    let sql = match lock {
-        Lock::None => concat!(
-            "SELECT ",
-            role_columns!(),
-            " FROM roles r WHERE r.workspace_id = $1 AND (r.id = $2 OR r.name = $2) \
+    let sql = lockable!(
+        lock == Lock::Write,
+        "SELECT ",
+        role_columns!(),
+        " FROM roles r WHERE r.workspace_id = $1 AND (r.id = $2 OR r.name = $2) \
              ORDER BY r.id = $2 DESC LIMIT 1"
-        ),
-        Lock::Write => concat!(
-            "SELECT ",
-            role_columns!(),
-            " FROM roles r WHERE r.workspace_id = $1 AND (r.id = $2 OR r.name = $2) \
-             ORDER BY r.id = $2 DESC LIMIT 1 FOR UPDATE"
-        ),
-    };
+    );
     let row = sqlx::query(sql)
         .bind(workspace.as_str())
         .bind(reference)

@@ -22,6 +22,19 @@ use crate::columns::{
     StoredPermission, StoredRole, StoredRootKey, StoredWorkspace,
 };
 
+/// A statement with or without a row lock (`FOR UPDATE`) at its end, written once and still a
+/// `&'static str`, as sqlx wants: `lockable!(locked, "SELECT …", …)`.
+macro_rules! lockable {
+    ($locked:expr, $($part:expr),+ $(,)?) => {
+        if $locked {
+            concat!($($part),+, " FOR UPDATE")
+        } else {
+            concat!($($part),+)
+        }
+    };
+}
+pub(super) use lockable;
+
 /// Selects keys (as `k`) with the identity each belongs to (as `i`), in the column order
 /// [`key_from_row`] reads.
 macro_rules! key_select {
