@@ -94,7 +94,10 @@ impl Application {
             metrics: Arc::new(http::metrics_recorder()),
         });
         tracing::info!(address = %self.local_addr(), "listening");
-        let served = axum::serve(self.listener, router)
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed");

@@ -1,9 +1,12 @@
-//! Per-request context that responses need: the request id and how errors should be typed.
+//! Per-request context that responses and records need: the request id, how errors should be
+//! typed, and the client's address.
 //!
 //! A middleware sets it for the whole handling of a request (task-local), so every response,
 //! including extractor rejections and the 404 fallback, carries the same `requestId`.
 
-use axum::extract::Request;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header::ACCEPT;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -15,6 +18,10 @@ pub struct RequestContext {
     pub request_id: String,
     /// Whether error bodies go out as `application/problem+json` (the client accepts it).
     pub problem_json: bool,
+    /// The peer address of the connection; absent when the server was not served with
+    /// connection info (some tests build the router alone).
+    #[expect(dead_code, reason = "read by verification events and audit entries")]
+    pub client_ip: Option<IpAddr>,
 }
 
 tokio::task_local! {
@@ -28,6 +35,7 @@ pub fn current() -> RequestContext {
         .unwrap_or_else(|_| RequestContext {
             request_id: new_request_id(SystemClock.now()),
             problem_json: false,
+            client_ip: None,
         })
 }
 
@@ -45,9 +53,14 @@ pub async fn with_request_context(request: Request, next: Next) -> Response {
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(wants_problem_json);
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
     let context = RequestContext {
         request_id: new_request_id(SystemClock.now()),
         problem_json,
+        client_ip,
     };
     CONTEXT.scope(context, next.run(request)).await
 }
