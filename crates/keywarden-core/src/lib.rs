@@ -26,4 +26,5 @@ pub mod text;
 pub mod time;
 pub mod verify;
 pub mod verify_limits;
+pub mod webhook;
 pub mod workspace;
