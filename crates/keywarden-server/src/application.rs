@@ -89,9 +89,11 @@ impl Application {
             tokio::spawn(refill_credits(Arc::clone(&self.service))),
             tokio::spawn(sweep_limits(Arc::clone(&self.service))),
         ];
+        let metrics = Arc::new(http::metrics_recorder());
         let router = http::router(AppState {
             service: Arc::clone(&self.service),
-            metrics: Arc::new(http::metrics_recorder()),
+            requests: Arc::new(http::RequestMetrics::new(Arc::clone(&metrics))),
+            metrics,
         });
         tracing::info!(address = %self.local_addr(), "listening");
         let served = axum::serve(

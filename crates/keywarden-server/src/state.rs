@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusRecorder;
 
+use crate::http::RequestMetrics;
 use crate::service::Keywarden;
 
 #[derive(Clone)]
@@ -11,4 +12,6 @@ pub struct AppState {
     pub service: Arc<Keywarden>,
     /// This server's metrics, rendered by `/metrics`.
     pub metrics: Arc<PrometheusRecorder>,
+    /// Per-endpoint handles into `metrics`.
+    pub requests: Arc<RequestMetrics>,
 }

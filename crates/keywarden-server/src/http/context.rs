@@ -6,12 +6,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::ACCEPT;
 use axum::middleware::Next;
 use axum::response::Response;
 use keywarden_core::id::new_request_id;
 use keywarden_core::time::{Clock, SystemClock};
+
+use crate::state::AppState;
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -47,7 +51,15 @@ fn wants_problem_json(accept: &str) -> bool {
         || accept.contains("*/*")
 }
 
-pub async fn with_request_context(request: Request, next: Next) -> Response {
+/// Runs a request inside its context, and counts and times it for `/metrics` (one middleware
+/// for both: every layer costs the hot path a boxed future).
+pub async fn with_request_context(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let endpoint = state.requests.endpoint_of(&request);
+    let started = Instant::now();
     let problem_json = request
         .headers()
         .get(ACCEPT)
@@ -62,5 +74,7 @@ pub async fn with_request_context(request: Request, next: Next) -> Response {
         problem_json,
         client_ip,
     };
-    CONTEXT.scope(context, next.run(request)).await
+    let response = CONTEXT.scope(context, next.run(request)).await;
+    endpoint.record(response.status(), started.elapsed());
+    response
 }

@@ -7,14 +7,20 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use metrics::{counter, gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 use super::health::snapshot;
+use super::request_metrics::{DURATION_BUCKETS, REQUEST_DURATION};
 use crate::state::AppState;
 
 /// Where a server's metrics are recorded.
 pub fn recorder() -> PrometheusRecorder {
-    PrometheusBuilder::new().build_recorder()
+    let builder = PrometheusBuilder::new();
+    // Histograms rather than summaries, so latencies can be aggregated across nodes.
+    match builder.set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS) {
+        Ok(with_buckets) => with_buckets.build_recorder(),
+        Err(e) => unreachable!("the bucket list is a non-empty constant: {e}"),
+    }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -14,8 +14,10 @@ mod liveness;
 mod metrics;
 
 pub use metrics::recorder as metrics_recorder;
+pub use request_metrics::RequestMetrics;
 mod permissions;
 mod ratelimit;
+mod request_metrics;
 mod root_keys;
 mod wire;
 
@@ -46,7 +48,10 @@ pub fn router(state: AppState) -> Router {
         .merge(root_keys::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(context::with_request_context))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::with_request_context,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }

@@ -60,3 +60,87 @@ async fn health_and_metrics_name_the_backends_and_say_they_answer() {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }
 }
+
+/// The value of the one sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_and_time_requests_per_endpoint() {
+    let app = spawn_app().await;
+    let api = app.create_api("metered").await;
+    let (_, key) = app.create_key(&api, serde_json::json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(app.verify(&key).await["valid"], true);
+    }
+    app.call("keys.verifyKey", serde_json::json!({ "key": 5 }))
+        .await
+        .err(400);
+    let missing = app
+        .client
+        .get(format!(
+            "{}/v2/no.suchThing/{}",
+            app.base_url,
+            "x".repeat(40)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let verify = "endpoint=\"/v2/keys.verifyKey\"";
+    let requests = "keywarden_http_requests_total";
+    assert_eq!(
+        sample(&text, requests, &[verify, "status=\"2xx\""]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, requests, &[verify, "status=\"4xx\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            requests,
+            &["endpoint=\"/v2/apis.createApi\"", "status=\"2xx\""]
+        ),
+        Some(1.0)
+    );
+    // Unmatched paths share one label: the path itself never becomes one.
+    assert_eq!(
+        sample(
+            &text,
+            requests,
+            &["endpoint=\"unmatched\"", "status=\"4xx\""]
+        ),
+        Some(1.0)
+    );
+    assert!(!text.contains("no.suchThing"), "{text}");
+    let duration = "keywarden_http_request_duration_seconds";
+    assert_eq!(
+        sample(&text, &format!("{duration}_count"), &[verify]),
+        Some(4.0)
+    );
+    // A histogram: every request is within the largest finite bucket.
+    assert_eq!(
+        sample(&text, &format!("{duration}_bucket"), &[verify, "le=\"5\""]),
+        Some(4.0),
+        "{text}"
+    );
+}
