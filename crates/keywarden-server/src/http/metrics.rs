@@ -43,6 +43,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .set(up(health.change_feed.state != "disconnected"));
         gauge!("keywarden_cached_records_trusted").set(up(health.change_feed.cache_trusted));
         gauge!("keywarden_degraded").set(up(health.status != "ok"));
+        let lookups = state.service.key_cache_lookups();
+        for (result, count) in [
+            ("hit", lookups.hits),
+            ("load", lookups.loads),
+            ("unknown", lookups.unknown),
+        ] {
+            counter!("keywarden_key_cache_lookups_total", "result" => result).absolute(count);
+        }
+        gauge!("keywarden_key_cache_records").set(lookups.cached_records as f64);
     });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -117,6 +117,25 @@ pub struct KeyCache {
     changes: AtomicU64,
     /// Moves with every change of `known`, so a reload can tell it raced with one.
     known_changes: AtomicU64,
+    lookups: LookupCounts,
+}
+
+/// Counters of [`KeyCache::lookup`], for `/metrics`.
+#[derive(Debug, Default)]
+struct LookupCounts {
+    hits: AtomicU64,
+    loads: AtomicU64,
+    unknown: AtomicU64,
+}
+
+/// How verification lookups were answered: from a cached record, by loading the record from
+/// the store, or as unknown from the digest set; and how many records are cached now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLookups {
+    pub hits: u64,
+    pub loads: u64,
+    pub unknown: u64,
+    pub cached_records: u64,
 }
 
 impl KeyCache {
@@ -132,6 +151,17 @@ impl KeyCache {
             ),
             changes: AtomicU64::new(0),
             known_changes: AtomicU64::new(0),
+            lookups: LookupCounts::default(),
+        }
+    }
+
+    /// How verification lookups were answered since start.
+    pub fn lookup_counts(&self) -> CacheLookups {
+        CacheLookups {
+            hits: self.lookups.hits.load(Ordering::Relaxed),
+            loads: self.lookups.loads.load(Ordering::Relaxed),
+            unknown: self.lookups.unknown.load(Ordering::Relaxed),
+            cached_records: self.records.len() as u64,
         }
     }
 
@@ -157,11 +187,14 @@ impl KeyCache {
     /// The key with this digest, from memory when possible.
     pub async fn lookup(&self, digest: &KeyDigest, store: &dyn KeyStore) -> StoreResult<Entry> {
         if !self.known.read().contains_key(&digest.index()) {
+            self.lookups.unknown.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
         if let Some(entry) = self.records.get(digest) {
+            self.lookups.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry);
         }
+        self.lookups.loads.fetch_add(1, Ordering::Relaxed);
         let before = self.changes.load(Ordering::SeqCst);
         let entry = store
             .key_by_digest(digest)

@@ -31,7 +31,7 @@ pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
 pub use changes::ChannelSink;
 pub use identities::NewIdentity;
 pub use key_access::AccessChange;
-pub use key_cache::{CachedKey, KeyCache};
+pub use key_cache::{CacheLookups, CachedKey, KeyCache};
 pub use keys::{
     AccessUpdate, CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey,
 };
@@ -144,6 +144,10 @@ impl Keywarden {
 
     pub fn limiter_health(&self) -> keywarden_core::ratelimit::LimiterHealth {
         self.limiter.health()
+    }
+
+    pub fn key_cache_lookups(&self) -> CacheLookups {
+        self.keys.lookup_counts()
     }
 
     pub fn feed(&self) -> &dyn ChangeFeed {

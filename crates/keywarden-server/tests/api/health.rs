@@ -132,6 +132,23 @@ async fn metrics_count_and_time_requests_per_endpoint() {
         Some(1.0)
     );
     assert!(!text.contains("no.suchThing"), "{text}");
+    // One load from the store, then two hits; nothing was unknown.
+    let lookups = "keywarden_key_cache_lookups_total";
+    assert_eq!(
+        sample(&text, lookups, &["result=\"load\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, lookups, &["result=\"hit\""]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, lookups, &["result=\"unknown\""]),
+        Some(0.0),
+        "{text}"
+    );
     let duration = "keywarden_http_request_duration_seconds";
     assert_eq!(
         sample(&text, &format!("{duration}_count"), &[verify]),
