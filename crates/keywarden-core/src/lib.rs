@@ -3,6 +3,7 @@
 //! implemented elsewhere.
 
 pub mod api;
+pub mod audit;
 pub mod change;
 pub mod credits;
 pub mod digest;

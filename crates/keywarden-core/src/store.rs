@@ -4,10 +4,15 @@
 //! implementation cannot forget the tenant filter. Methods that decide something against
 //! current state (spending credits, applying an update, rotating) do it atomically inside the
 //! store, so concurrent requests, on one node or many, never act on a stale read.
+//!
+//! Methods that make an admin change take the [`AuditEntry`] describing it and write it in
+//! the same transaction, only when the change takes effect (not on `None`, `false`, an inner
+//! error or a conflict): the audit log holds exactly the committed changes.
 
 use async_trait::async_trait;
 
 use crate::api::Api;
+use crate::audit::{AuditEntry, AuditFilter};
 use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
 use crate::id::RoleId;
@@ -86,11 +91,16 @@ pub trait WorkspaceStore: Send + Sync {
 
 #[async_trait]
 pub trait RootKeyStore: Send + Sync {
-    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()>;
+    async fn insert_root_key(&self, key: &RootKey, audit: &AuditEntry) -> StoreResult<()>;
     /// All root keys, revoked ones included, oldest first.
     async fn root_keys(&self) -> StoreResult<Vec<RootKey>>;
     /// Marks a root key revoked; returns whether one was active.
-    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool>;
+    async fn revoke_root_key(
+        &self,
+        id: &RootKeyId,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     /// An unrevoked root key of the workspace.
     async fn root_key(
         &self,
@@ -103,6 +113,7 @@ pub trait RootKeyStore: Send + Sync {
         workspace: &WorkspaceId,
         id: &RootKeyId,
         update: RootKeyUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>>;
     /// Inserts `new` and shortens the old root key's life to `old_expires` (if given) unless
     /// it ends sooner, in one transaction; `None` (nothing inserted) when the old key is not
@@ -113,6 +124,7 @@ pub trait RootKeyStore: Send + Sync {
         old: &RootKeyId,
         new: &RootKey,
         old_expires: Option<UnixMillis>,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>>;
     /// A number that changes whenever any root key is created or revoked, by any process, so
     /// servers can notice changes made by the CLI or other nodes cheaply.
@@ -121,7 +133,7 @@ pub trait RootKeyStore: Send + Sync {
 
 #[async_trait]
 pub trait ApiStore: Send + Sync {
-    async fn insert_api(&self, api: &Api) -> StoreResult<()>;
+    async fn insert_api(&self, api: &Api, audit: &AuditEntry) -> StoreResult<()>;
     /// A live API of the workspace.
     async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>>;
     /// Deletes an API and all its keys; returns the digests of the keys, or `None` when the
@@ -131,6 +143,7 @@ pub trait ApiStore: Send + Sync {
         workspace: &WorkspaceId,
         id: &ApiId,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>>;
 }
 
@@ -145,9 +158,14 @@ pub enum ImportOutcome {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Inserts a new key; `Conflict` if its digest exists.
-    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
-    /// Inserts keys in one transaction, skipping those whose digest exists.
-    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>>;
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEntry) -> StoreResult<()>;
+    /// Inserts keys in one transaction, skipping those whose digest exists; writes `audit`
+    /// when at least one key was imported.
+    async fn import_keys(
+        &self,
+        keys: &[KeyRecord],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<ImportOutcome>>;
     /// The key with this digest in any workspace, soft-deleted ones included: verification
     /// needs to tell them apart from keys that never existed.
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>>;
@@ -169,6 +187,7 @@ pub trait KeyStore: Send + Sync {
         id: &KeyId,
         change: KeyChange,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Result<KeyRecord, KeyChangeError>>;
     /// Deletes a live key (softly, keeping the row, unless `permanent`); returns it.
     async fn delete_key(
@@ -177,6 +196,7 @@ pub trait KeyStore: Send + Sync {
         id: &KeyId,
         permanent: bool,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>>;
     /// Inserts `new` and shortens the old key's life to `old_expires` unless it already ends
     /// sooner, in one transaction; returns the old key after the change, or `None` when the
@@ -187,6 +207,7 @@ pub trait KeyStore: Send + Sync {
         old: &KeyId,
         new: &KeyRecord,
         old_expires: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>>;
     /// Spends `cost` credits of a key atomically (applying a refill that fell due first).
     async fn spend_credits(
@@ -345,10 +366,30 @@ pub trait RbacStore: Send + Sync {
     ) -> StoreResult<Option<Role>>;
 }
 
+/// The audit log, read side; entries are written by the changes they describe.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Entries of the workspace passing `filter`, newest first; `page.from` is the id of the
+    /// newest entry of the page (inclusive).
+    async fn audit_entries(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + RootKeyStore + ApiStore + KeyStore + IdentityStore + NamespaceStore + RbacStore
+    WorkspaceStore
+    + RootKeyStore
+    + ApiStore
+    + KeyStore
+    + IdentityStore
+    + NamespaceStore
+    + RbacStore
+    + AuditStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use keywarden_core::api::Api;
+use keywarden_core::audit::{AuditAction, AuditContext, AuditEntry, AuditFilter};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, NamespaceId, RoleId, RootKeyId, WorkspaceId};
 use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
@@ -16,8 +17,8 @@ use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::root_key::{RootKey, RootKeyUpdate, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
-    ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
-    PageRequest, RbacStore, RootKeyStore, Store, StoreResult, WorkspaceStore,
+    ApiStore, AuditStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore,
+    Page, PageRequest, RbacStore, RootKeyStore, Store, StoreResult, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
@@ -271,7 +272,8 @@ impl TestApp {
             created_at: now,
             revoked_at: None,
         };
-        self.store.insert_root_key(&key).await.unwrap();
+        let audit = AuditContext::cli().entry(&key.workspace_id, now, AuditAction::RootKeyCreate);
+        self.store.insert_root_key(&key, &audit).await.unwrap();
         let token = secret.plaintext.expose().to_owned();
         self.wait_for_root_key(&token).await;
         token
@@ -382,14 +384,19 @@ impl WorkspaceStore for CountingStore {
 
 #[async_trait]
 impl RootKeyStore for CountingStore {
-    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()> {
-        self.inner.insert_root_key(key).await
+    async fn insert_root_key(&self, key: &RootKey, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_root_key(key, audit).await
     }
     async fn root_keys(&self) -> StoreResult<Vec<RootKey>> {
         self.inner.root_keys().await
     }
-    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool> {
-        self.inner.revoke_root_key(id, now).await
+    async fn revoke_root_key(
+        &self,
+        id: &RootKeyId,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.inner.revoke_root_key(id, now, audit).await
     }
     async fn root_key(
         &self,
@@ -403,8 +410,11 @@ impl RootKeyStore for CountingStore {
         workspace: &WorkspaceId,
         id: &RootKeyId,
         update: RootKeyUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
-        self.inner.update_root_key(workspace, id, update).await
+        self.inner
+            .update_root_key(workspace, id, update, audit)
+            .await
     }
     async fn rotate_root_key(
         &self,
@@ -412,9 +422,10 @@ impl RootKeyStore for CountingStore {
         old: &RootKeyId,
         new: &RootKey,
         old_expires: Option<UnixMillis>,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
         self.inner
-            .rotate_root_key(workspace, old, new, old_expires)
+            .rotate_root_key(workspace, old, new, old_expires, audit)
             .await
     }
     async fn root_key_revision(&self) -> StoreResult<i64> {
@@ -424,8 +435,8 @@ impl RootKeyStore for CountingStore {
 
 #[async_trait]
 impl ApiStore for CountingStore {
-    async fn insert_api(&self, api: &Api) -> StoreResult<()> {
-        self.inner.insert_api(api).await
+    async fn insert_api(&self, api: &Api, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_api(api, audit).await
     }
     async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>> {
         self.inner.api(workspace, id).await
@@ -435,18 +446,23 @@ impl ApiStore for CountingStore {
         workspace: &WorkspaceId,
         id: &ApiId,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
-        self.inner.delete_api(workspace, id, now).await
+        self.inner.delete_api(workspace, id, now, audit).await
     }
 }
 
 #[async_trait]
 impl KeyStore for CountingStore {
-    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()> {
-        self.inner.insert_key(key).await
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_key(key, audit).await
     }
-    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>> {
-        self.inner.import_keys(keys).await
+    async fn import_keys(
+        &self,
+        keys: &[KeyRecord],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<ImportOutcome>> {
+        self.inner.import_keys(keys, audit).await
     }
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
         self.key_reads.fetch_add(1, Ordering::SeqCst);
@@ -472,8 +488,11 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         change: KeyChange,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Result<KeyRecord, KeyChangeError>> {
-        self.inner.change_key(workspace, id, change, now).await
+        self.inner
+            .change_key(workspace, id, change, now, audit)
+            .await
     }
     async fn delete_key(
         &self,
@@ -481,8 +500,11 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         permanent: bool,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
-        self.inner.delete_key(workspace, id, permanent, now).await
+        self.inner
+            .delete_key(workspace, id, permanent, now, audit)
+            .await
     }
     async fn rotate_key(
         &self,
@@ -490,9 +512,10 @@ impl KeyStore for CountingStore {
         old: &KeyId,
         new: &KeyRecord,
         old_expires: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
         self.inner
-            .rotate_key(workspace, old, new, old_expires)
+            .rotate_key(workspace, old, new, old_expires, audit)
             .await
     }
     async fn spend_credits(
@@ -508,6 +531,18 @@ impl KeyStore for CountingStore {
     }
     async fn all_key_digests(&self) -> StoreResult<Vec<KeyDigest>> {
         self.inner.all_key_digests().await
+    }
+}
+
+#[async_trait]
+impl AuditStore for CountingStore {
+    async fn audit_entries(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
+        self.inner.audit_entries(workspace, filter, page).await
     }
 }
 

@@ -9,7 +9,7 @@ use keywarden_core::meta::Meta;
 use keywarden_core::store::StoreError;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, identity_in, page, page_from, random_digest};
+use crate::fixture::{NOW, audit, fixture, identity_in, page, page_from, random_digest};
 
 store_tests!(
     concurrent_upserts_of_one_external_id_make_one_identity,
@@ -56,7 +56,10 @@ async fn keys_read_back_with_their_identity_until_it_is_deleted(backend: Backend
         .unwrap();
     let mut record = f.key(random_digest(), None);
     record.identity = Some(identity.clone());
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
 
     let read = f
         .store

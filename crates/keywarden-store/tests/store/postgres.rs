@@ -16,7 +16,7 @@ use keywarden_testkit::{
 use sqlx::Row;
 
 use crate::backend::{PATIENCE, open_postgres};
-use crate::fixture::{NOW, api_in, key_in, random_digest, root_key_in, workspace};
+use crate::fixture::{NOW, api_in, audit, key_in, random_digest, root_key_in, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_spending_at_once_never_overspend() {
@@ -28,9 +28,15 @@ async fn two_nodes_spending_at_once_never_overspend() {
     let ws = workspace("w");
     nodes[0].insert_workspace(&ws).await.unwrap();
     let api = api_in(&ws.id);
-    nodes[0].insert_api(&api).await.unwrap();
+    nodes[0]
+        .insert_api(&api, &audit(&api.workspace_id))
+        .await
+        .unwrap();
     let key = key_in(&ws.id, &api.id, random_digest(), Some(50));
-    nodes[1].insert_key(&key).await.unwrap();
+    nodes[1]
+        .insert_key(&key, &audit(&key.workspace_id))
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -230,9 +236,15 @@ async fn a_node_opens_no_more_connections_than_configured() {
     let ws = workspace("pool");
     store.insert_workspace(&ws).await.unwrap();
     let api = api_in(&ws.id);
-    store.insert_api(&api).await.unwrap();
+    store
+        .insert_api(&api, &audit(&api.workspace_id))
+        .await
+        .unwrap();
     let key = key_in(&ws.id, &api.id, random_digest(), Some(1_000));
-    store.insert_key(&key).await.unwrap();
+    store
+        .insert_key(&key, &audit(&key.workspace_id))
+        .await
+        .unwrap();
     // Far more concurrent operations than connections: they queue for the three.
     let tasks: Vec<_> = (0..40)
         .map(|_| {

@@ -7,7 +7,7 @@ use keywarden_core::rbac::{Permission, PermissionSlug, PermissionUpdate, RoleNam
 use keywarden_core::store::StoreError;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, page, permission_in, random_digest, role_in};
+use crate::fixture::{NOW, audit, fixture, page, permission_in, random_digest, role_in};
 
 store_tests!(
     permissions_are_found_searched_updated_and_deleted,
@@ -209,7 +209,10 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     let mut record = f.key(random_digest(), None);
     record.set_permissions(vec![read.clone(), admin.clone()]);
     record.set_roles(vec![viewer.clone(), found.clone()]);
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
     let stored = f
         .store
         .key(&f.workspace, &record.id)
@@ -229,6 +232,7 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
             &record.id,
             KeyChange::SetPermissions(vec![write.clone()]),
             NOW,
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -236,7 +240,7 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     assert_eq!(changed.permissions, vec![write.clone()]);
     let removed = KeyChange::RemoveRoles(vec![RoleName::parse("viewer").unwrap()]);
     f.store
-        .change_key(&f.workspace, &record.id, removed, NOW)
+        .change_key(&f.workspace, &record.id, removed, NOW, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
