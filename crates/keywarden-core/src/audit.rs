@@ -218,6 +218,14 @@ impl AuditEntry {
         self
     }
 
+    /// The entry restricted to the targets whose ids are in `ids`: what a change that acted
+    /// on only some of the objects it named (creating the missing ones of a list) records.
+    pub fn only_targets(&self, ids: &[&str]) -> Self {
+        let mut entry = self.clone();
+        entry.targets.retain(|t| ids.contains(&t.id.as_str()));
+        entry
+    }
+
     /// The stored form of `targets`.
     pub fn targets_json(&self) -> String {
         serde_json::to_string(&self.targets).unwrap_or_else(|_| "[]".into())

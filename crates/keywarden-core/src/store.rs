@@ -227,10 +227,15 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts a new identity; `Conflict` if its external id is taken in the workspace.
-    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()>;
+    async fn insert_identity(&self, identity: &Identity, audit: &AuditEntry) -> StoreResult<()>;
     /// The identity with `candidate`'s external id, inserting `candidate` when there is none,
-    /// atomically, so concurrent first uses of one external id make one identity.
-    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity>;
+    /// atomically, so concurrent first uses of one external id make one identity. `audit`
+    /// is written only when `candidate` was inserted.
+    async fn upsert_identity(
+        &self,
+        candidate: &Identity,
+        audit: &AuditEntry,
+    ) -> StoreResult<Identity>;
     async fn identity(
         &self,
         workspace: &WorkspaceId,
@@ -252,6 +257,7 @@ pub trait IdentityStore: Send + Sync {
         reference: &str,
         update: IdentityUpdate,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>>;
     /// Deletes an identity and unlinks its keys (which keep working without its limits);
     /// returns their digests, or `None` when it does not exist.
@@ -259,6 +265,7 @@ pub trait IdentityStore: Send + Sync {
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>>;
 }
 
@@ -273,7 +280,12 @@ pub trait NamespaceStore: Send + Sync {
     ) -> StoreResult<Option<Namespace>>;
     /// The namespace with `candidate`'s name, inserting `candidate` when there is none,
     /// atomically.
-    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace>;
+    /// `audit` is written only when `candidate` was inserted.
+    async fn upsert_namespace(
+        &self,
+        candidate: &Namespace,
+        audit: &AuditEntry,
+    ) -> StoreResult<Namespace>;
     /// Every override of a namespace, for the in-memory matcher.
     async fn overrides(
         &self,
@@ -289,13 +301,18 @@ pub trait NamespaceStore: Send + Sync {
     ) -> StoreResult<Page<RateOverride>>;
     /// Inserts `candidate`, or updates the limit and window of the override that has its
     /// identifier (keeping that one's id); returns the stored override.
-    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride>;
+    async fn set_override(
+        &self,
+        candidate: &RateOverride,
+        audit: &AuditEntry,
+    ) -> StoreResult<RateOverride>;
     /// Deletes the override with exactly this identifier; returns whether there was one.
     async fn delete_override(
         &self,
         workspace: &WorkspaceId,
         namespace: &NamespaceId,
         identifier: &Identifier,
+        audit: &AuditEntry,
     ) -> StoreResult<bool>;
 }
 
@@ -303,7 +320,11 @@ pub trait NamespaceStore: Send + Sync {
 #[async_trait]
 pub trait RbacStore: Send + Sync {
     /// Inserts a permission; `Conflict` if its slug is taken in the workspace.
-    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()>;
+    async fn insert_permission(
+        &self,
+        permission: &Permission,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     async fn permission(
         &self,
         workspace: &WorkspaceId,
@@ -324,6 +345,7 @@ pub trait RbacStore: Send + Sync {
         workspace: &WorkspaceId,
         reference: &str,
         update: PermissionUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Permission>>;
     /// Applies `update` atomically; `Conflict` if the new name is taken. `None` when the role
     /// does not exist.
@@ -332,19 +354,27 @@ pub trait RbacStore: Send + Sync {
         workspace: &WorkspaceId,
         reference: &str,
         update: RoleUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>>;
     /// Deletes a permission and removes it from every role; returns whether it existed.
     async fn delete_permission(
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<bool>;
     /// The permissions with the candidates' slugs, inserting the candidates whose slug does
-    /// not exist yet, atomically; in the candidates' order. All in one workspace.
-    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>>;
+    /// not exist yet, atomically; in the candidates' order. All in one workspace. When any
+    /// was inserted, writes `audit` with only the inserted ones among its targets
+    /// ([`AuditEntry::only_targets`]).
+    async fn upsert_permissions(
+        &self,
+        candidates: &[Permission],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<Permission>>;
     /// Inserts a role with links to its permissions (which must exist); `Conflict` if its
     /// name is taken.
-    async fn insert_role(&self, role: &Role) -> StoreResult<()>;
+    async fn insert_role(&self, role: &Role, audit: &AuditEntry) -> StoreResult<()>;
     async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>>;
     /// Roles ordered by id, with their permissions; with `search`, those whose id or name
     /// contains it, ignoring case.
@@ -355,7 +385,12 @@ pub trait RbacStore: Send + Sync {
         page: PageRequest,
     ) -> StoreResult<Page<Role>>;
     /// Deletes a role; returns whether it existed.
-    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool>;
+    async fn delete_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     /// Makes `permissions` (existing ones) the role's whole set; returns the role after,
     /// `None` when it does not exist.
     async fn set_role_permissions(
@@ -363,6 +398,7 @@ pub trait RbacStore: Send + Sync {
         workspace: &WorkspaceId,
         role: &RoleId,
         permissions: &[Permission],
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>>;
 }
 

@@ -548,11 +548,15 @@ impl AuditStore for CountingStore {
 
 #[async_trait]
 impl IdentityStore for CountingStore {
-    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
-        self.inner.insert_identity(identity).await
+    async fn insert_identity(&self, identity: &Identity, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_identity(identity, audit).await
     }
-    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity> {
-        self.inner.upsert_identity(candidate).await
+    async fn upsert_identity(
+        &self,
+        candidate: &Identity,
+        audit: &AuditEntry,
+    ) -> StoreResult<Identity> {
+        self.inner.upsert_identity(candidate, audit).await
     }
     async fn identity(
         &self,
@@ -575,17 +579,21 @@ impl IdentityStore for CountingStore {
         reference: &str,
         update: IdentityUpdate,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>> {
         self.inner
-            .update_identity(workspace, reference, update, now)
+            .update_identity(workspace, reference, update, now, audit)
             .await
     }
     async fn delete_identity(
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
-        self.inner.delete_identity(workspace, reference).await
+        self.inner
+            .delete_identity(workspace, reference, audit)
+            .await
     }
 }
 
@@ -598,8 +606,12 @@ impl NamespaceStore for CountingStore {
     ) -> StoreResult<Option<Namespace>> {
         self.inner.namespace(workspace, reference).await
     }
-    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace> {
-        self.inner.upsert_namespace(candidate).await
+    async fn upsert_namespace(
+        &self,
+        candidate: &Namespace,
+        audit: &AuditEntry,
+    ) -> StoreResult<Namespace> {
+        self.inner.upsert_namespace(candidate, audit).await
     }
     async fn overrides(
         &self,
@@ -616,25 +628,34 @@ impl NamespaceStore for CountingStore {
     ) -> StoreResult<Page<RateOverride>> {
         self.inner.overrides_page(workspace, namespace, page).await
     }
-    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride> {
-        self.inner.set_override(candidate).await
+    async fn set_override(
+        &self,
+        candidate: &RateOverride,
+        audit: &AuditEntry,
+    ) -> StoreResult<RateOverride> {
+        self.inner.set_override(candidate, audit).await
     }
     async fn delete_override(
         &self,
         workspace: &WorkspaceId,
         namespace: &NamespaceId,
         identifier: &Identifier,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         self.inner
-            .delete_override(workspace, namespace, identifier)
+            .delete_override(workspace, namespace, identifier, audit)
             .await
     }
 }
 
 #[async_trait]
 impl RbacStore for CountingStore {
-    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()> {
-        self.inner.insert_permission(permission).await
+    async fn insert_permission(
+        &self,
+        permission: &Permission,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.inner.insert_permission(permission, audit).await
     }
     async fn permission(
         &self,
@@ -656,9 +677,10 @@ impl RbacStore for CountingStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: PermissionUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Permission>> {
         self.inner
-            .update_permission(workspace, reference, update)
+            .update_permission(workspace, reference, update, audit)
             .await
     }
     async fn update_role(
@@ -666,21 +688,31 @@ impl RbacStore for CountingStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: RoleUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
-        self.inner.update_role(workspace, reference, update).await
+        self.inner
+            .update_role(workspace, reference, update, audit)
+            .await
     }
     async fn delete_permission(
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        self.inner.delete_permission(workspace, reference).await
+        self.inner
+            .delete_permission(workspace, reference, audit)
+            .await
     }
-    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>> {
-        self.inner.upsert_permissions(candidates).await
+    async fn upsert_permissions(
+        &self,
+        candidates: &[Permission],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<Permission>> {
+        self.inner.upsert_permissions(candidates, audit).await
     }
-    async fn insert_role(&self, role: &Role) -> StoreResult<()> {
-        self.inner.insert_role(role).await
+    async fn insert_role(&self, role: &Role, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_role(role, audit).await
     }
     async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>> {
         self.inner.role(workspace, reference).await
@@ -693,17 +725,23 @@ impl RbacStore for CountingStore {
     ) -> StoreResult<Page<Role>> {
         self.inner.roles(workspace, search, page).await
     }
-    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool> {
-        self.inner.delete_role(workspace, reference).await
+    async fn delete_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.inner.delete_role(workspace, reference, audit).await
     }
     async fn set_role_permissions(
         &self,
         workspace: &WorkspaceId,
         role: &RoleId,
         permissions: &[Permission],
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
         self.inner
-            .set_role_permissions(workspace, role, permissions)
+            .set_role_permissions(workspace, role, permissions, audit)
             .await
     }
 }

@@ -36,7 +36,7 @@ async fn a_record_reads_back_equal_from_another_store(backend: Backend) {
     let f = fixture(backend).await;
     let identity = f
         .store
-        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .upsert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
         .await
         .unwrap();
     let mut record = f.key(random_digest(), Some(7));
@@ -236,7 +236,7 @@ async fn keys_are_listed_in_pages_by_id_and_by_identity(backend: Backend) {
     let f = fixture(backend).await;
     let identity = f
         .store
-        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .upsert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
         .await
         .unwrap();
     let (mut ids, mut linked): (Vec<KeyId>, Vec<KeyId>) = (Vec::new(), Vec::new());
