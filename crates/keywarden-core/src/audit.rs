@@ -158,6 +158,15 @@ impl AuditContext {
         }
     }
 
+    /// A change the server makes by itself (the first start's bootstrap).
+    pub fn system() -> Self {
+        Self {
+            actor: Actor::System,
+            request_id: None,
+            client_ip: None,
+        }
+    }
+
     /// A new entry for a change of `action` in `workspace` at `time`, without targets or
     /// changes yet.
     pub fn entry(

@@ -82,9 +82,15 @@ pub enum CreditSpend {
 
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
-    /// Creates `workspace` with `root_key` if no root key exists yet; returns whether it did.
-    /// Atomic, so two processes starting on one empty store bootstrap once.
-    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool>;
+    /// Creates `workspace` with `root_key` if no root key exists yet, recording `audit`;
+    /// returns whether it did. Atomic, so two processes starting on one empty store
+    /// bootstrap once.
+    async fn bootstrap(
+        &self,
+        workspace: &Workspace,
+        root_key: &RootKey,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     async fn insert_workspace(&self, workspace: &Workspace) -> StoreResult<()>;
     async fn workspaces(&self) -> StoreResult<Vec<Workspace>>;
 }

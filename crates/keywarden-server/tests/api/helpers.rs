@@ -371,8 +371,13 @@ impl CountingStore {
 
 #[async_trait]
 impl WorkspaceStore for CountingStore {
-    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool> {
-        self.inner.bootstrap(workspace, root_key).await
+    async fn bootstrap(
+        &self,
+        workspace: &Workspace,
+        root_key: &RootKey,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.inner.bootstrap(workspace, root_key, audit).await
     }
     async fn insert_workspace(&self, workspace: &Workspace) -> StoreResult<()> {
         self.inner.insert_workspace(workspace).await

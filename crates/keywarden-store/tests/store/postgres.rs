@@ -67,7 +67,11 @@ async fn nodes_starting_together_migrate_once_and_bootstrap_once() {
     let (a, b) = (a.unwrap(), b.unwrap());
     let (wa, wb) = (workspace("a"), workspace("b"));
     let (ka, kb) = (root_key_in(&wa.id), root_key_in(&wb.id));
-    let (created_a, created_b) = tokio::join!(a.bootstrap(&wa, &ka), b.bootstrap(&wb, &kb));
+    let (audit_a, audit_b) = (audit(&wa.id), audit(&wb.id));
+    let (created_a, created_b) = tokio::join!(
+        a.bootstrap(&wa, &ka, &audit_a),
+        b.bootstrap(&wb, &kb, &audit_b)
+    );
     let (created_a, created_b) = (created_a.unwrap(), created_b.unwrap());
     assert!(created_a ^ created_b, "exactly one node bootstraps");
     assert_eq!(a.workspaces().await.unwrap().len(), 1);

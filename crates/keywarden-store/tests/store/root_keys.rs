@@ -21,11 +21,15 @@ async fn bootstrap_happens_once_and_revisions_track_root_keys(backend: Backend) 
     let ws = workspace("first");
     let r0 = store.root_key_revision().await.unwrap();
     let first = root_key_in(&ws.id);
-    assert!(store.bootstrap(&ws, &first).await.unwrap());
+    assert!(store.bootstrap(&ws, &first, &audit(&ws.id)).await.unwrap());
     let second_ws = workspace("second");
     assert!(
         !store
-            .bootstrap(&second_ws, &root_key_in(&second_ws.id))
+            .bootstrap(
+                &second_ws,
+                &root_key_in(&second_ws.id),
+                &audit(&second_ws.id)
+            )
             .await
             .unwrap()
     );
@@ -62,7 +66,10 @@ async fn concurrent_bootstraps_create_one_workspace(backend: Backend) {
             let store = Arc::clone(&stores[i % stores.len()]);
             tokio::spawn(async move {
                 let ws = workspace("first");
-                store.bootstrap(&ws, &root_key_in(&ws.id)).await.unwrap()
+                store
+                    .bootstrap(&ws, &root_key_in(&ws.id), &audit(&ws.id))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
