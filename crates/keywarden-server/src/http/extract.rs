@@ -138,7 +138,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(state
             .service
             .authenticate(token)?
-            .from_request(context.request_id, context.client_ip))
+            .with_request(context.request_id, context.client_ip))
     }
 }
 

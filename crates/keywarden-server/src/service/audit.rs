@@ -87,7 +87,14 @@ pub(super) fn describe_key_update(mut entry: AuditEntry, update: &KeyUpdate) -> 
         (
             "credits",
             patch(&update.credits, |c| {
-                patch(&c.remaining, |r| (*r).into()).unwrap_or(Value::String("refill".into()))
+                let mut credits = serde_json::Map::new();
+                if let Some(remaining) = patch(&c.remaining, |r| (*r).into()) {
+                    credits.insert("remaining".into(), remaining);
+                }
+                if let Some(refill) = patch(&c.refill, |r| r.amount().into()) {
+                    credits.insert("refillAmount".into(), refill);
+                }
+                Value::Object(credits)
             }),
         ),
         ("enabled", update.enabled.map(Value::Bool)),

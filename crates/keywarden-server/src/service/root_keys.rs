@@ -88,7 +88,7 @@ pub struct Caller {
 impl Caller {
     /// The caller, with the request its changes will be recorded under.
     #[must_use]
-    pub fn from_request(mut self, request_id: String, client_ip: Option<IpAddr>) -> Self {
+    pub fn with_request(mut self, request_id: String, client_ip: Option<IpAddr>) -> Self {
         self.origin.request_id = Some(request_id);
         self.origin.client_ip = client_ip;
         self

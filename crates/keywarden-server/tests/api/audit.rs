@@ -186,6 +186,11 @@ async fn a_tour_of_admin_calls_is_recorded_exactly_and_without_secrets() {
     assert_eq!(key_create["targets"][0]["id"], key_id.as_str());
     assert_eq!(key_create["changes"]["credits"], 10);
     assert_eq!(key_create["changes"]["externalId"], "cust_1");
+    assert_eq!(entries[4]["changes"], json!({ "name": "renamed" }));
+    assert_eq!(
+        entries[5]["changes"],
+        json!({ "operation": "increment", "value": 5 })
+    );
     let reroll = entries
         .iter()
         .find(|e| e["action"] == "key.reroll")
