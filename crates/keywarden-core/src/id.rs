@@ -222,6 +222,11 @@ id_type!(
     RoleId,
     "role"
 );
+id_type!(
+    /// An entry of the audit log.
+    AuditId,
+    "aud"
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 
 pub mod anomaly;
 pub mod api;
+pub mod audit;
 pub mod change;
 pub mod credits;
 pub mod digest;

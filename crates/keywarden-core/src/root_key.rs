@@ -26,10 +26,18 @@ pub enum Resource {
     Ratelimit,
     Rbac,
     Identity,
+    /// The audit log (a Keywarden extension).
+    Audit,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 4] = [Self::Api, Self::Ratelimit, Self::Rbac, Self::Identity];
+    pub const ALL: [Resource; 5] = [
+        Self::Api,
+        Self::Ratelimit,
+        Self::Rbac,
+        Self::Identity,
+        Self::Audit,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +45,7 @@ impl Resource {
             Self::Ratelimit => "ratelimit",
             Self::Rbac => "rbac",
             Self::Identity => "identity",
+            Self::Audit => "audit",
         }
     }
 
@@ -90,6 +99,7 @@ impl Resource {
                 "update_identity",
                 "delete_identity",
             ],
+            Self::Audit => &["read_logs"],
         }
     }
 
@@ -176,6 +186,8 @@ pub mod ops {
     pub const READ_IDENTITY: Operation = Operation::new(Resource::Identity, "read_identity");
     pub const UPDATE_IDENTITY: Operation = Operation::new(Resource::Identity, "update_identity");
     pub const DELETE_IDENTITY: Operation = Operation::new(Resource::Identity, "delete_identity");
+
+    pub const READ_AUDIT_LOGS: Operation = Operation::new(Resource::Audit, "read_logs");
 
     pub const LIMIT: Operation = Operation::new(Resource::Ratelimit, "limit");
     pub const CREATE_NAMESPACE: Operation = Operation::new(Resource::Ratelimit, "create_namespace");

@@ -4,10 +4,15 @@
 //! implementation cannot forget the tenant filter. Methods that decide something against
 //! current state (spending credits, applying an update, rotating) do it atomically inside the
 //! store, so concurrent requests, on one node or many, never act on a stale read.
+//!
+//! Methods that make an admin change take the [`AuditEntry`] describing it and write it in
+//! the same transaction, only when the change takes effect (not on `None`, `false`, an inner
+//! error or a conflict): the audit log holds exactly the committed changes.
 
 use async_trait::async_trait;
 
 use crate::api::Api;
+use crate::audit::{AuditEntry, AuditFilter};
 use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
 use crate::id::RoleId;
@@ -77,20 +82,31 @@ pub enum CreditSpend {
 
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
-    /// Creates `workspace` with `root_key` if no root key exists yet; returns whether it did.
-    /// Atomic, so two processes starting on one empty store bootstrap once.
-    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool>;
+    /// Creates `workspace` with `root_key` if no root key exists yet, recording `audit`;
+    /// returns whether it did. Atomic, so two processes starting on one empty store
+    /// bootstrap once.
+    async fn bootstrap(
+        &self,
+        workspace: &Workspace,
+        root_key: &RootKey,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     async fn insert_workspace(&self, workspace: &Workspace) -> StoreResult<()>;
     async fn workspaces(&self) -> StoreResult<Vec<Workspace>>;
 }
 
 #[async_trait]
 pub trait RootKeyStore: Send + Sync {
-    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()>;
+    async fn insert_root_key(&self, key: &RootKey, audit: &AuditEntry) -> StoreResult<()>;
     /// All root keys, revoked ones included, oldest first.
     async fn root_keys(&self) -> StoreResult<Vec<RootKey>>;
     /// Marks a root key revoked; returns whether one was active.
-    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool>;
+    async fn revoke_root_key(
+        &self,
+        id: &RootKeyId,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     /// An unrevoked root key of the workspace.
     async fn root_key(
         &self,
@@ -103,6 +119,7 @@ pub trait RootKeyStore: Send + Sync {
         workspace: &WorkspaceId,
         id: &RootKeyId,
         update: RootKeyUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>>;
     /// Inserts `new` and shortens the old root key's life to `old_expires` (if given) unless
     /// it ends sooner, in one transaction; `None` (nothing inserted) when the old key is not
@@ -113,6 +130,7 @@ pub trait RootKeyStore: Send + Sync {
         old: &RootKeyId,
         new: &RootKey,
         old_expires: Option<UnixMillis>,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>>;
     /// A number that changes whenever any root key is created or revoked, by any process, so
     /// servers can notice changes made by the CLI or other nodes cheaply.
@@ -121,7 +139,7 @@ pub trait RootKeyStore: Send + Sync {
 
 #[async_trait]
 pub trait ApiStore: Send + Sync {
-    async fn insert_api(&self, api: &Api) -> StoreResult<()>;
+    async fn insert_api(&self, api: &Api, audit: &AuditEntry) -> StoreResult<()>;
     /// A live API of the workspace.
     async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>>;
     /// Deletes an API and all its keys; returns the digests of the keys, or `None` when the
@@ -131,6 +149,7 @@ pub trait ApiStore: Send + Sync {
         workspace: &WorkspaceId,
         id: &ApiId,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>>;
 }
 
@@ -145,9 +164,14 @@ pub enum ImportOutcome {
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Inserts a new key; `Conflict` if its digest exists.
-    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()>;
-    /// Inserts keys in one transaction, skipping those whose digest exists.
-    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>>;
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEntry) -> StoreResult<()>;
+    /// Inserts keys in one transaction, skipping those whose digest exists; writes `audit`
+    /// when at least one key was imported.
+    async fn import_keys(
+        &self,
+        keys: &[KeyRecord],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<ImportOutcome>>;
     /// The key with this digest in any workspace, soft-deleted ones included: verification
     /// needs to tell them apart from keys that never existed.
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>>;
@@ -169,6 +193,7 @@ pub trait KeyStore: Send + Sync {
         id: &KeyId,
         change: KeyChange,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Result<KeyRecord, KeyChangeError>>;
     /// Deletes a live key (softly, keeping the row, unless `permanent`); returns it.
     async fn delete_key(
@@ -177,6 +202,7 @@ pub trait KeyStore: Send + Sync {
         id: &KeyId,
         permanent: bool,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>>;
     /// Inserts `new` and shortens the old key's life to `old_expires` unless it already ends
     /// sooner, in one transaction; returns the old key after the change, or `None` when the
@@ -187,6 +213,7 @@ pub trait KeyStore: Send + Sync {
         old: &KeyId,
         new: &KeyRecord,
         old_expires: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>>;
     /// Spends `cost` credits of a key atomically (applying a refill that fell due first).
     async fn spend_credits(
@@ -206,10 +233,15 @@ pub trait KeyStore: Send + Sync {
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
     /// Inserts a new identity; `Conflict` if its external id is taken in the workspace.
-    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()>;
+    async fn insert_identity(&self, identity: &Identity, audit: &AuditEntry) -> StoreResult<()>;
     /// The identity with `candidate`'s external id, inserting `candidate` when there is none,
-    /// atomically, so concurrent first uses of one external id make one identity.
-    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity>;
+    /// atomically, so concurrent first uses of one external id make one identity. `audit`
+    /// is written only when `candidate` was inserted.
+    async fn upsert_identity(
+        &self,
+        candidate: &Identity,
+        audit: &AuditEntry,
+    ) -> StoreResult<Identity>;
     async fn identity(
         &self,
         workspace: &WorkspaceId,
@@ -231,6 +263,7 @@ pub trait IdentityStore: Send + Sync {
         reference: &str,
         update: IdentityUpdate,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>>;
     /// Deletes an identity and unlinks its keys (which keep working without its limits);
     /// returns their digests, or `None` when it does not exist.
@@ -238,6 +271,7 @@ pub trait IdentityStore: Send + Sync {
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>>;
 }
 
@@ -252,7 +286,12 @@ pub trait NamespaceStore: Send + Sync {
     ) -> StoreResult<Option<Namespace>>;
     /// The namespace with `candidate`'s name, inserting `candidate` when there is none,
     /// atomically.
-    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace>;
+    /// `audit` is written only when `candidate` was inserted.
+    async fn upsert_namespace(
+        &self,
+        candidate: &Namespace,
+        audit: &AuditEntry,
+    ) -> StoreResult<Namespace>;
     /// Every override of a namespace, for the in-memory matcher.
     async fn overrides(
         &self,
@@ -268,13 +307,18 @@ pub trait NamespaceStore: Send + Sync {
     ) -> StoreResult<Page<RateOverride>>;
     /// Inserts `candidate`, or updates the limit and window of the override that has its
     /// identifier (keeping that one's id); returns the stored override.
-    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride>;
+    async fn set_override(
+        &self,
+        candidate: &RateOverride,
+        audit: &AuditEntry,
+    ) -> StoreResult<RateOverride>;
     /// Deletes the override with exactly this identifier; returns whether there was one.
     async fn delete_override(
         &self,
         workspace: &WorkspaceId,
         namespace: &NamespaceId,
         identifier: &Identifier,
+        audit: &AuditEntry,
     ) -> StoreResult<bool>;
 }
 
@@ -282,7 +326,11 @@ pub trait NamespaceStore: Send + Sync {
 #[async_trait]
 pub trait RbacStore: Send + Sync {
     /// Inserts a permission; `Conflict` if its slug is taken in the workspace.
-    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()>;
+    async fn insert_permission(
+        &self,
+        permission: &Permission,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
     async fn permission(
         &self,
         workspace: &WorkspaceId,
@@ -303,6 +351,7 @@ pub trait RbacStore: Send + Sync {
         workspace: &WorkspaceId,
         reference: &str,
         update: PermissionUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Permission>>;
     /// Applies `update` atomically; `Conflict` if the new name is taken. `None` when the role
     /// does not exist.
@@ -311,19 +360,27 @@ pub trait RbacStore: Send + Sync {
         workspace: &WorkspaceId,
         reference: &str,
         update: RoleUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>>;
     /// Deletes a permission and removes it from every role; returns whether it existed.
     async fn delete_permission(
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<bool>;
     /// The permissions with the candidates' slugs, inserting the candidates whose slug does
-    /// not exist yet, atomically; in the candidates' order. All in one workspace.
-    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>>;
+    /// not exist yet, atomically; in the candidates' order. All in one workspace. When any
+    /// was inserted, writes `audit` with only the inserted ones among its targets
+    /// ([`AuditEntry::only_targets`]).
+    async fn upsert_permissions(
+        &self,
+        candidates: &[Permission],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<Permission>>;
     /// Inserts a role with links to its permissions (which must exist); `Conflict` if its
     /// name is taken.
-    async fn insert_role(&self, role: &Role) -> StoreResult<()>;
+    async fn insert_role(&self, role: &Role, audit: &AuditEntry) -> StoreResult<()>;
     async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>>;
     /// Roles ordered by id, with their permissions; with `search`, those whose id or name
     /// contains it, ignoring case.
@@ -334,7 +391,12 @@ pub trait RbacStore: Send + Sync {
         page: PageRequest,
     ) -> StoreResult<Page<Role>>;
     /// Deletes a role; returns whether it existed.
-    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool>;
+    async fn delete_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
     /// Makes `permissions` (existing ones) the role's whole set; returns the role after,
     /// `None` when it does not exist.
     async fn set_role_permissions(
@@ -342,13 +404,34 @@ pub trait RbacStore: Send + Sync {
         workspace: &WorkspaceId,
         role: &RoleId,
         permissions: &[Permission],
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>>;
+}
+
+/// The audit log, read side; entries are written by the changes they describe.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Entries of the workspace passing `filter`, newest first; `page.from` is the id of the
+    /// newest entry of the page (inclusive).
+    async fn audit_entries(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
 }
 
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + RootKeyStore + ApiStore + KeyStore + IdentityStore + NamespaceStore + RbacStore
+    WorkspaceStore
+    + RootKeyStore
+    + ApiStore
+    + KeyStore
+    + IdentityStore
+    + NamespaceStore
+    + RbacStore
+    + AuditStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

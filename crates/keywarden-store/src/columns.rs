@@ -38,10 +38,10 @@ pub struct ColumnError {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct Invalid(&'static str);
+pub(crate) struct Invalid(pub(crate) &'static str);
 
 /// Turns a parse error of `column` into a [`ColumnError`].
-fn at<E: std::error::Error + Send + Sync + 'static>(
+pub(crate) fn at<E: std::error::Error + Send + Sync + 'static>(
     column: &'static str,
 ) -> impl FnOnce(E) -> ColumnError {
     move |e| ColumnError {

@@ -30,6 +30,38 @@ pub enum Command {
     /// Copy a whole installation into an empty store (SQLite to PostgreSQL or back), checking
     /// row counts. Stop the servers writing to the source first.
     MigrateStore(MigrateStoreArgs),
+    /// Show a workspace's audit log (admin changes), newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The workspace whose log to show; needed only when the store has several.
+    #[arg(long, value_name = "WORKSPACE_ID")]
+    pub workspace: Option<String>,
+    /// Entries at or after this time, in Unix milliseconds.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Entries at or before this time, in Unix milliseconds.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only this action, e.g. key.create or root_key.revoke.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only changes by this actor: a root key id, cli or system.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only changes to this object (an id such as key_… or api_…).
+    #[arg(long, value_name = "ID")]
+    pub target: Option<String>,
+    /// Most entries to show.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The `keywarden` binary: parses the command line and hands over to the library crates.
 
+mod audit_command;
 mod backends;
 mod cli;
 mod config;
@@ -23,6 +24,7 @@ async fn main() -> ExitCode {
         Command::RootKey(args) => root_key_command::run(args).await,
         Command::Workspace(args) => workspace_command::run(args).await,
         Command::MigrateStore(args) => migrate_store_command::run(args).await,
+        Command::Audit(args) => audit_command::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

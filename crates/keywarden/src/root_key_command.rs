@@ -2,6 +2,7 @@
 //! server notices the change within about a second.
 
 use anyhow::{Context as _, bail};
+use keywarden_core::audit::{AuditAction, AuditContext, AuditEntry};
 use keywarden_core::id::{RootKeyId, WorkspaceId};
 use keywarden_core::root_key::{RootKey, RootPermissions, end_of, generate_root_key};
 use keywarden_core::store::Store;
@@ -49,7 +50,7 @@ pub async fn run(command: RootKeyCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn choose_workspace(
+pub async fn choose_workspace(
     store: &dyn Store,
     requested: Option<String>,
 ) -> anyhow::Result<WorkspaceId> {
@@ -97,7 +98,8 @@ async fn create(
         created_at: now,
         revoked_at: None,
     };
-    store.insert_root_key(&key).await?;
+    let audit = root_key_created(&key);
+    store.insert_root_key(&key, &audit).await?;
     store.flush().await?;
     eprintln!(
         "Created root key {} for workspace {}. It is printed below once; store it now.",
@@ -143,10 +145,42 @@ async fn list(store: &dyn Store) -> anyhow::Result<()> {
 
 async fn revoke(store: &dyn Store, id: &str) -> anyhow::Result<()> {
     let id = RootKeyId::parse(id).context("not a root key id")?;
-    if !store.revoke_root_key(&id, SystemClock.now()).await? {
+    let Some(key) = store
+        .root_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.id == id && k.revoked_at.is_none())
+    else {
+        bail!("no active root key {id}");
+    };
+    let now = SystemClock.now();
+    let audit = AuditContext::cli()
+        .entry(&key.workspace_id, now, AuditAction::RootKeyRevoke)
+        .target(
+            "root_key",
+            id.as_str(),
+            key.name.as_ref().map(|n| n.as_str()),
+        );
+    if !store.revoke_root_key(&id, now, &audit).await? {
         bail!("no active root key {id}");
     }
     store.flush().await?;
     eprintln!("Revoked root key {id}.");
     Ok(())
+}
+
+/// The audit entry of a root key created with the command line.
+pub fn root_key_created(key: &RootKey) -> AuditEntry {
+    AuditContext::cli()
+        .entry(
+            &key.workspace_id,
+            key.created_at,
+            AuditAction::RootKeyCreate,
+        )
+        .target(
+            "root_key",
+            key.id.as_str(),
+            key.name.as_ref().map(|n| n.as_str()),
+        )
+        .change("permissions", key.permissions.to_strings())
 }

@@ -43,7 +43,9 @@ async fn create(store: &dyn Store, name: &str) -> anyhow::Result<()> {
         revoked_at: None,
     };
     store.insert_workspace(&workspace).await?;
-    store.insert_root_key(&key).await?;
+    store
+        .insert_root_key(&key, &crate::root_key_command::root_key_created(&key))
+        .await?;
     store.flush().await?;
     eprintln!(
         "Created workspace {} ({}) with root key {}, which holds every permission in it. \

@@ -134,7 +134,11 @@ impl FromRequestParts<AppState> for Caller {
             })
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::MalformedAuthorization)?;
-        state.service.authenticate(token)
+        let context = super::context::current();
+        Ok(state
+            .service
+            .authenticate(token)?
+            .with_request(context.request_id, context.client_ip))
     }
 }
 

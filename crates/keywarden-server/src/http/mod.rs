@@ -2,6 +2,7 @@
 //! and the success and error envelopes.
 
 mod apis;
+mod audit;
 mod context;
 mod envelope;
 mod error;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ratelimit::routes())
         .merge(permissions::routes())
         .merge(root_keys::routes())
+        .merge(audit::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

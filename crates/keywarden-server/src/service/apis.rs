@@ -1,6 +1,7 @@
 //! APIs: create, read, delete, and list their keys.
 
 use keywarden_core::api::Api;
+use keywarden_core::audit::AuditAction;
 use keywarden_core::change::Change;
 use keywarden_core::id::ApiId;
 use keywarden_core::identity::ExternalId;
@@ -35,7 +36,17 @@ impl Keywarden {
             delete_protection: new.delete_protection,
             created_at: now,
         };
-        self.store.insert_api(&api).await?;
+        let audit = caller
+            .audit(now, AuditAction::ApiCreate)
+            .target("api", api.id.as_str(), Some(api.name.as_str()))
+            .change("name", api.name.as_str())
+            .change(
+                "defaultPrefix",
+                api.default_prefix.as_ref().map(|p| p.as_str()),
+            )
+            .change("defaultByteLength", api.default_byte_length.get())
+            .change("deleteProtection", api.delete_protection);
+        self.store.insert_api(&api, &audit).await?;
         tracing::info!(api_id = %api.id, "api created");
         Ok(api.id)
     }
@@ -60,9 +71,15 @@ impl Keywarden {
                 "The API has delete protection enabled; it cannot be deleted.".into(),
             ));
         }
+        let now = self.now();
+        let audit = caller.audit(now, AuditAction::ApiDelete).target(
+            "api",
+            id.as_str(),
+            Some(api.name.as_str()),
+        );
         let digests = self
             .store
-            .delete_api(caller.workspace(), id, self.now())
+            .delete_api(caller.workspace(), id, now, &audit)
             .await?
             .ok_or_else(ApiError::api_not_found)?;
         self.announce(digests.iter().map(|d| Change::KeyChanged(*d)).collect())

@@ -1,5 +1,6 @@
 //! First start: an empty store gets a workspace and a root key holding every permission.
 
+use keywarden_core::audit::{AuditAction, AuditContext};
 use keywarden_core::id::{RootKeyId, WorkspaceId};
 use keywarden_core::key_format::start_of;
 use keywarden_core::root_key::{
@@ -71,7 +72,12 @@ pub async fn bootstrap(
         created_at: now,
         revoked_at: None,
     };
-    if !store.bootstrap(&workspace, &root_key).await? {
+    let audit = AuditContext::system()
+        .entry(&workspace.id, now, AuditAction::RootKeyCreate)
+        .target("root_key", root_key.id.as_str(), Some("bootstrap"))
+        .change("permissions", root_key.permissions.to_strings())
+        .change("workspace", workspace.id.as_str());
+    if !store.bootstrap(&workspace, &root_key, &audit).await? {
         return Ok(Bootstrap::AlreadyInitialised);
     }
     Ok(if generated {

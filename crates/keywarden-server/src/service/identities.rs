@@ -1,5 +1,6 @@
 //! Identities: create, read, list, change and delete them, and link keys to them.
 
+use keywarden_core::audit::{AuditAction, AuditEntry};
 use keywarden_core::change::Change;
 use keywarden_core::id::IdentityId;
 use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
@@ -33,7 +34,17 @@ impl Keywarden {
             new.ratelimits,
             self.now(),
         );
-        match self.store.insert_identity(&identity).await {
+        let audit = describe_identity(
+            caller
+                .audit(identity.created_at, AuditAction::IdentityCreate)
+                .target(
+                    "identity",
+                    identity.id.as_str(),
+                    Some(identity.external_id.as_str()),
+                ),
+            &identity,
+        );
+        match self.store.insert_identity(&identity, &audit).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 return Err(ApiError::IdentityExists(format!(
@@ -95,9 +106,28 @@ impl Keywarden {
         let identity = self
             .reachable_identity(caller, reference, ops::UPDATE_IDENTITY)
             .await?;
+        let now = self.now();
+        let mut audit = caller.audit(now, AuditAction::IdentityUpdate).target(
+            "identity",
+            identity.id.as_str(),
+            Some(identity.external_id.as_str()),
+        );
+        if let Some(meta) = &update.meta {
+            audit = audit.change("meta", meta);
+        }
+        if let Some(limits) = &update.ratelimits {
+            let names: Vec<&str> = limits.iter().map(|l| l.name.as_str()).collect();
+            audit = audit.change("ratelimits", names);
+        }
         let (updated, digests) = self
             .store
-            .update_identity(caller.workspace(), identity.id.as_str(), update, self.now())
+            .update_identity(
+                caller.workspace(),
+                identity.id.as_str(),
+                update,
+                now,
+                &audit,
+            )
             .await?
             .ok_or_else(ApiError::identity_not_found)?;
         // Cached keys carry a copy of their identity.
@@ -111,9 +141,16 @@ impl Keywarden {
         let identity = self
             .reachable_identity(caller, reference, ops::DELETE_IDENTITY)
             .await?;
+        let audit = caller
+            .audit(self.now(), AuditAction::IdentityDelete)
+            .target(
+                "identity",
+                identity.id.as_str(),
+                Some(identity.external_id.as_str()),
+            );
         let digests = self
             .store
-            .delete_identity(caller.workspace(), identity.id.as_str())
+            .delete_identity(caller.workspace(), identity.id.as_str(), &audit)
             .await?
             .ok_or_else(ApiError::identity_not_found)?;
         self.announce(digests.iter().map(|d| Change::KeyChanged(*d)).collect())
@@ -136,6 +173,32 @@ impl Keywarden {
             Vec::new(),
             self.now(),
         );
-        Ok(self.store.upsert_identity(&candidate).await?)
+        // Written only if the identity is created here, as a change of its own.
+        let audit = describe_identity(
+            caller
+                .audit(candidate.created_at, AuditAction::IdentityCreate)
+                .target(
+                    "identity",
+                    candidate.id.as_str(),
+                    Some(candidate.external_id.as_str()),
+                ),
+            &candidate,
+        );
+        Ok(self.store.upsert_identity(&candidate, &audit).await?)
     }
+}
+
+/// What a new identity holds: its external id, metadata and the names of its limits.
+fn describe_identity(entry: AuditEntry, identity: &Identity) -> AuditEntry {
+    entry
+        .change("externalId", identity.external_id.as_str())
+        .change("meta", &identity.meta)
+        .change(
+            "ratelimits",
+            identity
+                .ratelimits
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>(),
+        )
 }

@@ -1,6 +1,7 @@
 //! What keys hold: their direct permissions and their roles (`keys.addPermissions` …
 //! `keys.setRoles`).
 
+use keywarden_core::audit::{AuditAction, AuditEntry};
 use keywarden_core::change::Change;
 use keywarden_core::id::KeyId;
 use keywarden_core::key::KeyRecord;
@@ -38,10 +39,12 @@ impl Keywarden {
         caller: &Caller,
         id: &KeyId,
         change: KeyChange,
+        audit: AuditEntry,
     ) -> Result<KeyRecord, ApiError> {
+        let audit = audit.target("key", id.as_str(), None);
         let key = self
             .store
-            .change_key(caller.workspace(), id, change, self.now())
+            .change_key(caller.workspace(), id, change, audit.time, &audit)
             .await?
             .map_err(|_| ApiError::key_not_found())?;
         self.announce(vec![Change::KeyChanged(key.digest)]).await;
@@ -70,7 +73,16 @@ impl Keywarden {
                 KeyChange::SetPermissions(self.permissions_for(caller, slugs).await?)
             }
         };
-        self.change_access(caller, id, change).await
+        let action = match how {
+            AccessChange::Add => AuditAction::KeyPermissionsAdd,
+            AccessChange::Remove => AuditAction::KeyPermissionsRemove,
+            AccessChange::Set => AuditAction::KeyPermissionsSet,
+        };
+        let names: Vec<&str> = slugs.iter().map(PermissionSlug::as_str).collect();
+        let audit = caller
+            .audit(self.now(), action)
+            .change("permissions", names);
+        self.change_access(caller, id, change, audit).await
     }
 
     /// Adds, removes or sets a key's roles, by name; roles are never created, and one that
@@ -91,6 +103,13 @@ impl Keywarden {
             AccessChange::Add => KeyChange::AddRoles(self.roles_named(caller, names).await?),
             AccessChange::Set => KeyChange::SetRoles(self.roles_named(caller, names).await?),
         };
-        self.change_access(caller, id, change).await
+        let action = match how {
+            AccessChange::Add => AuditAction::KeyRolesAdd,
+            AccessChange::Remove => AuditAction::KeyRolesRemove,
+            AccessChange::Set => AuditAction::KeyRolesSet,
+        };
+        let roles: Vec<&str> = names.iter().map(RoleName::as_str).collect();
+        let audit = caller.audit(self.now(), action).change("roles", roles);
+        self.change_access(caller, id, change, audit).await
     }
 }

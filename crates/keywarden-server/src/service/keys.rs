@@ -1,6 +1,7 @@
 //! Keys: issue, read, change, delete, rotate, adjust credits and import.
 
 use keywarden_core::api::Api;
+use keywarden_core::audit::AuditAction;
 use keywarden_core::change::Change;
 use keywarden_core::credits::{CreditAdjustment, CreditRefill, Credits};
 use keywarden_core::digest::KeyDigest;
@@ -18,6 +19,7 @@ use keywarden_core::store::ImportOutcome;
 use keywarden_core::text::KeyName;
 use keywarden_core::time::UnixMillis;
 
+use super::audit::{describe_key_update, describe_new_key};
 use super::{Caller, Keywarden};
 use crate::error::ApiError;
 
@@ -177,7 +179,8 @@ impl Keywarden {
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
         record.set_roles(roles.unwrap_or_default());
-        self.store.insert_key(&record).await?;
+        let audit = describe_new_key(caller.audit(now, AuditAction::KeyCreate), &record);
+        self.store.insert_key(&record, &audit).await?;
         self.announce(vec![Change::KeyAdded(record.digest)]).await;
         tracing::info!(key_id = %record.id, api_id = %record.api_id, "key created");
         Ok(CreatedKey {
@@ -300,13 +303,21 @@ impl Keywarden {
         if update.is_empty() {
             return Ok(());
         }
+        let now = self.now();
+        let audit = describe_key_update(
+            caller
+                .audit(now, AuditAction::KeyUpdate)
+                .target("key", id.as_str(), None),
+            &update,
+        );
         let key = self
             .store
             .change_key(
                 caller.workspace(),
                 id,
                 KeyChange::Update(Box::new(update)),
-                self.now(),
+                now,
+                &audit,
             )
             .await?
             .map_err(change_error)?;
@@ -321,10 +332,16 @@ impl Keywarden {
         id: &KeyId,
         permanent: bool,
     ) -> Result<(), ApiError> {
-        self.reachable_key(caller, id, ops::DELETE_KEY).await?;
+        let key = self.reachable_key(caller, id, ops::DELETE_KEY).await?;
+        let now = self.now();
+        let audit = caller
+            .audit(now, AuditAction::KeyDelete)
+            .target("key", id.as_str(), key.name.as_ref().map(|n| n.as_str()))
+            .target("api", key.api_id.as_str(), None)
+            .change("permanent", permanent);
         let key = self
             .store
-            .delete_key(caller.workspace(), id, permanent, self.now())
+            .delete_key(caller.workspace(), id, permanent, now, &audit)
             .await?
             .ok_or_else(ApiError::key_not_found)?;
         let change = if permanent {
@@ -358,9 +375,19 @@ impl Keywarden {
         let issued = key_format::generate(prefix.as_ref(), old.byte_length);
         let new = old.rotated(KeyId::generate(now), prefix, &issued, now);
         let old_expires = expiry_after_rotation(old.expires, now, grace_ms);
+        let audit = caller
+            .audit(now, AuditAction::KeyReroll)
+            .target("key", id.as_str(), old.name.as_ref().map(|n| n.as_str()))
+            .target(
+                "key",
+                new.id.as_str(),
+                new.name.as_ref().map(|n| n.as_str()),
+            )
+            .target("api", old.api_id.as_str(), None)
+            .change("oldExpires", old_expires.as_millis());
         let old_after = self
             .store
-            .rotate_key(caller.workspace(), id, &new, old_expires)
+            .rotate_key(caller.workspace(), id, &new, old_expires, &audit)
             .await?
             .ok_or_else(ApiError::key_not_found)?;
         self.announce(vec![
@@ -382,13 +409,25 @@ impl Keywarden {
         operation: CreditsOperation,
     ) -> Result<Option<Credits>, ApiError> {
         self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
-        let change = match operation {
-            CreditsOperation::Set(value) => KeyChange::SetCredits(value),
-            CreditsOperation::Adjust(adjustment) => KeyChange::AdjustCredits(adjustment),
+        let now = self.now();
+        let (operation, value, change) = match operation {
+            CreditsOperation::Set(value) => ("set", value, KeyChange::SetCredits(value)),
+            CreditsOperation::Adjust(adjustment) => {
+                let (operation, value) = match adjustment {
+                    CreditAdjustment::Increment(n) => ("increment", n),
+                    CreditAdjustment::Decrement(n) => ("decrement", n),
+                };
+                (operation, Some(value), KeyChange::AdjustCredits(adjustment))
+            }
         };
+        let audit = caller
+            .audit(now, AuditAction::KeyCreditsUpdate)
+            .target("key", id.as_str(), None)
+            .change("operation", operation)
+            .change("value", value);
         let key = self
             .store
-            .change_key(caller.workspace(), id, change, self.now())
+            .change_key(caller.workspace(), id, change, now, &audit)
             .await?
             .map_err(change_error)?;
         self.announce(vec![Change::KeyChanged(key.digest)]).await;
@@ -437,7 +476,11 @@ impl Keywarden {
             });
             hashes.push(key.hash);
         }
-        let outcomes = self.store.import_keys(&records).await?;
+        let audit = caller
+            .audit(now, AuditAction::KeysMigrate)
+            .target("api", api.id.as_str(), Some(api.name.as_str()))
+            .change("keys", records.len());
+        let outcomes = self.store.import_keys(&records, &audit).await?;
         let mut added = Vec::new();
         for ((record, hash), outcome) in records.into_iter().zip(hashes).zip(outcomes) {
             match outcome {

@@ -2,6 +2,7 @@
 //! Handlers call these with domain values; nothing here knows about HTTP or JSON.
 
 mod apis;
+mod audit;
 mod bootstrap;
 mod changes;
 mod identities;

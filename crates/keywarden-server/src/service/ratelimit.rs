@@ -1,6 +1,7 @@
 //! The standalone limiter (`ratelimit.*`): limits for any identifier in a namespace, and
 //! per-identifier overrides.
 
+use keywarden_core::audit::AuditAction;
 use std::sync::Arc;
 
 use keywarden_core::change::Change;
@@ -89,7 +90,14 @@ impl Keywarden {
                             name,
                             created_at: self.now(),
                         };
-                        let namespace = self.store.upsert_namespace(&candidate).await?;
+                        let audit = caller
+                            .audit(candidate.created_at, AuditAction::RatelimitNamespaceCreate)
+                            .target(
+                                "namespace",
+                                candidate.id.as_str(),
+                                Some(candidate.name.as_str()),
+                            );
+                        let namespace = self.store.upsert_namespace(&candidate, &audit).await?;
                         tracing::info!(namespace_id = %namespace.id, "rate-limit namespace created");
                         namespace
                     }
@@ -186,18 +194,31 @@ impl Keywarden {
             .reachable_namespace(caller, namespace, ops::SET_OVERRIDE, true)
             .await?;
         let now = self.now();
+        let audit = caller
+            .audit(now, AuditAction::RatelimitOverrideSet)
+            .target(
+                "namespace",
+                entry.namespace.id.as_str(),
+                Some(entry.namespace.name.as_str()),
+            )
+            .change("identifier", identifier.as_str())
+            .change("limit", limit)
+            .change("duration", duration.as_millis());
         let stored = self
             .store
-            .set_override(&RateOverride {
-                id: OverrideId::generate(now),
-                workspace_id: caller.workspace().clone(),
-                namespace_id: entry.namespace.id.clone(),
-                identifier,
-                limit,
-                duration,
-                created_at: now,
-                updated_at: None,
-            })
+            .set_override(
+                &RateOverride {
+                    id: OverrideId::generate(now),
+                    workspace_id: caller.workspace().clone(),
+                    namespace_id: entry.namespace.id.clone(),
+                    identifier,
+                    limit,
+                    duration,
+                    created_at: now,
+                    updated_at: None,
+                },
+                &audit,
+            )
             .await?;
         self.announce(vec![Change::OverridesChanged {
             workspace: entry.namespace.workspace_id.clone(),
@@ -250,9 +271,17 @@ impl Keywarden {
         let entry = self
             .reachable_namespace(caller, namespace, ops::DELETE_OVERRIDE, false)
             .await?;
+        let audit = caller
+            .audit(self.now(), AuditAction::RatelimitOverrideDelete)
+            .target(
+                "namespace",
+                entry.namespace.id.as_str(),
+                Some(entry.namespace.name.as_str()),
+            )
+            .change("identifier", identifier.as_str());
         let deleted = self
             .store
-            .delete_override(caller.workspace(), &entry.namespace.id, identifier)
+            .delete_override(caller.workspace(), &entry.namespace.id, identifier, &audit)
             .await?;
         self.announce(vec![Change::OverridesChanged {
             workspace: entry.namespace.workspace_id.clone(),

@@ -1,5 +1,6 @@
 //! Permissions and roles: create, read, list, delete, and set a role's permissions.
 
+use keywarden_core::audit::AuditAction;
 use keywarden_core::change::Change;
 use keywarden_core::id::{PermissionId, RoleId};
 use keywarden_core::rbac::{
@@ -55,8 +56,18 @@ impl Keywarden {
             description: new.description,
             created_at: self.now(),
         };
+        let audit = caller
+            .audit(permission.created_at, AuditAction::PermissionCreate)
+            .target(
+                "permission",
+                permission.id.as_str(),
+                Some(permission.slug.as_str()),
+            )
+            .change("name", &permission.name)
+            .change("slug", permission.slug.as_str())
+            .change("description", &permission.description);
         self.store
-            .insert_permission(&permission)
+            .insert_permission(&permission, &audit)
             .await
             .map_err(conflict_as(format!(
                 "A permission with slug '{}' already exists.",
@@ -98,10 +109,31 @@ impl Keywarden {
         update: PermissionUpdate,
     ) -> Result<Permission, ApiError> {
         Self::require_rbac(caller, ops::UPDATE_PERMISSION)?;
+        let current = self
+            .store
+            .permission(caller.workspace(), reference)
+            .await?
+            .ok_or_else(ApiError::permission_not_found)?;
         let slug = update.slug.as_ref().map(ToString::to_string);
+        let mut audit = caller
+            .audit(self.now(), AuditAction::PermissionUpdate)
+            .target(
+                "permission",
+                current.id.as_str(),
+                Some(current.slug.as_str()),
+            );
+        if let Some(name) = &update.name {
+            audit = audit.change("name", name);
+        }
+        if let Some(slug) = &slug {
+            audit = audit.change("slug", slug);
+        }
+        if let Some(description) = &update.description {
+            audit = audit.change("description", description);
+        }
         let updated = self
             .store
-            .update_permission(caller.workspace(), reference, update)
+            .update_permission(caller.workspace(), current.id.as_str(), update, &audit)
             .await
             .map_err(conflict_as(format!(
                 "A permission with slug '{}' already exists.",
@@ -121,10 +153,26 @@ impl Keywarden {
         update: RoleUpdate,
     ) -> Result<Role, ApiError> {
         Self::require_rbac(caller, ops::UPDATE_ROLE)?;
+        let current = self
+            .store
+            .role(caller.workspace(), reference)
+            .await?
+            .ok_or_else(|| ApiError::role_not_found(reference))?;
         let name = update.name.as_ref().map(|n| n.as_str().to_owned());
+        let mut audit = caller.audit(self.now(), AuditAction::RoleUpdate).target(
+            "role",
+            current.id.as_str(),
+            Some(current.name.as_str()),
+        );
+        if let Some(name) = &name {
+            audit = audit.change("name", name);
+        }
+        if let Some(description) = &update.description {
+            audit = audit.change("description", description);
+        }
         let updated = self
             .store
-            .update_role(caller.workspace(), reference, update)
+            .update_role(caller.workspace(), current.id.as_str(), update, &audit)
             .await
             .map_err(conflict_as(format!(
                 "A role named '{}' already exists.",
@@ -142,9 +190,21 @@ impl Keywarden {
         reference: &str,
     ) -> Result<(), ApiError> {
         Self::require_rbac(caller, ops::DELETE_PERMISSION)?;
+        let permission = self
+            .store
+            .permission(caller.workspace(), reference)
+            .await?
+            .ok_or_else(ApiError::permission_not_found)?;
+        let audit = caller
+            .audit(self.now(), AuditAction::PermissionDelete)
+            .target(
+                "permission",
+                permission.id.as_str(),
+                Some(permission.slug.as_str()),
+            );
         if !self
             .store
-            .delete_permission(caller.workspace(), reference)
+            .delete_permission(caller.workspace(), permission.id.as_str(), &audit)
             .await?
         {
             return Err(ApiError::permission_not_found());
@@ -184,7 +244,13 @@ impl Keywarden {
             return Ok(existing);
         }
         Self::require_rbac(caller, ops::CREATE_PERMISSION)?;
-        Ok(self.store.upsert_permissions(&existing).await?)
+        // One entry for the permissions this call creates; the store keeps only the
+        // targets it actually inserted (a concurrent call may have created some).
+        let audit = existing.iter().filter(|p| p.created_at == now).fold(
+            caller.audit(now, AuditAction::PermissionCreate),
+            |entry, p| entry.target("permission", p.id.as_str(), Some(p.slug.as_str())),
+        );
+        Ok(self.store.upsert_permissions(&existing, &audit).await?)
     }
 
     pub async fn create_role(&self, caller: &Caller, new: NewRole) -> Result<RoleId, ApiError> {
@@ -212,8 +278,19 @@ impl Keywarden {
             permissions,
             created_at: self.now(),
         };
+        let audit = caller
+            .audit(role.created_at, AuditAction::RoleCreate)
+            .target("role", role.id.as_str(), Some(role.name.as_str()))
+            .change("description", &role.description)
+            .change(
+                "permissions",
+                role.permissions
+                    .iter()
+                    .map(|p| p.slug.as_str())
+                    .collect::<Vec<_>>(),
+            );
         self.store
-            .insert_role(&role)
+            .insert_role(&role, &audit)
             .await
             .map_err(conflict_as(format!(
                 "A role named '{}' already exists.",
@@ -262,9 +339,19 @@ impl Keywarden {
 
     pub async fn delete_role(&self, caller: &Caller, reference: &str) -> Result<(), ApiError> {
         Self::require_rbac(caller, ops::DELETE_ROLE)?;
+        let role = self
+            .store
+            .role(caller.workspace(), reference)
+            .await?
+            .ok_or_else(|| ApiError::role_not_found(reference))?;
+        let audit = caller.audit(self.now(), AuditAction::RoleDelete).target(
+            "role",
+            role.id.as_str(),
+            Some(role.name.as_str()),
+        );
         if !self
             .store
-            .delete_role(caller.workspace(), reference)
+            .delete_role(caller.workspace(), role.id.as_str(), &audit)
             .await?
         {
             return Err(ApiError::role_not_found(reference));
@@ -289,9 +376,19 @@ impl Keywarden {
             .await?
             .ok_or_else(|| ApiError::role_not_found(reference))?;
         let permissions = self.permissions_for(caller, slugs).await?;
+        let audit = caller
+            .audit(self.now(), AuditAction::RolePermissionsSet)
+            .target("role", role.id.as_str(), Some(role.name.as_str()))
+            .change(
+                "permissions",
+                permissions
+                    .iter()
+                    .map(|p| p.slug.as_str())
+                    .collect::<Vec<_>>(),
+            );
         let role = self
             .store
-            .set_role_permissions(caller.workspace(), &role.id, &permissions)
+            .set_role_permissions(caller.workspace(), &role.id, &permissions, &audit)
             .await?
             .ok_or_else(|| ApiError::role_not_found(reference))?;
         self.announce(vec![Change::AllKeysChanged]).await;

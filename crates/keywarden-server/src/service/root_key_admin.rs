@@ -5,6 +5,7 @@
 //! key can mint, edit or reroll a stronger or longer-lived one. Keys outside a caller's reach
 //! look like keys that do not exist.
 
+use keywarden_core::audit::AuditAction;
 use keywarden_core::change::Change;
 use keywarden_core::id::RootKeyId;
 use keywarden_core::key::expiry_after_rotation;
@@ -146,7 +147,16 @@ impl Keywarden {
         Self::require_covers(caller, &new.permissions)?;
         let expires = self.child_expiry(caller, new.expires)?;
         let (key, secret) = self.issue_root_key(caller, new.permissions, new.name, expires, true);
-        self.store.insert_root_key(&key).await?;
+        let audit = caller
+            .audit(key.created_at, AuditAction::RootKeyCreate)
+            .target(
+                "root_key",
+                key.id.as_str(),
+                key.name.as_ref().map(|n| n.as_str()),
+            )
+            .change("permissions", key.permissions.to_strings())
+            .change("expires", key.expires.map(|e| e.as_millis()));
+        self.store.insert_root_key(&key, &audit).await?;
         self.refresh_root_keys().await?;
         self.announce(vec![Change::RootKeysChanged]).await;
         tracing::info!(root_key_id = %key.id, by = %caller.root_key().id, "root key created");
@@ -192,8 +202,22 @@ impl Keywarden {
         if let Some(permissions) = &update.permissions {
             Self::require_covers(caller, permissions)?;
         }
+        let mut audit = caller.audit(self.now(), AuditAction::RootKeyUpdate).target(
+            "root_key",
+            id.as_str(),
+            None,
+        );
+        if let Some(name) = &update.name {
+            audit = audit.change("name", name.as_ref().map(|n| n.as_str()));
+        }
+        if let Some(enabled) = update.enabled {
+            audit = audit.change("enabled", enabled);
+        }
+        if let Some(permissions) = &update.permissions {
+            audit = audit.change("permissions", permissions.to_strings());
+        }
         self.store
-            .update_root_key(caller.workspace(), id, update)
+            .update_root_key(caller.workspace(), id, update, &audit)
             .await?
             .ok_or_else(ApiError::root_key_not_found)?;
         self.refresh_root_keys().await?;
@@ -222,8 +246,21 @@ impl Keywarden {
             old.enabled,
         );
         let old_expires = grace_ms.map(|grace| expiry_after_rotation(old.expires, now, grace));
+        let audit = caller
+            .audit(now, AuditAction::RootKeyRotate)
+            .target(
+                "root_key",
+                id.as_str(),
+                old.name.as_ref().map(|n| n.as_str()),
+            )
+            .target(
+                "root_key",
+                new.id.as_str(),
+                new.name.as_ref().map(|n| n.as_str()),
+            )
+            .change("oldExpires", old_expires.map(|e| e.as_millis()));
         self.store
-            .rotate_root_key(caller.workspace(), id, &new, old_expires)
+            .rotate_root_key(caller.workspace(), id, &new, old_expires, &audit)
             .await?
             .ok_or_else(ApiError::root_key_not_found)?;
         self.refresh_root_keys().await?;
@@ -236,8 +273,14 @@ impl Keywarden {
     }
 
     pub async fn delete_root_key(&self, caller: &Caller, id: &RootKeyId) -> Result<(), ApiError> {
-        self.manageable_root_key(caller, id).await?;
-        if !self.store.revoke_root_key(id, self.now()).await? {
+        let key = self.manageable_root_key(caller, id).await?;
+        let now = self.now();
+        let audit = caller.audit(now, AuditAction::RootKeyRevoke).target(
+            "root_key",
+            id.as_str(),
+            key.name.as_ref().map(|n| n.as_str()),
+        );
+        if !self.store.revoke_root_key(id, now, &audit).await? {
             return Err(ApiError::root_key_not_found());
         }
         self.refresh_root_keys().await?;

@@ -4,8 +4,10 @@
 //! the CLI in another process.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use keywarden_core::audit::{Actor, AuditAction, AuditContext, AuditEntry};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::WorkspaceId;
 use keywarden_core::root_key::{Access, Operation, RootKey};
@@ -65,6 +67,11 @@ impl RootKeyDirectory {
             .filter(|key| key.is_usable(now))
             .map(|key| Caller {
                 root_key: Arc::clone(key),
+                origin: AuditContext {
+                    actor: Actor::RootKey(key.id.clone()),
+                    request_id: None,
+                    client_ip: None,
+                },
             })
             .ok_or(ApiError::UnknownRootKey)
     }
@@ -74,9 +81,24 @@ impl RootKeyDirectory {
 #[derive(Debug, Clone)]
 pub struct Caller {
     root_key: Arc<RootKey>,
+    /// Who and where the request came from, for the audit entries of its changes.
+    origin: AuditContext,
 }
 
 impl Caller {
+    /// The caller, with the request its changes will be recorded under.
+    #[must_use]
+    pub fn with_request(mut self, request_id: String, client_ip: Option<IpAddr>) -> Self {
+        self.origin.request_id = Some(request_id);
+        self.origin.client_ip = client_ip;
+        self
+    }
+
+    /// A new audit entry for a change this caller makes in its workspace at `time`.
+    pub fn audit(&self, time: UnixMillis, action: AuditAction) -> AuditEntry {
+        self.origin.entry(self.workspace(), time, action)
+    }
+
     pub fn workspace(&self) -> &WorkspaceId {
         &self.root_key.workspace_id
     }

@@ -76,7 +76,15 @@ async fn revoked_root_key_is_401_soon_after_revocation() {
     let id: RootKeyId = id;
     assert!(
         app.store
-            .revoke_root_key(&id, app.clock.now())
+            .revoke_root_key(
+                &id,
+                app.clock.now(),
+                &keywarden_core::audit::AuditContext::cli().entry(
+                    &app.workspace,
+                    app.clock.now(),
+                    keywarden_core::audit::AuditAction::RootKeyRevoke,
+                ),
+            )
             .await
             .unwrap()
     );

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use keywarden_core::api::Api;
+use keywarden_core::audit::{AuditAction, AuditContext, AuditEntry, AuditFilter};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, NamespaceId, RoleId, RootKeyId, WorkspaceId};
 use keywarden_core::identity::{ExternalId, Identity, IdentityUpdate};
@@ -16,8 +17,8 @@ use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::root_key::{RootKey, RootKeyUpdate, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
-    ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
-    PageRequest, RbacStore, RootKeyStore, Store, StoreResult, WorkspaceStore,
+    ApiStore, AuditStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore,
+    Page, PageRequest, RbacStore, RootKeyStore, Store, StoreResult, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
@@ -271,7 +272,8 @@ impl TestApp {
             created_at: now,
             revoked_at: None,
         };
-        self.store.insert_root_key(&key).await.unwrap();
+        let audit = AuditContext::cli().entry(&key.workspace_id, now, AuditAction::RootKeyCreate);
+        self.store.insert_root_key(&key, &audit).await.unwrap();
         let token = secret.plaintext.expose().to_owned();
         self.wait_for_root_key(&token).await;
         token
@@ -369,8 +371,13 @@ impl CountingStore {
 
 #[async_trait]
 impl WorkspaceStore for CountingStore {
-    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool> {
-        self.inner.bootstrap(workspace, root_key).await
+    async fn bootstrap(
+        &self,
+        workspace: &Workspace,
+        root_key: &RootKey,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.inner.bootstrap(workspace, root_key, audit).await
     }
     async fn insert_workspace(&self, workspace: &Workspace) -> StoreResult<()> {
         self.inner.insert_workspace(workspace).await
@@ -382,14 +389,19 @@ impl WorkspaceStore for CountingStore {
 
 #[async_trait]
 impl RootKeyStore for CountingStore {
-    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()> {
-        self.inner.insert_root_key(key).await
+    async fn insert_root_key(&self, key: &RootKey, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_root_key(key, audit).await
     }
     async fn root_keys(&self) -> StoreResult<Vec<RootKey>> {
         self.inner.root_keys().await
     }
-    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool> {
-        self.inner.revoke_root_key(id, now).await
+    async fn revoke_root_key(
+        &self,
+        id: &RootKeyId,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.inner.revoke_root_key(id, now, audit).await
     }
     async fn root_key(
         &self,
@@ -403,8 +415,11 @@ impl RootKeyStore for CountingStore {
         workspace: &WorkspaceId,
         id: &RootKeyId,
         update: RootKeyUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
-        self.inner.update_root_key(workspace, id, update).await
+        self.inner
+            .update_root_key(workspace, id, update, audit)
+            .await
     }
     async fn rotate_root_key(
         &self,
@@ -412,9 +427,10 @@ impl RootKeyStore for CountingStore {
         old: &RootKeyId,
         new: &RootKey,
         old_expires: Option<UnixMillis>,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
         self.inner
-            .rotate_root_key(workspace, old, new, old_expires)
+            .rotate_root_key(workspace, old, new, old_expires, audit)
             .await
     }
     async fn root_key_revision(&self) -> StoreResult<i64> {
@@ -424,8 +440,8 @@ impl RootKeyStore for CountingStore {
 
 #[async_trait]
 impl ApiStore for CountingStore {
-    async fn insert_api(&self, api: &Api) -> StoreResult<()> {
-        self.inner.insert_api(api).await
+    async fn insert_api(&self, api: &Api, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_api(api, audit).await
     }
     async fn api(&self, workspace: &WorkspaceId, id: &ApiId) -> StoreResult<Option<Api>> {
         self.inner.api(workspace, id).await
@@ -435,18 +451,23 @@ impl ApiStore for CountingStore {
         workspace: &WorkspaceId,
         id: &ApiId,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
-        self.inner.delete_api(workspace, id, now).await
+        self.inner.delete_api(workspace, id, now, audit).await
     }
 }
 
 #[async_trait]
 impl KeyStore for CountingStore {
-    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()> {
-        self.inner.insert_key(key).await
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_key(key, audit).await
     }
-    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>> {
-        self.inner.import_keys(keys).await
+    async fn import_keys(
+        &self,
+        keys: &[KeyRecord],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<ImportOutcome>> {
+        self.inner.import_keys(keys, audit).await
     }
     async fn key_by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
         self.key_reads.fetch_add(1, Ordering::SeqCst);
@@ -472,8 +493,11 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         change: KeyChange,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Result<KeyRecord, KeyChangeError>> {
-        self.inner.change_key(workspace, id, change, now).await
+        self.inner
+            .change_key(workspace, id, change, now, audit)
+            .await
     }
     async fn delete_key(
         &self,
@@ -481,8 +505,11 @@ impl KeyStore for CountingStore {
         id: &KeyId,
         permanent: bool,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
-        self.inner.delete_key(workspace, id, permanent, now).await
+        self.inner
+            .delete_key(workspace, id, permanent, now, audit)
+            .await
     }
     async fn rotate_key(
         &self,
@@ -490,9 +517,10 @@ impl KeyStore for CountingStore {
         old: &KeyId,
         new: &KeyRecord,
         old_expires: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
         self.inner
-            .rotate_key(workspace, old, new, old_expires)
+            .rotate_key(workspace, old, new, old_expires, audit)
             .await
     }
     async fn spend_credits(
@@ -512,12 +540,28 @@ impl KeyStore for CountingStore {
 }
 
 #[async_trait]
-impl IdentityStore for CountingStore {
-    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
-        self.inner.insert_identity(identity).await
+impl AuditStore for CountingStore {
+    async fn audit_entries(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
+        self.inner.audit_entries(workspace, filter, page).await
     }
-    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity> {
-        self.inner.upsert_identity(candidate).await
+}
+
+#[async_trait]
+impl IdentityStore for CountingStore {
+    async fn insert_identity(&self, identity: &Identity, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_identity(identity, audit).await
+    }
+    async fn upsert_identity(
+        &self,
+        candidate: &Identity,
+        audit: &AuditEntry,
+    ) -> StoreResult<Identity> {
+        self.inner.upsert_identity(candidate, audit).await
     }
     async fn identity(
         &self,
@@ -540,17 +584,21 @@ impl IdentityStore for CountingStore {
         reference: &str,
         update: IdentityUpdate,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>> {
         self.inner
-            .update_identity(workspace, reference, update, now)
+            .update_identity(workspace, reference, update, now, audit)
             .await
     }
     async fn delete_identity(
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
-        self.inner.delete_identity(workspace, reference).await
+        self.inner
+            .delete_identity(workspace, reference, audit)
+            .await
     }
 }
 
@@ -563,8 +611,12 @@ impl NamespaceStore for CountingStore {
     ) -> StoreResult<Option<Namespace>> {
         self.inner.namespace(workspace, reference).await
     }
-    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace> {
-        self.inner.upsert_namespace(candidate).await
+    async fn upsert_namespace(
+        &self,
+        candidate: &Namespace,
+        audit: &AuditEntry,
+    ) -> StoreResult<Namespace> {
+        self.inner.upsert_namespace(candidate, audit).await
     }
     async fn overrides(
         &self,
@@ -581,25 +633,34 @@ impl NamespaceStore for CountingStore {
     ) -> StoreResult<Page<RateOverride>> {
         self.inner.overrides_page(workspace, namespace, page).await
     }
-    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride> {
-        self.inner.set_override(candidate).await
+    async fn set_override(
+        &self,
+        candidate: &RateOverride,
+        audit: &AuditEntry,
+    ) -> StoreResult<RateOverride> {
+        self.inner.set_override(candidate, audit).await
     }
     async fn delete_override(
         &self,
         workspace: &WorkspaceId,
         namespace: &NamespaceId,
         identifier: &Identifier,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         self.inner
-            .delete_override(workspace, namespace, identifier)
+            .delete_override(workspace, namespace, identifier, audit)
             .await
     }
 }
 
 #[async_trait]
 impl RbacStore for CountingStore {
-    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()> {
-        self.inner.insert_permission(permission).await
+    async fn insert_permission(
+        &self,
+        permission: &Permission,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.inner.insert_permission(permission, audit).await
     }
     async fn permission(
         &self,
@@ -621,9 +682,10 @@ impl RbacStore for CountingStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: PermissionUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Permission>> {
         self.inner
-            .update_permission(workspace, reference, update)
+            .update_permission(workspace, reference, update, audit)
             .await
     }
     async fn update_role(
@@ -631,21 +693,31 @@ impl RbacStore for CountingStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: RoleUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
-        self.inner.update_role(workspace, reference, update).await
+        self.inner
+            .update_role(workspace, reference, update, audit)
+            .await
     }
     async fn delete_permission(
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
-        self.inner.delete_permission(workspace, reference).await
+        self.inner
+            .delete_permission(workspace, reference, audit)
+            .await
     }
-    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>> {
-        self.inner.upsert_permissions(candidates).await
+    async fn upsert_permissions(
+        &self,
+        candidates: &[Permission],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<Permission>> {
+        self.inner.upsert_permissions(candidates, audit).await
     }
-    async fn insert_role(&self, role: &Role) -> StoreResult<()> {
-        self.inner.insert_role(role).await
+    async fn insert_role(&self, role: &Role, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.insert_role(role, audit).await
     }
     async fn role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<Option<Role>> {
         self.inner.role(workspace, reference).await
@@ -658,17 +730,23 @@ impl RbacStore for CountingStore {
     ) -> StoreResult<Page<Role>> {
         self.inner.roles(workspace, search, page).await
     }
-    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool> {
-        self.inner.delete_role(workspace, reference).await
+    async fn delete_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        self.inner.delete_role(workspace, reference, audit).await
     }
     async fn set_role_permissions(
         &self,
         workspace: &WorkspaceId,
         role: &RoleId,
         permissions: &[Permission],
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
         self.inner
-            .set_role_permissions(workspace, role, permissions)
+            .set_role_permissions(workspace, role, permissions, audit)
             .await
     }
 }

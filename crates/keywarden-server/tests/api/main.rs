@@ -2,6 +2,7 @@
 //! driven over HTTP. `tests/api_postgres` runs the same tests on PostgreSQL + Redis.
 
 mod apis;
+mod audit;
 mod auth;
 mod backend;
 mod concurrency;

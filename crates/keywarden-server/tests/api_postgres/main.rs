@@ -4,6 +4,8 @@
 
 #[path = "../api/apis.rs"]
 mod apis;
+#[path = "../api/audit.rs"]
+mod audit;
 #[path = "../api/auth.rs"]
 mod auth;
 #[path = "../api/backend.rs"]

@@ -2,20 +2,23 @@
 
 use async_trait::async_trait;
 use keywarden_core::api::Api;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, WorkspaceId};
 use keywarden_core::store::{ApiStore, StoreResult};
 use keywarden_core::time::UnixMillis;
 
+use super::audit::insert_entry;
 use super::rows::{api_columns, api_from_row, digests_from_rows};
 use super::{PostgresStore, run};
 use crate::columns::StoredApi;
 
 #[async_trait]
 impl ApiStore for PostgresStore {
-    async fn insert_api(&self, api: &Api) -> StoreResult<()> {
+    async fn insert_api(&self, api: &Api, audit: &AuditEntry) -> StoreResult<()> {
         let a = StoredApi::of(api);
         run(async {
+            let mut tx = self.pool.begin().await?;
             sqlx::query(concat!(
                 "INSERT INTO apis (",
                 api_columns!(),
@@ -28,8 +31,10 @@ impl ApiStore for PostgresStore {
             .bind(a.default_byte_length)
             .bind(a.delete_protection)
             .bind(a.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -56,6 +61,7 @@ impl ApiStore for PostgresStore {
         workspace: &WorkspaceId,
         id: &ApiId,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -82,6 +88,7 @@ impl ApiStore for PostgresStore {
             .bind(now.as_millis())
             .fetch_all(&mut *tx)
             .await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(digests_from_rows(&rows)?))
         })

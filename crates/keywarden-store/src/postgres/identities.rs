@@ -1,6 +1,7 @@
 //! Identities, and the links from keys to them.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::WorkspaceId;
 use keywarden_core::identity::{Identity, IdentityUpdate};
@@ -8,6 +9,7 @@ use keywarden_core::store::{IdentityStore, Page, PageRequest, StoreError, StoreR
 use keywarden_core::time::UnixMillis;
 use sqlx::postgres::PgConnection;
 
+use super::audit::insert_entry;
 use super::rows::{digests_from_rows, identity_columns, identity_from_row, lockable};
 use super::{PgResult, PostgresStore, conflict_as, run};
 use crate::columns::{StoredIdentity, page_fetch};
@@ -46,7 +48,9 @@ async fn find(
 
 /// Inserts `identity`; with `skip_taken`, an external id already taken in the workspace is
 /// skipped instead of a conflict.
-async fn insert(conn: &mut PgConnection, identity: &Identity, skip_taken: bool) -> PgResult<()> {
+/// Inserts `identity`; with `skip_taken`, does nothing when its external id is taken. Returns
+/// whether it was inserted.
+async fn insert(conn: &mut PgConnection, identity: &Identity, skip_taken: bool) -> PgResult<bool> {
     let stored = StoredIdentity::of(identity)?;
     let sql = if skip_taken {
         concat!(
@@ -62,7 +66,7 @@ async fn insert(conn: &mut PgConnection, identity: &Identity, skip_taken: bool) 
             ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
         )
     };
-    sqlx::query(sql)
+    let inserted = sqlx::query(sql)
         .bind(stored.id)
         .bind(stored.workspace_id)
         .bind(stored.external_id)
@@ -72,7 +76,7 @@ async fn insert(conn: &mut PgConnection, identity: &Identity, skip_taken: bool) 
         .bind(stored.updated_at)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(inserted.rows_affected() > 0)
 }
 
 /// Digests of the keys linked to an identity.
@@ -94,22 +98,31 @@ struct UpsertRace;
 
 #[async_trait]
 impl IdentityStore for PostgresStore {
-    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
+    async fn insert_identity(&self, identity: &Identity, audit: &AuditEntry) -> StoreResult<()> {
         run(async {
-            let mut conn = self.pool.acquire().await?;
-            insert(&mut conn, identity, false).await
+            let mut tx = self.pool.begin().await?;
+            insert(&mut tx, identity, false).await?;
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
         })
         .await
         .map_err(conflict_as("an identity with this externalId"))
     }
 
-    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity> {
+    async fn upsert_identity(
+        &self,
+        candidate: &Identity,
+        audit: &AuditEntry,
+    ) -> StoreResult<Identity> {
         for _ in 0..UPSERT_ATTEMPTS {
             let found = run(async {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.pool.begin().await?;
                 // A concurrent insert of the same external id makes this one wait for it and
                 // then do nothing; the read after it (a new statement) sees the winner.
-                insert(&mut conn, candidate, true).await?;
+                if insert(&mut conn, candidate, true).await? {
+                    insert_entry(&mut conn, audit).await?;
+                }
                 let row = sqlx::query(concat!(
                     "SELECT ",
                     identity_columns!(),
@@ -119,6 +132,7 @@ impl IdentityStore for PostgresStore {
                 .bind(candidate.external_id.as_str())
                 .fetch_optional(&mut *conn)
                 .await?;
+                conn.commit().await?;
                 row.as_ref().map(identity_from_row).transpose()
             })
             .await?;
@@ -180,6 +194,7 @@ impl IdentityStore for PostgresStore {
         reference: &str,
         update: IdentityUpdate,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -198,6 +213,7 @@ impl IdentityStore for PostgresStore {
             .execute(&mut *tx)
             .await?;
             let digests = key_digests(&mut tx, &stored.id).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some((identity, digests)))
         })
@@ -208,6 +224,7 @@ impl IdentityStore for PostgresStore {
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -224,6 +241,7 @@ impl IdentityStore for PostgresStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(digests))
         })

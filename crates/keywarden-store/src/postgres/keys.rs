@@ -3,6 +3,7 @@
 //! across nodes.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::credits::{Credits, SpendOutcome};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, WorkspaceId};
@@ -15,6 +16,7 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::access::{access_changed, link_access, load_access, write_access};
+use super::audit::insert_entry;
 use super::rows::{credit_columns, credits_at, digests_from_rows, key_from_row, key_select};
 use super::{PgResult, PostgresStore, conflict_as, run};
 use crate::columns::{StoredKey, page_fetch};
@@ -175,11 +177,12 @@ async fn write_balance(
 
 #[async_trait]
 impl KeyStore for PostgresStore {
-    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()> {
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEntry) -> StoreResult<()> {
         run(async {
             let mut tx = self.pool.begin().await?;
             insert_key_row(&mut tx, key, false).await?;
             link_access(&mut tx, key).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -187,7 +190,11 @@ impl KeyStore for PostgresStore {
         .map_err(conflict_as("a key with this hash"))
     }
 
-    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>> {
+    async fn import_keys(
+        &self,
+        keys: &[KeyRecord],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<ImportOutcome>> {
         run(async {
             let mut tx = self.pool.begin().await?;
             let mut outcomes = Vec::with_capacity(keys.len());
@@ -197,6 +204,9 @@ impl KeyStore for PostgresStore {
                 } else {
                     ImportOutcome::Duplicate
                 });
+            }
+            if outcomes.contains(&ImportOutcome::Imported) {
+                insert_entry(&mut tx, audit).await?;
             }
             tx.commit().await?;
             Ok(outcomes)
@@ -267,6 +277,7 @@ impl KeyStore for PostgresStore {
         id: &KeyId,
         change: KeyChange,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Result<KeyRecord, KeyChangeError>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -281,6 +292,7 @@ impl KeyStore for PostgresStore {
             if access_changed(&before, &key) {
                 write_access(&mut tx, &key).await?;
             }
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Ok(key))
         })
@@ -293,6 +305,7 @@ impl KeyStore for PostgresStore {
         id: &KeyId,
         permanent: bool,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -314,6 +327,7 @@ impl KeyStore for PostgresStore {
                 key.deleted_at = Some(now);
                 update_key_state(&mut tx, &key).await?;
             }
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(key))
         })
@@ -326,6 +340,7 @@ impl KeyStore for PostgresStore {
         old: &KeyId,
         new: &KeyRecord,
         old_expires: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -339,6 +354,7 @@ impl KeyStore for PostgresStore {
             key.expires = Some(key.expires.map_or(old_expires, |e| e.min(old_expires)));
             key.updated_at = Some(new.created_at);
             update_key_state(&mut tx, &key).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(key))
         })

@@ -14,6 +14,7 @@
 
 mod access;
 mod apis;
+mod audit;
 mod identities;
 mod keys;
 mod namespaces;

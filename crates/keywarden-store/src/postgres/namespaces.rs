@@ -1,10 +1,12 @@
 //! Namespaces of the standalone limiter and their overrides.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{NamespaceId, WorkspaceId};
 use keywarden_core::namespace::{Identifier, Namespace, RateOverride};
 use keywarden_core::store::{NamespaceStore, Page, PageRequest, StoreResult};
 
+use super::audit::insert_entry;
 use super::rows::{namespace_columns, namespace_from_row, override_columns, override_from_row};
 use super::{PgResult, PostgresStore, run};
 use crate::columns::{StoredOverride, page_fetch};
@@ -32,13 +34,17 @@ impl NamespaceStore for PostgresStore {
         .await
     }
 
-    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace> {
+    async fn upsert_namespace(
+        &self,
+        candidate: &Namespace,
+        audit: &AuditEntry,
+    ) -> StoreResult<Namespace> {
         run(async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.pool.begin().await?;
             // A concurrent insert of the same name makes this one wait for it and then do
             // nothing; the read after it (a new statement) sees the winner. Namespaces are
             // never deleted, so it is there.
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO ratelimit_namespaces (id, workspace_id, name, created_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, name) DO NOTHING",
             )
@@ -48,6 +54,9 @@ impl NamespaceStore for PostgresStore {
             .bind(candidate.created_at.as_millis())
             .execute(&mut *conn)
             .await?;
+            if inserted.rows_affected() > 0 {
+                insert_entry(&mut conn, audit).await?;
+            }
             let row = sqlx::query(concat!(
                 "SELECT ",
                 namespace_columns!(),
@@ -57,6 +66,7 @@ impl NamespaceStore for PostgresStore {
             .bind(candidate.name.as_str())
             .fetch_one(&mut *conn)
             .await?;
+            conn.commit().await?;
             namespace_from_row(&row)
         })
         .await
@@ -113,9 +123,14 @@ impl NamespaceStore for PostgresStore {
         .await
     }
 
-    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride> {
+    async fn set_override(
+        &self,
+        candidate: &RateOverride,
+        audit: &AuditEntry,
+    ) -> StoreResult<RateOverride> {
         let stored = StoredOverride::of(candidate);
         run(async {
+            let mut tx = self.pool.begin().await?;
             // One statement, atomic under concurrency: it inserts or updates the override
             // that has this identifier, never both.
             let row = sqlx::query(concat!(
@@ -135,8 +150,10 @@ impl NamespaceStore for PostgresStore {
             .bind(stored.limit)
             .bind(stored.duration)
             .bind(stored.created_at)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
             override_from_row(&row)
         })
         .await
@@ -147,8 +164,10 @@ impl NamespaceStore for PostgresStore {
         workspace: &WorkspaceId,
         namespace: &NamespaceId,
         identifier: &Identifier,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         run(async {
+            let mut tx = self.pool.begin().await?;
             let deleted = sqlx::query(
                 "DELETE FROM ratelimit_overrides \
                  WHERE workspace_id = $1 AND namespace_id = $2 AND identifier = $3",
@@ -156,9 +175,14 @@ impl NamespaceStore for PostgresStore {
             .bind(workspace.as_str())
             .bind(namespace.as_str())
             .bind(identifier.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(deleted.rows_affected() > 0)
+            if deleted.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }

@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{RoleId, WorkspaceId};
 use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::store::{Page, PageRequest, RbacStore, StoreResult};
 use sqlx::postgres::PgConnection;
 
 use super::access::with_permissions;
+use super::audit::insert_entry;
 use super::rows::{lockable, permission_at, permission_columns, role_at, role_columns};
 use super::{PgResult, PostgresStore, conflict_as, run};
 use crate::columns::{StoredPermission, page_fetch};
@@ -111,10 +113,17 @@ async fn link_permissions(
 
 #[async_trait]
 impl RbacStore for PostgresStore {
-    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()> {
+    async fn insert_permission(
+        &self,
+        permission: &Permission,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         run(async {
-            let mut conn = self.pool.acquire().await?;
-            insert_permission(&mut conn, permission).await
+            let mut tx = self.pool.begin().await?;
+            insert_permission(&mut tx, permission).await?;
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
         })
         .await
         .map_err(conflict_as(SLUG_TAKEN))
@@ -170,6 +179,7 @@ impl RbacStore for PostgresStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: PermissionUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Permission>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -188,6 +198,7 @@ impl RbacStore for PostgresStore {
             .bind(permission.description.as_deref())
             .execute(&mut *tx)
             .await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(permission))
         })
@@ -200,6 +211,7 @@ impl RbacStore for PostgresStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: RoleUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -214,6 +226,7 @@ impl RbacStore for PostgresStore {
                 .bind(role.description.as_deref())
                 .execute(&mut *tx)
                 .await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(role))
         })
@@ -225,8 +238,10 @@ impl RbacStore for PostgresStore {
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         run(async {
+            let mut tx = self.pool.begin().await?;
             // Role and key links go with it (ON DELETE CASCADE).
             let deleted = sqlx::query(
                 "DELETE FROM permissions WHERE id = (SELECT id FROM permissions \
@@ -235,14 +250,23 @@ impl RbacStore for PostgresStore {
             )
             .bind(workspace.as_str())
             .bind(reference)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(deleted.rows_affected() > 0)
+            if deleted.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }
 
-    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>> {
+    async fn upsert_permissions(
+        &self,
+        candidates: &[Permission],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<Permission>> {
         let Some(first) = candidates.first() else {
             return Ok(Vec::new());
         };
@@ -265,12 +289,12 @@ impl RbacStore for PostgresStore {
             let mut tx = self.pool.begin().await?;
             // A slug being inserted by a concurrent transaction makes this one wait for it
             // and then skip the slug; the read after it (a new statement) sees the winner.
-            sqlx::query(
+            let inserted: Vec<String> = sqlx::query_scalar(
                 "INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) \
                  SELECT id, $2, name, slug, description, created_at \
                  FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
                  WITH ORDINALITY AS c(id, name, slug, description, created_at, n) ORDER BY n \
-                 ON CONFLICT (workspace_id, slug) DO NOTHING",
+                 ON CONFLICT (workspace_id, slug) DO NOTHING RETURNING id",
             )
             .bind(&ids[..])
             .bind(first.workspace_id.as_str())
@@ -278,8 +302,12 @@ impl RbacStore for PostgresStore {
             .bind(&slugs[..])
             .bind(&descriptions[..])
             .bind(&created[..])
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            if !inserted.is_empty() {
+                let ids: Vec<&str> = inserted.iter().map(String::as_str).collect();
+                insert_entry(&mut tx, &audit.only_targets(&ids)).await?;
+            }
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 permission_columns!(),
@@ -303,7 +331,7 @@ impl RbacStore for PostgresStore {
         .await
     }
 
-    async fn insert_role(&self, role: &Role) -> StoreResult<()> {
+    async fn insert_role(&self, role: &Role, audit: &AuditEntry) -> StoreResult<()> {
         run(async {
             let mut tx = self.pool.begin().await?;
             sqlx::query(
@@ -318,6 +346,7 @@ impl RbacStore for PostgresStore {
             .execute(&mut *tx)
             .await?;
             link_permissions(&mut tx, &role.id, &role.permissions).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -368,8 +397,14 @@ impl RbacStore for PostgresStore {
         .await
     }
 
-    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool> {
+    async fn delete_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
         run(async {
+            let mut tx = self.pool.begin().await?;
             // Permission and key links go with it (ON DELETE CASCADE).
             let deleted = sqlx::query(
                 "DELETE FROM roles WHERE id = (SELECT id FROM roles \
@@ -378,9 +413,14 @@ impl RbacStore for PostgresStore {
             )
             .bind(workspace.as_str())
             .bind(reference)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(deleted.rows_affected() > 0)
+            if deleted.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(true)
         })
         .await
     }
@@ -390,6 +430,7 @@ impl RbacStore for PostgresStore {
         workspace: &WorkspaceId,
         role: &RoleId,
         permissions: &[Permission],
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -403,6 +444,7 @@ impl RbacStore for PostgresStore {
                 .await?;
             link_permissions(&mut tx, &found.id, permissions).await?;
             with_permissions(&mut tx, std::slice::from_mut(&mut found)).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(found))
         })

@@ -5,6 +5,7 @@
 //! lock) take turns across nodes, and a rolled-back write leaves the revision as it was.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{RootKeyId, WorkspaceId};
 use keywarden_core::root_key::{RootKey, RootKeyUpdate};
 use keywarden_core::store::{RootKeyStore, StoreResult};
@@ -12,6 +13,7 @@ use keywarden_core::time::UnixMillis;
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
+use super::audit::insert_entry;
 use super::rows::{root_key_columns, root_key_from_row};
 use super::{PgResult, PostgresStore, run};
 use crate::columns::StoredRootKey;
@@ -87,11 +89,12 @@ async fn write_root_key(conn: &mut PgConnection, key: &RootKey) -> PgResult<()> 
 
 #[async_trait]
 impl RootKeyStore for PostgresStore {
-    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()> {
+    async fn insert_root_key(&self, key: &RootKey, audit: &AuditEntry) -> StoreResult<()> {
         run(async {
             let mut tx = self.pool.begin().await?;
             bump_revision(&mut tx).await?;
             insert_root_key(&mut tx, key).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -112,7 +115,12 @@ impl RootKeyStore for PostgresStore {
         .await
     }
 
-    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool> {
+    async fn revoke_root_key(
+        &self,
+        id: &RootKeyId,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
         run(async {
             let mut tx = self.pool.begin().await?;
             bump_revision(&mut tx).await?;
@@ -127,6 +135,7 @@ impl RootKeyStore for PostgresStore {
                 > 0;
             // Nothing revoked: rolling back leaves the revision as it was.
             if revoked {
+                insert_entry(&mut tx, audit).await?;
                 tx.commit().await?;
             }
             Ok(revoked)
@@ -159,6 +168,7 @@ impl RootKeyStore for PostgresStore {
         workspace: &WorkspaceId,
         id: &RootKeyId,
         update: RootKeyUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -168,6 +178,7 @@ impl RootKeyStore for PostgresStore {
             };
             key.apply_update(update);
             write_root_key(&mut tx, &key).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(key))
         })
@@ -180,6 +191,7 @@ impl RootKeyStore for PostgresStore {
         old: &RootKeyId,
         new: &RootKey,
         old_expires: Option<UnixMillis>,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
         run(async {
             let mut tx = self.pool.begin().await?;
@@ -192,6 +204,7 @@ impl RootKeyStore for PostgresStore {
                 key.expires = Some(key.expires.map_or(end, |e| e.min(end)));
             }
             write_root_key(&mut tx, &key).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(key))
         })

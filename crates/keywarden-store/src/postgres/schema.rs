@@ -15,7 +15,8 @@ use sqlx::{Acquire, Row};
 use super::PostgresOpenError;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE workspaces (
     id          TEXT COLLATE "C" PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -160,7 +161,28 @@ CREATE TABLE key_roles (
     PRIMARY KEY (key_id, role_id)
 );
 CREATE INDEX key_roles_by_role ON key_roles (role_id);
-"#];
+"#,
+    // The audit log: append-only, read newest first per workspace. `targets` and `changes`
+    // are JSON text, like the other JSON columns; `actor_id` is the root key's id (NULL for
+    // the CLI and the system).
+    r#"
+CREATE TABLE audit_log (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    time          BIGINT NOT NULL,
+    actor_type    TEXT COLLATE "C" NOT NULL,
+    actor_id      TEXT COLLATE "C",
+    action        TEXT COLLATE "C" NOT NULL,
+    targets       TEXT NOT NULL,
+    changes       TEXT NOT NULL,
+    request_id    TEXT COLLATE "C",
+    client_ip     TEXT
+);
+CREATE INDEX audit_log_by_workspace ON audit_log (workspace_id, id);
+CREATE INDEX audit_log_by_action ON audit_log (workspace_id, action, id);
+CREATE INDEX audit_log_by_actor ON audit_log (workspace_id, actor_id, id);
+"#,
+];
 
 /// The schema version this build writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

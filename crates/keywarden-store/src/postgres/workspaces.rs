@@ -1,12 +1,14 @@
 //! Workspaces and the first-start bootstrap.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::root_key::RootKey;
 use keywarden_core::store::{StoreResult, WorkspaceStore};
 use keywarden_core::workspace::Workspace;
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
+use super::audit::insert_entry;
 use super::root_keys::{bump_revision, insert_root_key};
 use super::rows::workspace_from_row;
 use super::{PgResult, PostgresStore, run};
@@ -23,7 +25,12 @@ async fn insert_workspace(conn: &mut PgConnection, ws: &Workspace) -> PgResult<(
 
 #[async_trait]
 impl WorkspaceStore for PostgresStore {
-    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool> {
+    async fn bootstrap(
+        &self,
+        workspace: &Workspace,
+        root_key: &RootKey,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
         run(async {
             let mut tx = self.pool.begin().await?;
             // Takes the lock every root-key write takes first; a node that waited for it sees
@@ -38,6 +45,7 @@ impl WorkspaceStore for PostgresStore {
             }
             insert_workspace(&mut tx, workspace).await?;
             insert_root_key(&mut tx, root_key).await?;
+            insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(true)
         })

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use keywarden_core::api::Api;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, WorkspaceId};
 use keywarden_core::store::{ApiStore, StoreResult};
@@ -9,12 +10,13 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::rows::{API_COLUMNS, api_from_row};
 
 #[async_trait]
 impl ApiStore for SqliteStore {
-    async fn insert_api(&self, api: &Api) -> StoreResult<()> {
-        let api = api.clone();
+    async fn insert_api(&self, api: &Api, audit: &AuditEntry) -> StoreResult<()> {
+        let (api, audit) = (api.clone(), audit.clone());
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO apis (id, workspace_id, name, default_prefix, default_byte_length, \
@@ -29,7 +31,7 @@ impl ApiStore for SqliteStore {
                     api.created_at.as_millis(),
                 ],
             )?;
-            Ok(())
+            insert_entry(conn, &audit)
         })
         .await
     }
@@ -52,8 +54,9 @@ impl ApiStore for SqliteStore {
         workspace: &WorkspaceId,
         id: &ApiId,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
-        let (workspace, id) = (workspace.clone(), id.clone());
+        let (workspace, id, audit) = (workspace.clone(), id.clone(), audit.clone());
         self.write(move |conn| {
             let deleted = conn.execute(
                 "UPDATE apis SET deleted_at = ?3 \
@@ -73,6 +76,7 @@ impl ApiStore for SqliteStore {
                     |r| r.get::<_, String>(0),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            insert_entry(conn, &audit)?;
             Ok(Some(
                 hashes
                     .iter()

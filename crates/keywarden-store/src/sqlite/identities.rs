@@ -1,6 +1,7 @@
 //! Identities, and the links from keys to them.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::WorkspaceId;
 use keywarden_core::identity::{Identity, IdentityUpdate};
@@ -9,6 +10,7 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::rows::{IDENTITY_COLUMNS, identity_from_row, identity_values, page_fetch};
 
 /// The identity with this id or, failing that, this external id.
@@ -58,18 +60,25 @@ fn key_digests(conn: &Connection, identity_id: &str) -> rusqlite::Result<Vec<Key
 
 #[async_trait]
 impl IdentityStore for SqliteStore {
-    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
-        let identity = identity.clone();
-        self.write(move |conn| insert(conn, &identity))
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => StoreError::Conflict("an identity with this externalId"),
-                e => e,
-            })
+    async fn insert_identity(&self, identity: &Identity, audit: &AuditEntry) -> StoreResult<()> {
+        let (identity, audit) = (identity.clone(), audit.clone());
+        self.write(move |conn| {
+            insert(conn, &identity)?;
+            insert_entry(conn, &audit)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::Conflict("an identity with this externalId"),
+            e => e,
+        })
     }
 
-    async fn upsert_identity(&self, candidate: &Identity) -> StoreResult<Identity> {
-        let candidate = candidate.clone();
+    async fn upsert_identity(
+        &self,
+        candidate: &Identity,
+        audit: &AuditEntry,
+    ) -> StoreResult<Identity> {
+        let (candidate, audit) = (candidate.clone(), audit.clone());
         self.write(move |conn| {
             let existing = conn
                 .prepare_cached(&format!(
@@ -88,6 +97,7 @@ impl IdentityStore for SqliteStore {
                 return Ok(existing);
             }
             insert(conn, &candidate)?;
+            insert_entry(conn, &audit)?;
             Ok(candidate)
         })
         .await
@@ -139,8 +149,10 @@ impl IdentityStore for SqliteStore {
         reference: &str,
         update: IdentityUpdate,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<(Identity, Vec<KeyDigest>)>> {
         let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(mut identity) = find(conn, &workspace, &reference)? else {
                 return Ok(None);
@@ -157,6 +169,7 @@ impl IdentityStore for SqliteStore {
                 now.as_millis()
             ])?;
             let digests = key_digests(conn, identity.id.as_str())?;
+            insert_entry(conn, &audit)?;
             Ok(Some((identity, digests)))
         })
         .await
@@ -166,8 +179,10 @@ impl IdentityStore for SqliteStore {
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
         let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(identity) = find(conn, &workspace, &reference)? else {
                 return Ok(None);
@@ -181,6 +196,7 @@ impl IdentityStore for SqliteStore {
                 "DELETE FROM identities WHERE id = ?1",
                 [identity.id.as_str()],
             )?;
+            insert_entry(conn, &audit)?;
             Ok(Some(digests))
         })
         .await

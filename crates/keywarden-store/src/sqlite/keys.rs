@@ -2,6 +2,7 @@
 //! transaction (updates, credit spends, rotations), which makes them atomic.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, WorkspaceId};
 use keywarden_core::identity::ExternalId;
@@ -14,6 +15,7 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::rbac::{load_access, write_access};
 use super::rows::{
     CREDIT_COLUMNS, KEY_SELECT, credits_at, insert_key, key_from_row, page_fetch, update_key_state,
@@ -45,11 +47,12 @@ fn with_access(conn: &Connection, key: Option<KeyRecord>) -> rusqlite::Result<Op
 
 #[async_trait]
 impl KeyStore for SqliteStore {
-    async fn insert_key(&self, key: &KeyRecord) -> StoreResult<()> {
-        let key = key.clone();
+    async fn insert_key(&self, key: &KeyRecord, audit: &AuditEntry) -> StoreResult<()> {
+        let (key, audit) = (key.clone(), audit.clone());
         self.write(move |conn| {
             insert_key(conn, &key)?;
-            write_access(conn, &key)
+            write_access(conn, &key)?;
+            insert_entry(conn, &audit)
         })
         .await
         .map_err(|e| match e {
@@ -58,8 +61,12 @@ impl KeyStore for SqliteStore {
         })
     }
 
-    async fn import_keys(&self, keys: &[KeyRecord]) -> StoreResult<Vec<ImportOutcome>> {
-        let keys = keys.to_vec();
+    async fn import_keys(
+        &self,
+        keys: &[KeyRecord],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<ImportOutcome>> {
+        let (keys, audit) = (keys.to_vec(), audit.clone());
         self.write(move |conn| {
             let mut exists = conn.prepare_cached("SELECT 1 FROM keys WHERE hash = ?1")?;
             let mut outcomes = Vec::with_capacity(keys.len());
@@ -71,6 +78,9 @@ impl KeyStore for SqliteStore {
                     insert_key(conn, key)?;
                     outcomes.push(ImportOutcome::Imported);
                 }
+            }
+            if outcomes.contains(&ImportOutcome::Imported) {
+                insert_entry(conn, &audit)?;
             }
             Ok(outcomes)
         })
@@ -137,8 +147,9 @@ impl KeyStore for SqliteStore {
         id: &KeyId,
         change: KeyChange,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Result<KeyRecord, KeyChangeError>> {
-        let (workspace, id) = (workspace.clone(), id.clone());
+        let (workspace, id, audit) = (workspace.clone(), id.clone(), audit.clone());
         self.write(move |conn| {
             let Some(mut key) = live_key(conn, &workspace, &id)? else {
                 return Ok(Err(KeyChangeError::NotFound));
@@ -148,6 +159,7 @@ impl KeyStore for SqliteStore {
             }
             update_key_state(conn, &key)?;
             write_access(conn, &key)?;
+            insert_entry(conn, &audit)?;
             Ok(Ok(key))
         })
         .await
@@ -159,8 +171,9 @@ impl KeyStore for SqliteStore {
         id: &KeyId,
         permanent: bool,
         now: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
-        let (workspace, id) = (workspace.clone(), id.clone());
+        let (workspace, id, audit) = (workspace.clone(), id.clone(), audit.clone());
         self.write(move |conn| {
             let Some(mut key) = live_key(conn, &workspace, &id)? else {
                 return Ok(None);
@@ -171,6 +184,7 @@ impl KeyStore for SqliteStore {
                 key.deleted_at = Some(now);
                 update_key_state(conn, &key)?;
             }
+            insert_entry(conn, &audit)?;
             Ok(Some(key))
         })
         .await
@@ -182,8 +196,10 @@ impl KeyStore for SqliteStore {
         old: &KeyId,
         new: &KeyRecord,
         old_expires: UnixMillis,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<KeyRecord>> {
         let (workspace, old, new) = (workspace.clone(), old.clone(), new.clone());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(mut key) = live_key(conn, &workspace, &old)? else {
                 return Ok(None);
@@ -195,6 +211,7 @@ impl KeyStore for SqliteStore {
             key.expires = Some(key.expires.map_or(old_expires, |e| e.min(old_expires)));
             key.updated_at = Some(new.created_at);
             update_key_state(conn, &key)?;
+            insert_entry(conn, &audit)?;
             Ok(Some(key))
         })
         .await

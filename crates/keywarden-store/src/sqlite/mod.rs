@@ -6,6 +6,7 @@
 //! request that depends on it is answered.
 
 mod apis;
+mod audit;
 mod connection;
 mod identities;
 mod keys;

@@ -1,12 +1,14 @@
 //! Namespaces of the standalone limiter and their overrides.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{NamespaceId, WorkspaceId};
 use keywarden_core::namespace::{Identifier, Namespace, RateOverride};
 use keywarden_core::store::{NamespaceStore, Page, PageRequest, StoreResult};
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::rows::{
     NAMESPACE_COLUMNS, OVERRIDE_COLUMNS, namespace_from_row, override_from_row, page_fetch,
 };
@@ -35,8 +37,12 @@ impl NamespaceStore for SqliteStore {
         .await
     }
 
-    async fn upsert_namespace(&self, candidate: &Namespace) -> StoreResult<Namespace> {
-        let candidate = candidate.clone();
+    async fn upsert_namespace(
+        &self,
+        candidate: &Namespace,
+        audit: &AuditEntry,
+    ) -> StoreResult<Namespace> {
+        let (candidate, audit) = (candidate.clone(), audit.clone());
         self.write(move |conn| {
             let existing = conn
                 .prepare_cached(&format!(
@@ -61,6 +67,7 @@ impl NamespaceStore for SqliteStore {
                 candidate.name.as_str(),
                 candidate.created_at.as_millis()
             ])?;
+            insert_entry(conn, &audit)?;
             Ok(candidate)
         })
         .await
@@ -113,29 +120,36 @@ impl NamespaceStore for SqliteStore {
         Ok(Page::from_overfetch(rows, limit, |o| o.id.to_string()))
     }
 
-    async fn set_override(&self, candidate: &RateOverride) -> StoreResult<RateOverride> {
-        let candidate = candidate.clone();
+    async fn set_override(
+        &self,
+        candidate: &RateOverride,
+        audit: &AuditEntry,
+    ) -> StoreResult<RateOverride> {
+        let (candidate, audit) = (candidate.clone(), audit.clone());
         self.write(move |conn| {
-            conn.prepare_cached(&format!(
-                "INSERT INTO ratelimit_overrides ({OVERRIDE_COLUMNS}) \
+            let stored = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO ratelimit_overrides ({OVERRIDE_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL) \
                  ON CONFLICT (namespace_id, identifier) DO UPDATE SET \
                  \"limit\" = excluded.\"limit\", duration = excluded.duration, \
                  updated_at = excluded.created_at \
                  RETURNING {OVERRIDE_COLUMNS}"
-            ))?
-            .query_row(
-                params![
-                    candidate.id.as_str(),
-                    candidate.workspace_id.as_str(),
-                    candidate.namespace_id.as_str(),
-                    candidate.identifier.as_str(),
-                    as_i64(candidate.limit),
-                    as_i64(candidate.duration.as_millis()),
-                    candidate.created_at.as_millis(),
-                ],
-                override_from_row,
-            )
+                ))?
+                .query_row(
+                    params![
+                        candidate.id.as_str(),
+                        candidate.workspace_id.as_str(),
+                        candidate.namespace_id.as_str(),
+                        candidate.identifier.as_str(),
+                        as_i64(candidate.limit),
+                        as_i64(candidate.duration.as_millis()),
+                        candidate.created_at.as_millis(),
+                    ],
+                    override_from_row,
+                )?;
+            insert_entry(conn, &audit)?;
+            Ok(stored)
         })
         .await
     }
@@ -145,15 +159,20 @@ impl NamespaceStore for SqliteStore {
         workspace: &WorkspaceId,
         namespace: &NamespaceId,
         identifier: &Identifier,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         let (workspace, namespace, identifier) =
             (workspace.clone(), namespace.clone(), identifier.clone());
+        let audit = audit.clone();
         self.write(move |conn| {
             let deleted = conn.execute(
                 "DELETE FROM ratelimit_overrides \
                  WHERE workspace_id = ?1 AND namespace_id = ?2 AND identifier = ?3",
                 params![workspace.as_str(), namespace.as_str(), identifier.as_str()],
             )?;
+            if deleted > 0 {
+                insert_entry(conn, &audit)?;
+            }
             Ok(deleted > 0)
         })
         .await

@@ -1,6 +1,7 @@
 //! Permissions and roles, and the links between them.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{RoleId, WorkspaceId};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
@@ -8,6 +9,7 @@ use keywarden_core::store::{Page, PageRequest, RbacStore, StoreError, StoreResul
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::rows::{bad, page_fetch};
 use crate::columns::{StoredPermission, StoredRole};
 
@@ -165,11 +167,18 @@ pub(super) fn write_access(conn: &Connection, key: &KeyRecord) -> rusqlite::Resu
 
 #[async_trait]
 impl RbacStore for SqliteStore {
-    async fn insert_permission(&self, permission: &Permission) -> StoreResult<()> {
-        let permission = permission.clone();
-        self.write(move |conn| insert_permission(conn, &permission))
-            .await
-            .map_err(conflict("a permission with this slug"))
+    async fn insert_permission(
+        &self,
+        permission: &Permission,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let (permission, audit) = (permission.clone(), audit.clone());
+        self.write(move |conn| {
+            insert_permission(conn, &permission)?;
+            insert_entry(conn, &audit)
+        })
+        .await
+        .map_err(conflict("a permission with this slug"))
     }
 
     async fn permission(
@@ -221,8 +230,10 @@ impl RbacStore for SqliteStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: PermissionUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Permission>> {
         let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(mut permission) = find_permission(conn, &workspace, &reference)? else {
                 return Ok(None);
@@ -237,6 +248,7 @@ impl RbacStore for SqliteStore {
                 permission.slug.as_str(),
                 permission.description
             ])?;
+            insert_entry(conn, &audit)?;
             Ok(Some(permission))
         })
         .await
@@ -248,8 +260,10 @@ impl RbacStore for SqliteStore {
         workspace: &WorkspaceId,
         reference: &str,
         update: RoleUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
         let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(mut role) = find_role(conn, &workspace, &reference)? else {
                 return Ok(None);
@@ -261,6 +275,7 @@ impl RbacStore for SqliteStore {
                     role.name.as_str(),
                     role.description
                 ])?;
+            insert_entry(conn, &audit)?;
             Ok(Some(role))
         })
         .await
@@ -271,8 +286,10 @@ impl RbacStore for SqliteStore {
         &self,
         workspace: &WorkspaceId,
         reference: &str,
+        audit: &AuditEntry,
     ) -> StoreResult<bool> {
         let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(permission) = find_permission(conn, &workspace, &reference)? else {
                 return Ok(false);
@@ -282,15 +299,21 @@ impl RbacStore for SqliteStore {
                 "DELETE FROM permissions WHERE id = ?1",
                 [permission.id.as_str()],
             )?;
+            insert_entry(conn, &audit)?;
             Ok(true)
         })
         .await
     }
 
-    async fn upsert_permissions(&self, candidates: &[Permission]) -> StoreResult<Vec<Permission>> {
-        let candidates = candidates.to_vec();
+    async fn upsert_permissions(
+        &self,
+        candidates: &[Permission],
+        audit: &AuditEntry,
+    ) -> StoreResult<Vec<Permission>> {
+        let (candidates, audit) = (candidates.to_vec(), audit.clone());
         self.write(move |conn| {
             let mut out = Vec::with_capacity(candidates.len());
+            let mut inserted = Vec::new();
             for candidate in &candidates {
                 let existing =
                     find_permission(conn, &candidate.workspace_id, candidate.slug.as_str())?
@@ -299,17 +322,21 @@ impl RbacStore for SqliteStore {
                     Some(p) => out.push(p),
                     None => {
                         insert_permission(conn, candidate)?;
+                        inserted.push(candidate.id.as_str());
                         out.push(candidate.clone());
                     }
                 }
+            }
+            if !inserted.is_empty() {
+                insert_entry(conn, &audit.only_targets(&inserted))?;
             }
             Ok(out)
         })
         .await
     }
 
-    async fn insert_role(&self, role: &Role) -> StoreResult<()> {
-        let role = role.clone();
+    async fn insert_role(&self, role: &Role, audit: &AuditEntry) -> StoreResult<()> {
+        let (role, audit) = (role.clone(), audit.clone());
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO roles (id, workspace_id, name, description, created_at) \
@@ -322,7 +349,8 @@ impl RbacStore for SqliteStore {
                 role.description,
                 role.created_at.as_millis()
             ])?;
-            link_permissions(conn, &role.id, &role.permissions)
+            link_permissions(conn, &role.id, &role.permissions)?;
+            insert_entry(conn, &audit)
         })
         .await
         .map_err(conflict("a role with this name"))
@@ -372,13 +400,20 @@ impl RbacStore for SqliteStore {
         Ok(Page::from_overfetch(rows, limit, |r| r.id.to_string()))
     }
 
-    async fn delete_role(&self, workspace: &WorkspaceId, reference: &str) -> StoreResult<bool> {
+    async fn delete_role(
+        &self,
+        workspace: &WorkspaceId,
+        reference: &str,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
         let (workspace, reference) = (workspace.clone(), reference.to_owned());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(role) = find_role(conn, &workspace, &reference)? else {
                 return Ok(false);
             };
             conn.execute("DELETE FROM roles WHERE id = ?1", [role.id.as_str()])?;
+            insert_entry(conn, &audit)?;
             Ok(true)
         })
         .await
@@ -389,9 +424,11 @@ impl RbacStore for SqliteStore {
         workspace: &WorkspaceId,
         role: &RoleId,
         permissions: &[Permission],
+        audit: &AuditEntry,
     ) -> StoreResult<Option<Role>> {
         let (workspace, role, permissions) =
             (workspace.clone(), role.clone(), permissions.to_vec());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(found) = find_role(conn, &workspace, role.as_str())? else {
                 return Ok(None);
@@ -401,6 +438,7 @@ impl RbacStore for SqliteStore {
                 [found.id.as_str()],
             )?;
             link_permissions(conn, &found.id, &permissions)?;
+            insert_entry(conn, &audit)?;
             with_permissions(conn, found).map(Some)
         })
         .await

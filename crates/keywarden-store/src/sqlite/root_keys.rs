@@ -1,6 +1,7 @@
 //! Root keys, and the revision counter servers poll to notice changes from other processes.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{RootKeyId, WorkspaceId};
 use keywarden_core::root_key::{RootKey, RootKeyUpdate};
 use keywarden_core::store::{RootKeyStore, StoreResult};
@@ -8,6 +9,7 @@ use keywarden_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::rows::{ROOT_KEY_COLUMNS, root_key_from_row};
 
 fn bump_revision(conn: &Connection) -> rusqlite::Result<()> {
@@ -78,9 +80,13 @@ fn write_root_key(conn: &Connection, key: &RootKey) -> rusqlite::Result<()> {
 
 #[async_trait]
 impl RootKeyStore for SqliteStore {
-    async fn insert_root_key(&self, key: &RootKey) -> StoreResult<()> {
-        let key = key.clone();
-        self.write(move |conn| insert_root_key(conn, &key)).await
+    async fn insert_root_key(&self, key: &RootKey, audit: &AuditEntry) -> StoreResult<()> {
+        let (key, audit) = (key.clone(), audit.clone());
+        self.write(move |conn| {
+            insert_root_key(conn, &key)?;
+            insert_entry(conn, &audit)
+        })
+        .await
     }
 
     async fn root_keys(&self) -> StoreResult<Vec<RootKey>> {
@@ -93,8 +99,13 @@ impl RootKeyStore for SqliteStore {
         .await
     }
 
-    async fn revoke_root_key(&self, id: &RootKeyId, now: UnixMillis) -> StoreResult<bool> {
-        let id = id.clone();
+    async fn revoke_root_key(
+        &self,
+        id: &RootKeyId,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        let (id, audit) = (id.clone(), audit.clone());
         self.write(move |conn| {
             let changed = conn.execute(
                 "UPDATE root_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
@@ -102,6 +113,7 @@ impl RootKeyStore for SqliteStore {
             )?;
             if changed > 0 {
                 bump_revision(conn)?;
+                insert_entry(conn, &audit)?;
             }
             Ok(changed > 0)
         })
@@ -123,14 +135,16 @@ impl RootKeyStore for SqliteStore {
         workspace: &WorkspaceId,
         id: &RootKeyId,
         update: RootKeyUpdate,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
-        let (workspace, id) = (workspace.clone(), id.clone());
+        let (workspace, id, audit) = (workspace.clone(), id.clone(), audit.clone());
         self.write(move |conn| {
             let Some(mut key) = live_root_key(conn, &workspace, &id)? else {
                 return Ok(None);
             };
             key.apply_update(update);
             write_root_key(conn, &key)?;
+            insert_entry(conn, &audit)?;
             Ok(Some(key))
         })
         .await
@@ -142,8 +156,10 @@ impl RootKeyStore for SqliteStore {
         old: &RootKeyId,
         new: &RootKey,
         old_expires: Option<UnixMillis>,
+        audit: &AuditEntry,
     ) -> StoreResult<Option<RootKey>> {
         let (workspace, old, new) = (workspace.clone(), old.clone(), new.clone());
+        let audit = audit.clone();
         self.write(move |conn| {
             let Some(mut key) = live_root_key(conn, &workspace, &old)? else {
                 return Ok(None);
@@ -153,6 +169,7 @@ impl RootKeyStore for SqliteStore {
                 key.expires = Some(key.expires.map_or(end, |e| e.min(end)));
             }
             write_root_key(conn, &key)?;
+            insert_entry(conn, &audit)?;
             Ok(Some(key))
         })
         .await

@@ -154,6 +154,25 @@ ALTER TABLE root_keys ADD COLUMN "end" TEXT NOT NULL DEFAULT '';
 ALTER TABLE root_keys ADD COLUMN expires INTEGER;
 ALTER TABLE root_keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
 "#,
+    // The audit log: append-only, read newest first per workspace. `targets` and `changes`
+    // are JSON; `actor_id` is the root key's id (NULL for the CLI and the system).
+    "
+CREATE TABLE audit_log (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    time          INTEGER NOT NULL,
+    actor_type    TEXT NOT NULL,
+    actor_id      TEXT,
+    action        TEXT NOT NULL,
+    targets       TEXT NOT NULL,
+    changes       TEXT NOT NULL,
+    request_id    TEXT,
+    client_ip     TEXT
+) STRICT;
+CREATE INDEX audit_log_by_workspace ON audit_log (workspace_id, id);
+CREATE INDEX audit_log_by_action ON audit_log (workspace_id, action, id);
+CREATE INDEX audit_log_by_actor ON audit_log (workspace_id, actor_id, id);
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -1,12 +1,14 @@
 //! Workspaces and the first-start bootstrap.
 
 use async_trait::async_trait;
+use keywarden_core::audit::AuditEntry;
 use keywarden_core::root_key::RootKey;
 use keywarden_core::store::{StoreResult, WorkspaceStore};
 use keywarden_core::workspace::Workspace;
 use rusqlite::{Connection, params};
 
 use super::SqliteStore;
+use super::audit::insert_entry;
 use super::root_keys::insert_root_key;
 use super::rows::workspace_from_row;
 
@@ -20,9 +22,14 @@ pub(super) fn insert_workspace(conn: &Connection, ws: &Workspace) -> rusqlite::R
 
 #[async_trait]
 impl WorkspaceStore for SqliteStore {
-    async fn bootstrap(&self, workspace: &Workspace, root_key: &RootKey) -> StoreResult<bool> {
+    async fn bootstrap(
+        &self,
+        workspace: &Workspace,
+        root_key: &RootKey,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
         let workspace = workspace.clone();
-        let root_key = root_key.clone();
+        let (root_key, audit) = (root_key.clone(), audit.clone());
         self.write(move |conn| {
             let existing: i64 =
                 conn.query_row("SELECT count(*) FROM root_keys", [], |r| r.get(0))?;
@@ -31,6 +38,7 @@ impl WorkspaceStore for SqliteStore {
             }
             insert_workspace(conn, &workspace)?;
             insert_root_key(conn, &root_key)?;
+            insert_entry(conn, &audit)?;
             Ok(true)
         })
         .await

@@ -183,6 +183,21 @@ pub static TABLES: &[Table] = &[
         name: "key_roles",
         columns: &[("key_id", Text), ("role_id", Text)],
     },
+    Table {
+        name: "audit_log",
+        columns: &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("time", Int),
+            ("actor_type", Text),
+            ("actor_id", Text),
+            ("action", Text),
+            ("targets", Text),
+            ("changes", Text),
+            ("request_id", Text),
+            ("client_ip", Text),
+        ],
+    },
 ];
 
 /// Raw access to a store's tables, for copying.

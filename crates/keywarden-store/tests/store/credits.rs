@@ -8,7 +8,7 @@ use keywarden_core::store::CreditSpend;
 use keywarden_core::time::UnixMillis;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, random_digest};
+use crate::fixture::{NOW, audit, fixture, random_digest};
 
 store_tests!(
     spending_is_exact_under_concurrency,
@@ -19,7 +19,10 @@ store_tests!(
 async fn spending_is_exact_under_concurrency(backend: Backend) {
     let f = fixture(backend).await;
     let record = f.key(random_digest(), Some(25));
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..100)
         .map(|_| {
             let (store, id) = (Arc::clone(&f.store), record.id.clone());
@@ -50,8 +53,14 @@ async fn spends_tell_missing_unlimited_and_insufficient_apart(backend: Backend) 
     let f = fixture(backend).await;
     let unlimited = f.key(random_digest(), None);
     let limited = f.key(random_digest(), Some(5));
-    f.store.insert_key(&unlimited).await.unwrap();
-    f.store.insert_key(&limited).await.unwrap();
+    f.store
+        .insert_key(&unlimited, &audit(&unlimited.workspace_id))
+        .await
+        .unwrap();
+    f.store
+        .insert_key(&limited, &audit(&limited.workspace_id))
+        .await
+        .unwrap();
 
     let spend = |id: KeyId, cost| {
         let store = Arc::clone(&f.store);
@@ -75,7 +84,7 @@ async fn spends_tell_missing_unlimited_and_insufficient_apart(backend: Backend) 
         CreditSpend::Outcome(SpendOutcome::Spent { remaining: 0 })
     );
     f.store
-        .delete_key(&f.workspace, &limited.id, false, NOW)
+        .delete_key(&f.workspace, &limited.id, false, NOW, &audit(&f.workspace))
         .await
         .unwrap();
     assert_eq!(spend(limited.id.clone(), 1).await, CreditSpend::KeyMissing);
@@ -95,7 +104,10 @@ async fn due_refills_apply_once_on_spend_or_in_the_refill_pass(backend: Backend)
     let passed = refillable(3);
     let full = refillable(50);
     for record in [&spent_on, &passed, &full] {
-        f.store.insert_key(record).await.unwrap();
+        f.store
+            .insert_key(record, &audit(&record.workspace_id))
+            .await
+            .unwrap();
     }
 
     // A spend applies the due refill first.

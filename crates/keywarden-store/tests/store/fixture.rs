@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use keywarden_core::api::Api;
+use keywarden_core::audit::{AuditAction, AuditContext, AuditEntry};
 use keywarden_core::credits::Credits;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId, PermissionId, RoleId, RootKeyId, WorkspaceId};
@@ -36,7 +37,10 @@ pub async fn fixture(backend: Backend) -> Fixture {
     let workspace = workspace("w");
     store.insert_workspace(&workspace).await.unwrap();
     let api = api_in(&workspace.id);
-    store.insert_api(&api).await.unwrap();
+    store
+        .insert_api(&api, &audit(&api.workspace_id))
+        .await
+        .unwrap();
     Fixture {
         store,
         db,
@@ -167,4 +171,10 @@ pub fn role_in(workspace: &WorkspaceId, name: &str, permissions: Vec<Permission>
         permissions,
         created_at: NOW,
     }
+}
+
+/// An audit entry for a change made in `workspace`, as the CLI would record it; tests that
+/// are not about the audit log pass one to every audited store call.
+pub fn audit(workspace: &WorkspaceId) -> AuditEntry {
+    AuditContext::cli().entry(workspace, NOW, AuditAction::KeyUpdate)
 }

@@ -9,7 +9,7 @@ use keywarden_core::meta::Meta;
 use keywarden_core::store::StoreError;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, identity_in, page, page_from, random_digest};
+use crate::fixture::{NOW, audit, fixture, identity_in, page, page_from, random_digest};
 
 store_tests!(
     concurrent_upserts_of_one_external_id_make_one_identity,
@@ -23,7 +23,12 @@ async fn concurrent_upserts_of_one_external_id_make_one_identity(backend: Backen
         .map(|_| {
             let store = Arc::clone(&f.store);
             let candidate = identity_in(&f.workspace, "acme");
-            tokio::spawn(async move { store.upsert_identity(&candidate).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .upsert_identity(&candidate, &audit(&candidate.workspace_id))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = Vec::new();
@@ -41,7 +46,7 @@ async fn concurrent_upserts_of_one_external_id_make_one_identity(backend: Backen
     // A second insert of the external id conflicts; another workspace may use it.
     assert!(matches!(
         f.store
-            .insert_identity(&identity_in(&f.workspace, "acme"))
+            .insert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
             .await,
         Err(StoreError::Conflict("an identity with this externalId"))
     ));
@@ -51,12 +56,15 @@ async fn keys_read_back_with_their_identity_until_it_is_deleted(backend: Backend
     let f = fixture(backend).await;
     let identity = f
         .store
-        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .upsert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
         .await
         .unwrap();
     let mut record = f.key(random_digest(), None);
     record.identity = Some(identity.clone());
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
 
     let read = f
         .store
@@ -95,6 +103,7 @@ async fn keys_read_back_with_their_identity_until_it_is_deleted(backend: Backend
                 ratelimits: Some(Vec::new()),
             },
             later,
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -112,7 +121,13 @@ async fn keys_read_back_with_their_identity_until_it_is_deleted(backend: Backend
     assert_eq!(read.identity, Some(updated));
     assert!(
         f.store
-            .update_identity(&other, "acme", IdentityUpdate::default(), later)
+            .update_identity(
+                &other,
+                "acme",
+                IdentityUpdate::default(),
+                later,
+                &audit(&other)
+            )
             .await
             .unwrap()
             .is_none()
@@ -120,7 +135,7 @@ async fn keys_read_back_with_their_identity_until_it_is_deleted(backend: Backend
 
     let unlinked = f
         .store
-        .delete_identity(&f.workspace, identity.id.as_str())
+        .delete_identity(&f.workspace, identity.id.as_str(), &audit(&f.workspace))
         .await
         .unwrap();
     assert_eq!(unlinked, Some(vec![record.digest]));
@@ -133,13 +148,16 @@ async fn keys_read_back_with_their_identity_until_it_is_deleted(backend: Backend
     assert_eq!(read.identity, None);
     assert_eq!(f.store.identity(&f.workspace, "acme").await.unwrap(), None);
     assert_eq!(
-        f.store.delete_identity(&f.workspace, "acme").await.unwrap(),
+        f.store
+            .delete_identity(&f.workspace, "acme", &audit(&f.workspace))
+            .await
+            .unwrap(),
         None
     );
     // The external id is free again.
     let again = f
         .store
-        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .upsert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
         .await
         .unwrap();
     assert_ne!(again.id, identity.id);
@@ -150,7 +168,10 @@ async fn identities_are_searched_ignoring_case_and_paged_by_id(backend: Backend)
     let mut ids = Vec::new();
     for external in ["Alpha-User", "beta-user", "GAMMA", "delta_user", "epsilon"] {
         let identity = identity_in(&f.workspace, external);
-        f.store.insert_identity(&identity).await.unwrap();
+        f.store
+            .insert_identity(&identity, &audit(&identity.workspace_id))
+            .await
+            .unwrap();
         ids.push(identity.id);
     }
     ids.sort();

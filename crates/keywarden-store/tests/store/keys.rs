@@ -14,7 +14,7 @@ use keywarden_core::store::{ImportOutcome, StoreError};
 use keywarden_core::text::KeyName;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, identity_in, page, page_from, random_digest};
+use crate::fixture::{NOW, audit, fixture, identity_in, page, page_from, random_digest};
 
 store_tests!(
     a_record_reads_back_equal_from_another_store,
@@ -36,7 +36,7 @@ async fn a_record_reads_back_equal_from_another_store(backend: Backend) {
     let f = fixture(backend).await;
     let identity = f
         .store
-        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .upsert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
         .await
         .unwrap();
     let mut record = f.key(random_digest(), Some(7));
@@ -62,7 +62,10 @@ async fn a_record_reads_back_equal_from_another_store(backend: Backend) {
         }],
         NOW,
     );
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
     drop(f.store);
 
     let reopened = f.db.open().await;
@@ -81,7 +84,9 @@ async fn concurrent_inserts_of_one_digest_conflict_individually(backend: Backend
         let record = f.key(digest, None);
         let store = Arc::clone(&f.store);
         tasks.push(tokio::spawn(async move {
-            let result = store.insert_key(&record).await;
+            let result = store
+                .insert_key(&record, &audit(&record.workspace_id))
+                .await;
             (record, result)
         }));
     }
@@ -110,20 +115,23 @@ async fn concurrent_inserts_of_one_digest_conflict_individually(backend: Backend
 async fn reads_and_changes_are_confined_to_their_workspace(backend: Backend) {
     let f = fixture(backend).await;
     let record = f.key(random_digest(), Some(1));
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
     let other = WorkspaceId::generate(NOW);
     assert!(f.store.key(&other, &record.id).await.unwrap().is_none());
     assert!(f.store.api(&other, &f.api).await.unwrap().is_none());
     assert!(
         f.store
-            .delete_api(&other, &f.api, NOW)
+            .delete_api(&other, &f.api, NOW, &audit(&other))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         f.store
-            .delete_key(&other, &record.id, true, NOW)
+            .delete_key(&other, &record.id, true, NOW, &audit(&other))
             .await
             .unwrap()
             .is_none()
@@ -131,7 +139,7 @@ async fn reads_and_changes_are_confined_to_their_workspace(backend: Backend) {
     let change = KeyChange::SetCredits(Some(5));
     assert_eq!(
         f.store
-            .change_key(&other, &record.id, change, NOW)
+            .change_key(&other, &record.id, change, NOW, &audit(&other))
             .await
             .unwrap(),
         Err(KeyChangeError::NotFound)
@@ -152,11 +160,17 @@ async fn deleting_an_api_deletes_its_keys_and_reports_them(backend: Backend) {
     let f = fixture(backend).await;
     let a = f.key(random_digest(), None);
     let b = f.key(random_digest(), None);
-    f.store.insert_key(&a).await.unwrap();
-    f.store.insert_key(&b).await.unwrap();
+    f.store
+        .insert_key(&a, &audit(&a.workspace_id))
+        .await
+        .unwrap();
+    f.store
+        .insert_key(&b, &audit(&b.workspace_id))
+        .await
+        .unwrap();
     let mut digests = f
         .store
-        .delete_api(&f.workspace, &f.api, NOW)
+        .delete_api(&f.workspace, &f.api, NOW, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -172,7 +186,7 @@ async fn deleting_an_api_deletes_its_keys_and_reports_them(backend: Backend) {
     // A second deletion finds nothing.
     assert!(
         f.store
-            .delete_api(&f.workspace, &f.api, NOW)
+            .delete_api(&f.workspace, &f.api, NOW, &audit(&f.workspace))
             .await
             .unwrap()
             .is_none()
@@ -182,13 +196,19 @@ async fn deleting_an_api_deletes_its_keys_and_reports_them(backend: Backend) {
 async fn imports_skip_existing_hashes_one_by_one(backend: Backend) {
     let f = fixture(backend).await;
     let existing = f.key(random_digest(), None);
-    f.store.insert_key(&existing).await.unwrap();
+    f.store
+        .insert_key(&existing, &audit(&existing.workspace_id))
+        .await
+        .unwrap();
     let fresh = f.key(random_digest(), Some(3));
     let duplicate = f.key(existing.digest, None);
     let twice = f.key(fresh.digest, None);
     let outcomes = f
         .store
-        .import_keys(&[fresh.clone(), duplicate.clone(), twice])
+        .import_keys(
+            &[fresh.clone(), duplicate.clone(), twice],
+            &audit(&f.workspace),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -216,7 +236,7 @@ async fn keys_are_listed_in_pages_by_id_and_by_identity(backend: Backend) {
     let f = fixture(backend).await;
     let identity = f
         .store
-        .upsert_identity(&identity_in(&f.workspace, "acme"))
+        .upsert_identity(&identity_in(&f.workspace, "acme"), &audit(&f.workspace))
         .await
         .unwrap();
     let (mut ids, mut linked): (Vec<KeyId>, Vec<KeyId>) = (Vec::new(), Vec::new());
@@ -226,14 +246,17 @@ async fn keys_are_listed_in_pages_by_id_and_by_identity(backend: Backend) {
             record.identity = Some(identity.clone());
             linked.push(record.id.clone());
         }
-        f.store.insert_key(&record).await.unwrap();
+        f.store
+            .insert_key(&record, &audit(&record.workspace_id))
+            .await
+            .unwrap();
         ids.push(record.id);
     }
     // Deleted keys are not listed.
     let deleted = ids.remove(4);
     linked.retain(|id| *id != deleted);
     f.store
-        .delete_key(&f.workspace, &deleted, false, NOW)
+        .delete_key(&f.workspace, &deleted, false, NOW, &audit(&f.workspace))
         .await
         .unwrap();
     ids.sort();
@@ -276,7 +299,10 @@ async fn keys_are_listed_in_pages_by_id_and_by_identity(backend: Backend) {
 async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
     let f = fixture(backend).await;
     let record = f.key(random_digest(), Some(10));
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
 
     let update = KeyUpdate {
         name: Patch::Set(KeyName::parse("renamed").unwrap()),
@@ -291,6 +317,7 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
             &record.id,
             KeyChange::Update(Box::new(update)),
             NOW,
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -308,6 +335,7 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
             &record.id,
             KeyChange::AdjustCredits(CreditAdjustment::Decrement(4)),
             NOW,
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -322,6 +350,7 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
             &record.id,
             KeyChange::SetCredits(Some(-1)),
             NOW,
+            &audit(&f.workspace),
         )
         .await
         .unwrap();
@@ -336,7 +365,13 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
 
     let unlimited = f
         .store
-        .change_key(&f.workspace, &record.id, KeyChange::SetCredits(None), NOW)
+        .change_key(
+            &f.workspace,
+            &record.id,
+            KeyChange::SetCredits(None),
+            NOW,
+            &audit(&f.workspace),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -344,7 +379,13 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
     let missing = KeyId::generate(NOW);
     assert_eq!(
         f.store
-            .change_key(&f.workspace, &missing, KeyChange::SetCredits(None), NOW)
+            .change_key(
+                &f.workspace,
+                &missing,
+                KeyChange::SetCredits(None),
+                NOW,
+                &audit(&f.workspace)
+            )
             .await
             .unwrap(),
         Err(KeyChangeError::NotFound)
@@ -357,6 +398,7 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
             &record.id,
             KeyChange::SetCredits(Some(0)),
             NOW,
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -367,7 +409,9 @@ async fn changes_apply_atomically_or_not_at_all(backend: Backend) {
             let (workspace, id) = (f.workspace.clone(), record.id.clone());
             tokio::spawn(async move {
                 let increment = KeyChange::AdjustCredits(CreditAdjustment::Increment(1));
-                store.change_key(&workspace, &id, increment, NOW).await
+                store
+                    .change_key(&workspace, &id, increment, NOW, &audit(&workspace))
+                    .await
             })
         })
         .collect();
@@ -387,12 +431,18 @@ async fn soft_deleted_keys_stay_presentable_and_permanent_ones_go(backend: Backe
     let f = fixture(backend).await;
     let soft = f.key(random_digest(), None);
     let hard = f.key(random_digest(), None);
-    f.store.insert_key(&soft).await.unwrap();
-    f.store.insert_key(&hard).await.unwrap();
+    f.store
+        .insert_key(&soft, &audit(&soft.workspace_id))
+        .await
+        .unwrap();
+    f.store
+        .insert_key(&hard, &audit(&hard.workspace_id))
+        .await
+        .unwrap();
 
     let deleted = f
         .store
-        .delete_key(&f.workspace, &soft.id, false, NOW)
+        .delete_key(&f.workspace, &soft.id, false, NOW, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -402,7 +452,7 @@ async fn soft_deleted_keys_stay_presentable_and_permanent_ones_go(backend: Backe
     assert_eq!(found.deleted_at, Some(NOW));
     assert!(
         f.store
-            .delete_key(&f.workspace, &soft.id, true, NOW)
+            .delete_key(&f.workspace, &soft.id, true, NOW, &audit(&f.workspace))
             .await
             .unwrap()
             .is_none(),
@@ -410,7 +460,7 @@ async fn soft_deleted_keys_stay_presentable_and_permanent_ones_go(backend: Backe
     );
 
     f.store
-        .delete_key(&f.workspace, &hard.id, true, NOW)
+        .delete_key(&f.workspace, &hard.id, true, NOW, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -422,13 +472,16 @@ async fn rotation_shortens_the_old_key_and_inserts_the_new_one(backend: Backend)
     let f = fixture(backend).await;
     let mut old = f.key(random_digest(), Some(3));
     old.expires = Some(NOW.plus_millis(1_000));
-    f.store.insert_key(&old).await.unwrap();
+    f.store
+        .insert_key(&old, &audit(&old.workspace_id))
+        .await
+        .unwrap();
 
     let new = f.key(random_digest(), Some(3));
     let later = NOW.plus_millis(60_000);
     let rotated = f
         .store
-        .rotate_key(&f.workspace, &old.id, &new, later)
+        .rotate_key(&f.workspace, &old.id, &new, later, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -443,7 +496,7 @@ async fn rotation_shortens_the_old_key_and_inserts_the_new_one(backend: Backend)
     let sooner = NOW.plus_millis(10);
     let rotated = f
         .store
-        .rotate_key(&f.workspace, &new.id, &newer, sooner)
+        .rotate_key(&f.workspace, &new.id, &newer, sooner, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -456,7 +509,13 @@ async fn rotation_shortens_the_old_key_and_inserts_the_new_one(backend: Backend)
     let missing = KeyId::generate(NOW);
     assert!(
         f.store
-            .rotate_key(&f.workspace, &missing, &orphan, sooner)
+            .rotate_key(
+                &f.workspace,
+                &missing,
+                &orphan,
+                sooner,
+                &audit(&f.workspace)
+            )
             .await
             .unwrap()
             .is_none()

@@ -7,7 +7,7 @@ use keywarden_core::namespace::{Identifier, Namespace, NamespaceName, RateOverri
 use keywarden_core::ratelimit::WindowDuration;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, page, page_from};
+use crate::fixture::{NOW, audit, fixture, page, page_from};
 
 store_tests!(
     concurrent_first_uses_of_a_name_make_one_namespace,
@@ -42,7 +42,12 @@ async fn concurrent_first_uses_of_a_name_make_one_namespace(backend: Backend) {
         .map(|_| {
             let store = Arc::clone(&f.store);
             let candidate = namespace_in(&f.workspace, "email.outbound");
-            tokio::spawn(async move { store.upsert_namespace(&candidate).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .upsert_namespace(&candidate, &audit(&candidate.workspace_id))
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut found = Vec::new();
@@ -69,12 +74,15 @@ async fn overrides_are_set_by_identifier_listed_and_deleted(backend: Backend) {
     let f = fixture(backend).await;
     let namespace = f
         .store
-        .upsert_namespace(&namespace_in(&f.workspace, "api"))
+        .upsert_namespace(&namespace_in(&f.workspace, "api"), &audit(&f.workspace))
         .await
         .unwrap();
     let first = f
         .store
-        .set_override(&override_of(&namespace, "user_*", 5))
+        .set_override(
+            &override_of(&namespace, "user_*", 5),
+            &audit(&namespace.workspace_id),
+        )
         .await
         .unwrap();
     assert_eq!(first.limit, 5);
@@ -83,7 +91,11 @@ async fn overrides_are_set_by_identifier_listed_and_deleted(backend: Backend) {
     // Setting the same identifier again updates that override, keeping its id.
     let mut again = override_of(&namespace, "user_*", 9);
     again.created_at = NOW.plus_millis(7);
-    let updated = f.store.set_override(&again).await.unwrap();
+    let updated = f
+        .store
+        .set_override(&again, &audit(&again.workspace_id))
+        .await
+        .unwrap();
     assert_eq!(updated.id, first.id);
     assert_eq!(updated.limit, 9);
     assert_eq!(updated.created_at, NOW);
@@ -91,12 +103,18 @@ async fn overrides_are_set_by_identifier_listed_and_deleted(backend: Backend) {
 
     let exact = f
         .store
-        .set_override(&override_of(&namespace, "user_42", 0))
+        .set_override(
+            &override_of(&namespace, "user_42", 0),
+            &audit(&namespace.workspace_id),
+        )
         .await
         .unwrap();
     let third = f
         .store
-        .set_override(&override_of(&namespace, "*", 100))
+        .set_override(
+            &override_of(&namespace, "*", 100),
+            &audit(&namespace.workspace_id),
+        )
         .await
         .unwrap();
     let all = f
@@ -131,13 +149,13 @@ async fn overrides_are_set_by_identifier_listed_and_deleted(backend: Backend) {
     let user_42 = Identifier::parse("user_42").unwrap();
     assert!(
         f.store
-            .delete_override(&f.workspace, &namespace.id, &user_42)
+            .delete_override(&f.workspace, &namespace.id, &user_42, &audit(&f.workspace))
             .await
             .unwrap()
     );
     assert!(
         !f.store
-            .delete_override(&f.workspace, &namespace.id, &user_42)
+            .delete_override(&f.workspace, &namespace.id, &user_42, &audit(&f.workspace))
             .await
             .unwrap()
     );

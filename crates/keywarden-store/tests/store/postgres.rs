@@ -16,7 +16,7 @@ use keywarden_testkit::{
 use sqlx::Row;
 
 use crate::backend::{PATIENCE, open_postgres};
-use crate::fixture::{NOW, api_in, key_in, random_digest, root_key_in, workspace};
+use crate::fixture::{NOW, api_in, audit, key_in, random_digest, root_key_in, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_spending_at_once_never_overspend() {
@@ -28,9 +28,15 @@ async fn two_nodes_spending_at_once_never_overspend() {
     let ws = workspace("w");
     nodes[0].insert_workspace(&ws).await.unwrap();
     let api = api_in(&ws.id);
-    nodes[0].insert_api(&api).await.unwrap();
+    nodes[0]
+        .insert_api(&api, &audit(&api.workspace_id))
+        .await
+        .unwrap();
     let key = key_in(&ws.id, &api.id, random_digest(), Some(50));
-    nodes[1].insert_key(&key).await.unwrap();
+    nodes[1]
+        .insert_key(&key, &audit(&key.workspace_id))
+        .await
+        .unwrap();
 
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -61,7 +67,11 @@ async fn nodes_starting_together_migrate_once_and_bootstrap_once() {
     let (a, b) = (a.unwrap(), b.unwrap());
     let (wa, wb) = (workspace("a"), workspace("b"));
     let (ka, kb) = (root_key_in(&wa.id), root_key_in(&wb.id));
-    let (created_a, created_b) = tokio::join!(a.bootstrap(&wa, &ka), b.bootstrap(&wb, &kb));
+    let (audit_a, audit_b) = (audit(&wa.id), audit(&wb.id));
+    let (created_a, created_b) = tokio::join!(
+        a.bootstrap(&wa, &ka, &audit_a),
+        b.bootstrap(&wb, &kb, &audit_b)
+    );
     let (created_a, created_b) = (created_a.unwrap(), created_b.unwrap());
     assert!(created_a ^ created_b, "exactly one node bootstraps");
     assert_eq!(a.workspaces().await.unwrap().len(), 1);
@@ -75,7 +85,7 @@ async fn nodes_starting_together_migrate_once_and_bootstrap_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1], "each migration recorded once");
+    assert_eq!(versions, [1, 2], "each migration recorded once");
 }
 
 #[tokio::test]
@@ -230,9 +240,15 @@ async fn a_node_opens_no_more_connections_than_configured() {
     let ws = workspace("pool");
     store.insert_workspace(&ws).await.unwrap();
     let api = api_in(&ws.id);
-    store.insert_api(&api).await.unwrap();
+    store
+        .insert_api(&api, &audit(&api.workspace_id))
+        .await
+        .unwrap();
     let key = key_in(&ws.id, &api.id, random_digest(), Some(1_000));
-    store.insert_key(&key).await.unwrap();
+    store
+        .insert_key(&key, &audit(&key.workspace_id))
+        .await
+        .unwrap();
     // Far more concurrent operations than connections: they queue for the three.
     let tasks: Vec<_> = (0..40)
         .map(|_| {

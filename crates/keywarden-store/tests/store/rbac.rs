@@ -7,7 +7,7 @@ use keywarden_core::rbac::{Permission, PermissionSlug, PermissionUpdate, RoleNam
 use keywarden_core::store::StoreError;
 
 use crate::backend::Backend;
-use crate::fixture::{NOW, fixture, page, permission_in, random_digest, role_in};
+use crate::fixture::{NOW, audit, fixture, page, permission_in, random_digest, role_in};
 
 store_tests!(
     permissions_are_found_searched_updated_and_deleted,
@@ -22,11 +22,20 @@ async fn permissions_are_found_searched_updated_and_deleted(backend: Backend) {
     let mut write = permission_in(&f.workspace, "keys.write");
     write.name = "100% Write_Access".into();
     write.description = Some("writes".into());
-    f.store.insert_permission(&read).await.unwrap();
-    f.store.insert_permission(&write).await.unwrap();
+    f.store
+        .insert_permission(&read, &audit(&read.workspace_id))
+        .await
+        .unwrap();
+    f.store
+        .insert_permission(&write, &audit(&write.workspace_id))
+        .await
+        .unwrap();
     assert!(matches!(
         f.store
-            .insert_permission(&permission_in(&f.workspace, "keys.read"))
+            .insert_permission(
+                &permission_in(&f.workspace, "keys.read"),
+                &audit(&f.workspace)
+            )
             .await,
         Err(StoreError::Conflict("a permission with this slug"))
     ));
@@ -65,6 +74,7 @@ async fn permissions_are_found_searched_updated_and_deleted(backend: Backend) {
                 slug: Some(PermissionSlug::parse("keys.update").unwrap()),
                 description: Some(None),
             },
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -84,20 +94,20 @@ async fn permissions_are_found_searched_updated_and_deleted(backend: Backend) {
     };
     assert!(matches!(
         f.store
-            .update_permission(&f.workspace, "keys.update", taken)
+            .update_permission(&f.workspace, "keys.update", taken, &audit(&f.workspace))
             .await,
         Err(StoreError::Conflict("a permission with this slug"))
     ));
 
     assert!(
         f.store
-            .delete_permission(&f.workspace, "keys.update")
+            .delete_permission(&f.workspace, "keys.update", &audit(&f.workspace))
             .await
             .unwrap()
     );
     assert!(
         !f.store
-            .delete_permission(&f.workspace, "keys.update")
+            .delete_permission(&f.workspace, "keys.update", &audit(&f.workspace))
             .await
             .unwrap()
     );
@@ -113,19 +123,32 @@ async fn permissions_are_found_searched_updated_and_deleted(backend: Backend) {
 async fn upserts_return_existing_and_new_permissions_in_order(backend: Backend) {
     let f = fixture(backend).await;
     let existing = permission_in(&f.workspace, "b.existing");
-    f.store.insert_permission(&existing).await.unwrap();
+    f.store
+        .insert_permission(&existing, &audit(&existing.workspace_id))
+        .await
+        .unwrap();
     let fresh = permission_in(&f.workspace, "a.fresh");
     let candidates = vec![
         permission_in(&f.workspace, "b.existing"),
         fresh.clone(),
         permission_in(&f.workspace, "a.fresh"),
     ];
-    let upserted = f.store.upsert_permissions(&candidates).await.unwrap();
+    let upserted = f
+        .store
+        .upsert_permissions(&candidates, &audit(&f.workspace))
+        .await
+        .unwrap();
     assert_eq!(
         upserted,
         vec![existing.clone(), fresh.clone(), fresh.clone()]
     );
-    assert!(f.store.upsert_permissions(&[]).await.unwrap().is_empty());
+    assert!(
+        f.store
+            .upsert_permissions(&[], &audit(&f.workspace))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let listed = f
         .store
         .permissions(&f.workspace, None, page(10))
@@ -150,8 +173,9 @@ async fn concurrent_upserts_of_overlapping_slugs_agree(backend: Backend) {
                 .iter()
                 .map(|s| permission_in(&f.workspace, s))
                 .collect();
+            let entry = audit(&f.workspace);
             tokio::spawn(async move {
-                let upserted = store.upsert_permissions(&candidates).await.unwrap();
+                let upserted = store.upsert_permissions(&candidates, &entry).await.unwrap();
                 let mut pairs: Vec<(String, String)> = upserted
                     .into_iter()
                     .map(|p| (p.slug.as_str().to_owned(), p.id.to_string()))
@@ -181,15 +205,27 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     let write = permission_in(&f.workspace, "a.write");
     let admin = permission_in(&f.workspace, "m.admin");
     for p in [&read, &write, &admin] {
-        f.store.insert_permission(p).await.unwrap();
+        f.store
+            .insert_permission(p, &audit(&p.workspace_id))
+            .await
+            .unwrap();
     }
     let editor = role_in(&f.workspace, "editor", vec![write.clone(), read.clone()]);
     let viewer = role_in(&f.workspace, "viewer", vec![read.clone()]);
-    f.store.insert_role(&editor).await.unwrap();
-    f.store.insert_role(&viewer).await.unwrap();
+    f.store
+        .insert_role(&editor, &audit(&editor.workspace_id))
+        .await
+        .unwrap();
+    f.store
+        .insert_role(&viewer, &audit(&viewer.workspace_id))
+        .await
+        .unwrap();
     assert!(matches!(
         f.store
-            .insert_role(&role_in(&f.workspace, "editor", Vec::new()))
+            .insert_role(
+                &role_in(&f.workspace, "editor", Vec::new()),
+                &audit(&f.workspace)
+            )
             .await,
         Err(StoreError::Conflict("a role with this name"))
     ));
@@ -209,7 +245,10 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     let mut record = f.key(random_digest(), None);
     record.set_permissions(vec![read.clone(), admin.clone()]);
     record.set_roles(vec![viewer.clone(), found.clone()]);
-    f.store.insert_key(&record).await.unwrap();
+    f.store
+        .insert_key(&record, &audit(&record.workspace_id))
+        .await
+        .unwrap();
     let stored = f
         .store
         .key(&f.workspace, &record.id)
@@ -229,6 +268,7 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
             &record.id,
             KeyChange::SetPermissions(vec![write.clone()]),
             NOW,
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -236,7 +276,7 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     assert_eq!(changed.permissions, vec![write.clone()]);
     let removed = KeyChange::RemoveRoles(vec![RoleName::parse("viewer").unwrap()]);
     f.store
-        .change_key(&f.workspace, &record.id, removed, NOW)
+        .change_key(&f.workspace, &record.id, removed, NOW, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -252,7 +292,12 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     // A role's permissions are replaced as a whole, and renaming keeps them.
     let replaced = f
         .store
-        .set_role_permissions(&f.workspace, &editor.id, std::slice::from_ref(&admin))
+        .set_role_permissions(
+            &f.workspace,
+            &editor.id,
+            std::slice::from_ref(&admin),
+            &audit(&f.workspace),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -266,6 +311,7 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
                 name: Some(RoleName::parse("writer").unwrap()),
                 description: Some(None),
             },
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -278,7 +324,9 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
         description: None,
     };
     assert!(matches!(
-        f.store.update_role(&f.workspace, "writer", taken).await,
+        f.store
+            .update_role(&f.workspace, "writer", taken, &audit(&f.workspace))
+            .await,
         Err(StoreError::Conflict("a role with this name"))
     ));
 
@@ -293,14 +341,24 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     // Deleting a permission or role removes it from every role and key.
     assert!(
         f.store
-            .delete_permission(&f.workspace, "m.admin")
+            .delete_permission(&f.workspace, "m.admin", &audit(&f.workspace))
             .await
             .unwrap()
     );
     let writer = f.store.role(&f.workspace, "writer").await.unwrap().unwrap();
     assert!(writer.permissions.is_empty());
-    assert!(f.store.delete_role(&f.workspace, "writer").await.unwrap());
-    assert!(!f.store.delete_role(&f.workspace, "writer").await.unwrap());
+    assert!(
+        f.store
+            .delete_role(&f.workspace, "writer", &audit(&f.workspace))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .delete_role(&f.workspace, "writer", &audit(&f.workspace))
+            .await
+            .unwrap()
+    );
     let stored = f
         .store
         .key(&f.workspace, &record.id)
@@ -311,7 +369,7 @@ async fn roles_carry_their_permissions_and_keys_hold_both(backend: Backend) {
     assert_eq!(stored.permissions, vec![write]);
     assert!(
         f.store
-            .set_role_permissions(&f.workspace, &editor.id, &[])
+            .set_role_permissions(&f.workspace, &editor.id, &[], &audit(&f.workspace))
             .await
             .unwrap()
             .is_none()

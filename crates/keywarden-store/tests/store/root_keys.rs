@@ -7,7 +7,7 @@ use keywarden_core::store::Store;
 use keywarden_core::text::Label;
 
 use crate::backend::{Backend, TestDb};
-use crate::fixture::{NOW, fixture, root_key_in, workspace};
+use crate::fixture::{NOW, audit, fixture, root_key_in, workspace};
 
 store_tests!(
     bootstrap_happens_once_and_revisions_track_root_keys,
@@ -21,21 +21,35 @@ async fn bootstrap_happens_once_and_revisions_track_root_keys(backend: Backend) 
     let ws = workspace("first");
     let r0 = store.root_key_revision().await.unwrap();
     let first = root_key_in(&ws.id);
-    assert!(store.bootstrap(&ws, &first).await.unwrap());
+    assert!(store.bootstrap(&ws, &first, &audit(&ws.id)).await.unwrap());
     let second_ws = workspace("second");
     assert!(
         !store
-            .bootstrap(&second_ws, &root_key_in(&second_ws.id))
+            .bootstrap(
+                &second_ws,
+                &root_key_in(&second_ws.id),
+                &audit(&second_ws.id)
+            )
             .await
             .unwrap()
     );
     assert_eq!(store.workspaces().await.unwrap(), vec![ws.clone()]);
     let r1 = store.root_key_revision().await.unwrap();
     assert!(r1 > r0);
-    assert!(store.revoke_root_key(&first.id, NOW).await.unwrap());
+    assert!(
+        store
+            .revoke_root_key(&first.id, NOW, &audit(&first.workspace_id))
+            .await
+            .unwrap()
+    );
     let r2 = store.root_key_revision().await.unwrap();
     assert!(r2 > r1);
-    assert!(!store.revoke_root_key(&first.id, NOW).await.unwrap());
+    assert!(
+        !store
+            .revoke_root_key(&first.id, NOW, &audit(&first.workspace_id))
+            .await
+            .unwrap()
+    );
     let listed = store.root_keys().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].revoked_at, Some(NOW));
@@ -52,7 +66,10 @@ async fn concurrent_bootstraps_create_one_workspace(backend: Backend) {
             let store = Arc::clone(&stores[i % stores.len()]);
             tokio::spawn(async move {
                 let ws = workspace("first");
-                store.bootstrap(&ws, &root_key_in(&ws.id)).await.unwrap()
+                store
+                    .bootstrap(&ws, &root_key_in(&ws.id), &audit(&ws.id))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -69,7 +86,10 @@ async fn root_keys_are_updated_and_rotated_while_live(backend: Backend) {
     let f = fixture(backend).await;
     let mut key = root_key_in(&f.workspace);
     key.expires = Some(NOW.plus_millis(10_000));
-    f.store.insert_root_key(&key).await.unwrap();
+    f.store
+        .insert_root_key(&key, &audit(&key.workspace_id))
+        .await
+        .unwrap();
     let r0 = f.store.root_key_revision().await.unwrap();
 
     let update = RootKeyUpdate {
@@ -79,7 +99,7 @@ async fn root_keys_are_updated_and_rotated_while_live(backend: Backend) {
     };
     let updated = f
         .store
-        .update_root_key(&f.workspace, &key.id, update)
+        .update_root_key(&f.workspace, &key.id, update, &audit(&f.workspace))
         .await
         .unwrap()
         .unwrap();
@@ -95,7 +115,13 @@ async fn root_keys_are_updated_and_rotated_while_live(backend: Backend) {
     let new = root_key_in(&f.workspace);
     let rotated = f
         .store
-        .rotate_root_key(&f.workspace, &key.id, &new, Some(NOW.plus_millis(60_000)))
+        .rotate_root_key(
+            &f.workspace,
+            &key.id,
+            &new,
+            Some(NOW.plus_millis(60_000)),
+            &audit(&f.workspace),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -108,6 +134,7 @@ async fn root_keys_are_updated_and_rotated_while_live(backend: Backend) {
             &key.id,
             &root_key_in(&f.workspace),
             Some(sooner),
+            &audit(&f.workspace),
         )
         .await
         .unwrap()
@@ -120,10 +147,20 @@ async fn root_keys_are_updated_and_rotated_while_live(backend: Backend) {
     assert!(f.store.root_key_revision().await.unwrap() > r1);
 
     // Revoked keys can be neither changed nor rotated, and rotating inserts nothing then.
-    assert!(f.store.revoke_root_key(&key.id, NOW).await.unwrap());
     assert!(
         f.store
-            .update_root_key(&f.workspace, &key.id, RootKeyUpdate::default())
+            .revoke_root_key(&key.id, NOW, &audit(&key.workspace_id))
+            .await
+            .unwrap()
+    );
+    assert!(
+        f.store
+            .update_root_key(
+                &f.workspace,
+                &key.id,
+                RootKeyUpdate::default(),
+                &audit(&f.workspace)
+            )
             .await
             .unwrap()
             .is_none()
@@ -131,7 +168,7 @@ async fn root_keys_are_updated_and_rotated_while_live(backend: Backend) {
     let orphan = root_key_in(&f.workspace);
     assert!(
         f.store
-            .rotate_root_key(&f.workspace, &key.id, &orphan, None)
+            .rotate_root_key(&f.workspace, &key.id, &orphan, None, &audit(&f.workspace))
             .await
             .unwrap()
             .is_none()
