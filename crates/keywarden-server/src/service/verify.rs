@@ -72,18 +72,22 @@ impl Verification {
 }
 
 impl Keywarden {
+    /// Whether verifications are recorded, so callers gather a [`RequestOrigin`] only then.
+    pub fn records_usage(&self) -> bool {
+        self.usage.is_on()
+    }
+
+    /// Verifies a key; with an origin, records the outcome (for keys that exist).
     pub async fn verify(
         &self,
         caller: &Caller,
         mut input: VerifyInput,
-        origin: RequestOrigin,
+        origin: Option<RequestOrigin>,
     ) -> Result<Verification, ApiError> {
         let tags = std::mem::take(&mut input.tags);
         let verification = self.verification(caller, input).await?;
         // Unknown keys (and keys this caller may not see) have no workspace to count in.
-        if let Some(key) = &verification.key
-            && self.usage.is_on()
-        {
+        if let (Some(key), Some(origin)) = (&verification.key, origin) {
             self.usage.record(VerificationEvent {
                 request_id: origin.request_id,
                 time: self.now(),

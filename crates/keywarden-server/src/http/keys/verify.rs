@@ -291,11 +291,13 @@ pub async fn verify_key(
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
     let input: VerifyInput = body.try_into()?;
-    let context = context::current();
-    let origin = RequestOrigin {
-        request_id: context.request_id,
-        client_ip: context.client_ip,
-    };
+    let origin = state.service.records_usage().then(|| {
+        let context = context::current();
+        RequestOrigin {
+            request_id: context.request_id,
+            client_ip: context.client_ip,
+        }
+    });
     let verification = state.service.verify(&caller, input, origin).await?;
     Ok(data_json_response(|out| {
         write_verification(out, &verification)
