@@ -26,6 +26,8 @@
 #   SKIP_BUILD=1     use the binaries already in target/release
 #   SERVER_BIN=path  benchmark this keywarden binary instead of target/release/keywarden (for
 #                    A/B comparisons of server changes); only the load generator is built
+#   SERVER_ENV="KEYWARDEN_X=1 KEYWARDEN_Y=2"   extra environment of the server (settings to
+#                    compare, as bench/events.sh does); space-separated NAME=value pairs
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -137,6 +139,10 @@ if [[ $BACKEND == postgres-redis ]]; then
         loadgen_cmd+=(--service-pid "$SERVICE_PIDS")
     fi
 fi
+if [[ -n ${SERVER_ENV:-} ]]; then
+    read -ra extra_env <<<"$SERVER_ENV"
+    server_env+=("${extra_env[@]}")
+fi
 if [[ $PIN == 1 ]]; then
     server_cmd=(taskset -c "$SERVER_CPUS" "${server_cmd[@]}")
     loadgen_cmd=(taskset -c "$LOADGEN_CPUS" "${loadgen_cmd[@]}")
@@ -154,7 +160,7 @@ else
     echo "== pinning: none"
 fi
 echo "== backend: $BACKEND${schema:+ (PostgreSQL schema $schema, Redis key prefix $redis_prefix, service pids ${SERVICE_PIDS:-none})}"
-echo "== server: ${server_cmd[*]} (RUST_LOG=$SERVER_RUST_LOG, in $workdir)"
+echo "== server: ${server_cmd[*]} (RUST_LOG=$SERVER_RUST_LOG, in $workdir)${SERVER_ENV:+, with $SERVER_ENV}"
 
 # The server's store (sqlite://keywarden.db by default) lands in the fresh directory. `exec`
 # keeps the pid: the subshell becomes taskset, which becomes the server.

@@ -4,10 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use keywarden_server::service::UsageSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -32,6 +34,14 @@ pub struct Config {
     pub max_stale_secs: u64,
     /// Most connections this node opens to PostgreSQL (ignored for SQLite).
     pub database_max_connections: u32,
+    /// Whether every verification of a known key is recorded (usage, `lastUsedAt`).
+    pub record_verifications: bool,
+    /// Most verification events waiting to be written; more are dropped and counted.
+    pub usage_queue_capacity: usize,
+    /// Longest a verification event waits before it is written (and shows in `lastUsedAt`).
+    pub usage_flush_interval_ms: u64,
+    /// How long raw verification events are kept; per-minute to per-month counts stay.
+    pub usage_retention_days: u64,
 }
 
 impl Default for Config {
@@ -47,7 +57,33 @@ impl Default for Config {
             redis_timeout_ms: 100,
             max_stale_secs: 600,
             database_max_connections: 16,
+            record_verifications: true,
+            usage_queue_capacity: 100_000,
+            usage_flush_interval_ms: 1_000,
+            usage_retention_days: 30,
         }
+    }
+}
+
+impl Config {
+    /// The usage recording settings, refusing values that cannot work.
+    pub fn usage(&self) -> anyhow::Result<UsageSettings> {
+        if self.usage_queue_capacity == 0 {
+            anyhow::bail!("usage_queue_capacity must be at least 1");
+        }
+        if self.usage_flush_interval_ms == 0 {
+            anyhow::bail!("usage_flush_interval_ms must be at least 1");
+        }
+        if self.usage_retention_days == 0 {
+            anyhow::bail!("usage_retention_days must be at least 1");
+        }
+        Ok(UsageSettings {
+            record: self.record_verifications,
+            queue_capacity: self.usage_queue_capacity,
+            flush_interval: Duration::from_millis(self.usage_flush_interval_ms),
+            retention: Duration::from_secs(self.usage_retention_days.saturating_mul(86_400)),
+            ..UsageSettings::default()
+        })
     }
 }
 
@@ -79,6 +115,10 @@ const ENV_SETTINGS: &[&str] = &[
     "redis_timeout_ms",
     "max_stale_secs",
     "database_max_connections",
+    "record_verifications",
+    "usage_queue_capacity",
+    "usage_flush_interval_ms",
+    "usage_retention_days",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -129,6 +169,42 @@ mod tests {
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 1)));
         assert_eq!(config.database_url, "b.db");
         assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn usage_settings_come_from_the_file_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kw.toml");
+        std::fs::write(
+            &file,
+            "record_verifications = false\nusage_queue_capacity = 5\n\
+             usage_flush_interval_ms = 250\nusage_retention_days = 7\n",
+        )
+        .unwrap();
+        let usage = load(Some(&file), Overrides::default())
+            .unwrap()
+            .usage()
+            .unwrap();
+        assert!(!usage.record);
+        assert_eq!(usage.queue_capacity, 5);
+        assert_eq!(usage.flush_interval, Duration::from_millis(250));
+        assert_eq!(usage.retention, Duration::from_secs(7 * 86_400));
+
+        std::fs::write(&file, "usage_queue_capacity = 0\n").unwrap();
+        let err = load(Some(&file), Overrides::default())
+            .unwrap()
+            .usage()
+            .unwrap_err();
+        assert!(err.to_string().contains("usage_queue_capacity"), "{err:#}");
+        std::fs::write(&file, "usage_flush_interval_ms = 0\n").unwrap();
+        let err = load(Some(&file), Overrides::default())
+            .unwrap()
+            .usage()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("usage_flush_interval_ms"),
+            "{err:#}"
+        );
     }
 
     #[test]

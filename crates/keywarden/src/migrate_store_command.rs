@@ -22,7 +22,7 @@ pub async fn run(args: MigrateStoreArgs) -> anyhow::Result<()> {
         .await
         .context("the copy failed; the target is unchanged")?;
     for (table, rows) in &report.tables {
-        println!("{table:<22} {rows:>10} rows");
+        println!("{table:<36} {rows:>10} rows");
     }
     println!("copied and checked: every table has as many rows in the target as in the source");
     Ok(())

@@ -27,6 +27,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     )?;
     logging::init(config.log_format);
+    let usage = config.usage()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -52,6 +53,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         service: ServiceSettings {
             key_cache_capacity: config.key_cache_capacity,
             max_stale: Duration::from_secs(config.max_stale_secs),
+            usage,
         },
         ..ServerSettings::default()
     };

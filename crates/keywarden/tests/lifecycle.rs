@@ -155,6 +155,17 @@ fn bad_cluster_settings_stop_the_server_with_a_clear_message() {
     let stderr = serve(&["--database", "postgres://kw:hunter2@127.0.0.1:1/kw"]);
     assert!(stderr.contains("PostgreSQL"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
+    // Usage recording that could never write, or never take an event.
+    let stderr = serve_with(&[], &[("KEYWARDEN_USAGE_QUEUE_CAPACITY", "0")]);
+    assert!(stderr.contains("usage_queue_capacity"), "{stderr}");
+    let stderr = serve_with(&[], &[("KEYWARDEN_USAGE_FLUSH_INTERVAL_MS", "0")]);
+    assert!(stderr.contains("usage_flush_interval_ms"), "{stderr}");
+    let stderr = serve_with(&[], &[("KEYWARDEN_RECORD_VERIFICATIONS", "sometimes")]);
+    // Figment names environment keys in capitals.
+    assert!(
+        stderr.to_lowercase().contains("record_verifications"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -172,6 +172,19 @@ async fn an_installation_moves_to_postgres_and_back() {
         output.contains("keys") && output.contains("copied and checked"),
         "{output}"
     );
+    // Usage history moves too: the three verifications of the credits key, written when the
+    // source stopped at the latest.
+    let rows_of = |table: &str| -> u64 {
+        output
+            .lines()
+            .find_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some(table)).then(|| words.next().unwrap().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no {table} in {output}"))
+    };
+    assert_eq!(rows_of("analytics_verifications"), 3);
+    assert_eq!(rows_of("analytics_verifications_per_month"), 1);
 
     // A target that already holds data is refused, untouched.
     let (success, output) = migrate(&sqlite_url, &postgres);

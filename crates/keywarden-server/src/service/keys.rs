@@ -175,6 +175,7 @@ impl Keywarden {
             created_at: now,
             updated_at: None,
             deleted_at: None,
+            last_used: None,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -473,6 +474,7 @@ impl Keywarden {
                 created_at: now,
                 updated_at: None,
                 deleted_at: None,
+                last_used: None,
             });
             hashes.push(key.hash);
         }

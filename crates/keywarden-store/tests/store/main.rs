@@ -41,3 +41,4 @@ mod namespaces;
 mod postgres;
 mod rbac;
 mod root_keys;
+mod usage;
