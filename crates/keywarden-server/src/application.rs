@@ -98,9 +98,9 @@ impl Application {
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed");
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("the HTTP server failed");
         stop(background);
         self.service
             .store()
