@@ -6,8 +6,11 @@ use sqlparser::ast::{
     FunctionArgExpr, FunctionArguments, InTarget, Interval, ObjectName, ObjectNamePart,
     UnaryOperator, Value,
 };
+use std::cell::Cell;
+
 use time::{Date, Month, OffsetDateTime};
 
+use super::MAX_NESTING;
 use super::ast::{
     Aggregate, CompareOp, Condition, Literal, Operand, TimeBucket, ValueExpr, ValueType,
 };
@@ -21,6 +24,19 @@ pub(crate) struct Scope<'a> {
     pub table: Table,
     pub alias: Option<&'a str>,
     pub now: UnixMillis,
+    /// How deep the conversion is. The parser bounds nesting, but a flat `a OR b OR c …`
+    /// chain parses into a tree as deep as it is long, and converting, rendering and
+    /// printing trees recurse.
+    depth: Cell<usize>,
+}
+
+/// Leaves one level of [`Scope::depth`] when dropped.
+struct Level<'s>(&'s Cell<usize>);
+
+impl Drop for Level<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
 }
 
 /// A function argument the subset understands.
@@ -29,7 +45,26 @@ enum Arg<'e> {
     Star,
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
+    pub fn new(table: Table, alias: Option<&'a str>, now: UnixMillis) -> Self {
+        Scope {
+            table,
+            alias,
+            now,
+            depth: Cell::new(0),
+        }
+    }
+
+    fn enter(&self) -> Result<Level<'_>, QueryError> {
+        let depth = self.depth.get() + 1;
+        if depth > MAX_NESTING {
+            return Err(invalid(format!(
+                "the query nests more than {MAX_NESTING} levels deep (each AND/OR in a chain counts)"
+            )));
+        }
+        self.depth.set(depth);
+        Ok(Level(&self.depth))
+    }
     /// A column reference: `col`, `table.col` or `alias.col`.
     pub fn column(&self, e: &Expr) -> Result<Column, QueryError> {
         let name = match e {
@@ -66,6 +101,7 @@ impl Scope<'_> {
 
     /// Something to select, group by or sort by.
     pub fn value(&self, e: &Expr) -> Result<ValueExpr, QueryError> {
+        let _level = self.enter()?;
         match e {
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                 Ok(ValueExpr::Column(self.column(e)?))
@@ -124,6 +160,7 @@ impl Scope<'_> {
 
     /// A WHERE condition, or the condition inside `countIf`/`sumIf`.
     pub fn condition(&self, e: &Expr) -> Result<Condition, QueryError> {
+        let _level = self.enter()?;
         match e {
             Expr::Nested(inner) => self.condition(inner),
             Expr::BinaryOp { left, op, right } => match op {
@@ -160,8 +197,10 @@ impl Scope<'_> {
                 if *global {
                     return Err(unsupported("GLOBAL IN"));
                 }
-                let InTarget::List(items) = target else {
-                    return Err(unsupported("IN with anything but a list of literals"));
+                let items = match target {
+                    InTarget::List(items) => items,
+                    InTarget::Subquery(_) => return Err(unsupported("a subquery")),
+                    _ => return Err(unsupported("IN with anything but a list of literals")),
                 };
                 if items.is_empty() {
                     return Err(invalid("IN needs at least one value"));
@@ -243,6 +282,7 @@ impl Scope<'_> {
     /// A value inside a condition: a column, a time bucket, a literal, or a time folded from
     /// `now()`.
     fn operand(&self, e: &Expr) -> Result<Operand, QueryError> {
+        let _level = self.enter()?;
         if let Some(ms) = self.constant_time(e)? {
             return Ok(Operand::Literal(Literal::Int(ms)));
         }
@@ -287,6 +327,7 @@ impl Scope<'_> {
     /// `now()`, `now() ± INTERVAL n UNIT`, folded to Unix ms so the database never sees a
     /// clock of its own (and tests can fix the instant).
     fn constant_time(&self, e: &Expr) -> Result<Option<i64>, QueryError> {
+        let _level = self.enter()?;
         match e {
             Expr::Nested(inner) => self.constant_time(inner),
             Expr::Function(f) if is_now(f) => {
@@ -364,10 +405,6 @@ impl Scope<'_> {
     fn refuse(&self, e: &Expr) -> QueryError {
         match e {
             Expr::Subquery(_) | Expr::Exists { .. } => unsupported("a subquery"),
-            Expr::In {
-                target: InTarget::Subquery(_),
-                ..
-            } => unsupported("a subquery"),
             Expr::Cast { .. } | Expr::Convert { .. } => unsupported("CAST"),
             Expr::Case { .. } => unsupported("CASE"),
             Expr::Interval(_) => unsupported("INTERVAL outside `now() - INTERVAL n UNIT`"),

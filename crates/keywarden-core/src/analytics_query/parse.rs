@@ -135,11 +135,7 @@ fn query_from(query: Query, now: UnixMillis) -> Result<AnalyticsQuery, QueryErro
     )?;
 
     let (table, alias) = table_from(from)?;
-    let scope = Scope {
-        table,
-        alias: alias.as_deref(),
-        now,
-    };
+    let scope = Scope::new(table, alias.as_deref(), now);
     let (projection, aliases) = projection_from(&scope, &projection)?;
     let filter = selection.map(|e| scope.condition(&e)).transpose()?;
     let group_by = group_by_from(&scope, group_by, &projection, &aliases)?;

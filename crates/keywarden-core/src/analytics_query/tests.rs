@@ -218,7 +218,10 @@ fn select_star_expands_to_the_public_columns_without_client_ip() {
          tags AS c9, spent_credits AS c10 FROM analytics_verifications WHERE workspace_id = ? \
          ORDER BY c1 DESC LIMIT ?"
     );
-    assert_eq!(r.columns[4], column("identity_id", OutputKind::NullableText));
+    assert_eq!(
+        r.columns[4],
+        column("identity_id", OutputKind::NullableText)
+    );
     assert_eq!(r.columns[9], column("tags", OutputKind::Tags));
     let r = sqlite("SELECT v.* FROM key_verifications_per_hour_v1 v");
     let names: Vec<_> = r.columns.iter().map(|c| c.name.as_str()).collect();
@@ -339,7 +342,8 @@ fn intervals_fold_with_every_unit() {
         assert_eq!(r.params[1], Param::Int(NOW - 2 * delta), "{unit}");
     }
     // 2026-11-27 + 3 months = 2027-02-27; 2026-05-31 - 3 months clamps to 2026-02-28.
-    let r = sqlite("SELECT count() FROM key_verifications_v1 WHERE time < now() + INTERVAL 3 MONTH");
+    let r =
+        sqlite("SELECT count() FROM key_verifications_v1 WHERE time < now() + INTERVAL 3 MONTH");
     assert_eq!(r.params[1], Param::Int(1_803_764_881_000));
     let may_31 = 1_780_264_800_000; // 2026-05-31T22:00:00Z
     let q = AnalyticsQuery::parse(
@@ -377,7 +381,13 @@ fn names_are_case_sensitive_functions_are_not_and_comments_are_ignored() {
         "SELECT count(*) AS c0, (time / 86400000 * 86400000) AS c1 \
          FROM analytics_verifications_per_day WHERE workspace_id = ? GROUP BY c1 LIMIT ?"
     );
-    assert!(AnalyticsQuery::parse("SELECT Outcome FROM key_verifications_v1", UnixMillis::from_millis(NOW)).is_err());
+    assert!(
+        AnalyticsQuery::parse(
+            "SELECT Outcome FROM key_verifications_v1",
+            UnixMillis::from_millis(NOW)
+        )
+        .is_err()
+    );
 }
 
 #[test]
