@@ -150,6 +150,7 @@ impl<'a> Scope<'a> {
                 }
             }
             ("has", _) => ValueExpr::HasTag(self.has_tag(&args)?),
+            ("now", _) => return Err(unsupported("now() outside a WHERE comparison")),
             _ => match bucket(&name) {
                 Some(b) => ValueExpr::Bucket(self.bucket_arg(b, &args)?),
                 None => return Err(self.wrong_function(&name, f, &args)),

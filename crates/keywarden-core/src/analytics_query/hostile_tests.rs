@@ -368,7 +368,14 @@ fn hostile_queries_are_refused_by_name() {
             "SELECT outcome, outcome FROM key_verifications_v1",
             "two result columns are named `outcome`",
         ),
-        ("SELECT 1", "FROM"),
+        (
+            "SELECT 1",
+            "FROM with one of the key_verifications tables is required",
+        ),
+        (
+            "SELECT now() FROM key_verifications_v1",
+            "now() outside a WHERE comparison is not supported",
+        ),
         (
             "SELECT 1 FROM key_verifications_v1",
             "a literal (`1`) as a selected",

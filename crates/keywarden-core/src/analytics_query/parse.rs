@@ -168,10 +168,15 @@ fn refuse_if(present: bool, what: &str) -> Result<(), QueryError> {
 /// The one table of FROM and its alias.
 fn table_from(from: Vec<TableWithJoins>) -> Result<(Table, Option<String>), QueryError> {
     let mut from = from.into_iter();
-    let (Some(TableWithJoins { relation, joins }), None) = (from.next(), from.next()) else {
-        return Err(unsupported(
-            "a query without exactly one table in FROM (JOIN)",
-        ));
+    let (first, second) = (from.next(), from.next());
+    let TableWithJoins { relation, joins } = match (first, second) {
+        (Some(one), None) => one,
+        (None, _) => {
+            return Err(invalid(
+                "FROM with one of the key_verifications tables is required",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(unsupported("JOIN (several tables in FROM)")),
     };
     refuse_if(!joins.is_empty(), "JOIN")?;
     let TableFactor::Table {

@@ -301,14 +301,14 @@ fn where_operators_render_with_explicit_grouping() {
         "SELECT request_id FROM key_verifications_v1 \
          WHERE (outcome = 'A' OR outcome = 'B') AND NOT (region IS NULL) \
          AND identity_id IS NOT NULL AND external_id LIKE 'cus\\\\_%' AND key_id NOT IN ('k') \
-         AND time NOT BETWEEN -5 AND now() AND toStartOfMinute(time) < now() - INTERVAL 1 MONTH",
+         AND time NOT BETWEEN -5 AND now() AND outcome == 'C' AND toStartOfMinute(time) < now() - INTERVAL 1 MONTH",
     );
     assert_eq!(
         r.sql,
         "SELECT request_id AS c0 FROM analytics_verifications WHERE workspace_id = ? AND \
          ((outcome = ? OR outcome = ?) AND NOT (region IS NULL) AND identity_id IS NOT NULL \
          AND external_id LIKE ? ESCAPE '\\' AND key_id NOT IN (?) AND time NOT BETWEEN ? AND ? \
-         AND (time / 60000 * 60000) < ?) LIMIT ?"
+         AND outcome = ? AND (time / 60000 * 60000) < ?) LIMIT ?"
     );
     assert_eq!(
         r.params,
@@ -320,6 +320,7 @@ fn where_operators_render_with_explicit_grouping() {
             text("k"),
             Param::Int(-5),
             Param::Int(NOW),
+            text("C"),
             // 2026-10-27T21:48:01Z: one calendar month back.
             Param::Int(1_793_137_681_000),
             Param::Int(10_000)
