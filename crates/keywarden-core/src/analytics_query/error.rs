@@ -15,6 +15,8 @@ pub enum QueryError {
     Syntax(String),
     #[error("only one statement is allowed")]
     SeveralStatements,
+    #[error("only SELECT is allowed, not `{0}`")]
+    NotSelect(String),
     #[error("{0} is not supported")]
     Unsupported(String),
     #[error("unknown table `{0}`")]

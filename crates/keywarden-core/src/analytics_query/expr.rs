@@ -413,6 +413,17 @@ impl<'a> Scope<'a> {
                 unsupported("`*` outside `SELECT *` and `count(*)`")
             }
             Expr::Lambda(_) => unsupported("lambda expressions"),
+            Expr::BinaryOp {
+                op:
+                    op @ (BinaryOperator::Plus
+                    | BinaryOperator::Minus
+                    | BinaryOperator::Multiply
+                    | BinaryOperator::Divide
+                    | BinaryOperator::Modulo),
+                ..
+            } => invalid(format!(
+                "arithmetic (`{op}`) is not supported; for times relative to now use `now() - INTERVAL n UNIT`"
+            )),
             Expr::BinaryOp { op, .. } => unsupported(format!("operator `{op}` here")),
             other => unsupported(format!("expression `{}`", excerpt(&other.to_string()))),
         }

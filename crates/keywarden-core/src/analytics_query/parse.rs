@@ -46,10 +46,7 @@ pub(crate) fn parse(text: &str, now: UnixMillis) -> Result<AnalyticsQuery, Query
             .next()
             .map(str::to_ascii_uppercase)
             .unwrap_or_default();
-        return Err(unsupported(format!(
-            "`{}` (only SELECT is)",
-            excerpt(&keyword)
-        )));
+        return Err(QueryError::NotSelect(excerpt(&keyword)));
     };
     query_from(*query, now)
 }
@@ -228,7 +225,13 @@ fn table_from(from: Vec<TableWithJoins>) -> Result<(Table, Option<String>), Quer
                 !columns.is_empty() || at.is_some(),
                 "column lists in a table alias",
             )?;
-            Some(name.value)
+            // ClickHouse's FINAL (merge rollup parts before reading) reaches us as an alias;
+            // our rollups are always merged, so it means nothing here.
+            if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("final") {
+                None
+            } else {
+                Some(name.value)
+            }
         }
     };
     Ok((table, alias))

@@ -223,6 +223,11 @@ fn select_star_expands_to_the_public_columns_without_client_ip() {
         column("identity_id", OutputKind::NullableText)
     );
     assert_eq!(r.columns[9], column("tags", OutputKind::Tags));
+    // ClickHouse's FINAL is accepted and means nothing here.
+    assert_eq!(
+        sqlite("SELECT key_id FROM key_verifications_per_hour_v1 FINAL").sql,
+        "SELECT key_id AS c0 FROM analytics_verifications_per_hour WHERE workspace_id = ? LIMIT ?"
+    );
     let r = sqlite("SELECT v.* FROM key_verifications_per_hour_v1 v");
     let names: Vec<_> = r.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
@@ -417,4 +422,33 @@ fn aliases_shadow_columns_in_group_by_and_order_by() {
         "SELECT (time / 86400000 * 86400000) AS c0, count(*) AS c1 FROM analytics_verifications \
          WHERE workspace_id = ? AND (time > ?) GROUP BY c0 ORDER BY c0 ASC LIMIT ?"
     );
+}
+
+/// The examples in `docs/analytics.md` stay valid, and the SQL shown for one stays true.
+#[test]
+fn the_documented_examples_are_accepted() {
+    let doc = include_str!("../../../../docs/analytics.md");
+    let examples = doc
+        .split("## Examples")
+        .nth(1)
+        .and_then(|s| s.split("```sql").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("an sql block under Examples");
+    let queries: Vec<&str> = examples
+        .split("\n\n")
+        .filter(|q| !q.trim().is_empty())
+        .collect();
+    assert_eq!(queries.len(), 4);
+    for q in &queries {
+        parse(q);
+    }
+    let r = sqlite(queries[1]);
+    assert_eq!(
+        r.sql,
+        "SELECT (time / 3600000 * 3600000) AS c0, outcome AS c1, count(*) AS c2 \
+         FROM analytics_verifications \
+         WHERE workspace_id = ? AND (key_id = ? AND time >= ?) \
+         GROUP BY c0, c1 ORDER BY c0 ASC, c1 ASC LIMIT ?"
+    );
+    assert_eq!(r.params[2], Param::Int(NOW - DAY));
 }
