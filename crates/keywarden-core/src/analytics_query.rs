@@ -13,6 +13,7 @@
 mod ast;
 mod error;
 mod expr;
+mod interval;
 mod parse;
 mod render;
 mod schema;
@@ -25,7 +26,7 @@ mod tests;
 pub use ast::{AnalyticsQuery, OutputColumn, OutputKind};
 pub use error::QueryError;
 pub use render::{ApiScope, Dialect, Param, RenderedQuery};
-pub use schema::{Column, Table};
+pub use schema::{Column, ColumnType, Table};
 
 use crate::id::WorkspaceId;
 use crate::time::UnixMillis;

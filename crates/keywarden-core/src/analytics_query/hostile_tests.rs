@@ -511,3 +511,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Whatever a string literal holds, it arrives intact as a parameter and the SQL text is
+    /// the same as for any other literal.
+    #[test]
+    fn any_string_literal_becomes_exactly_one_parameter(value in "\\PC{0,40}") {
+        let quoted = value.replace('\\', "\\\\").replace('\'', "''");
+        let text = format!("SELECT key_id FROM key_verifications_v1 WHERE outcome = '{quoted}'");
+        let q = AnalyticsQuery::parse(&text, NOW).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let workspace = crate::id::WorkspaceId::parse("ws_1").expect("valid");
+        let r = q.render(Dialect::Postgres, &workspace, &ApiScope::All);
+        prop_assert_eq!(
+            r.sql,
+            "SELECT key_id AS c0 FROM analytics_verifications WHERE workspace_id = $1 \
+             AND (outcome = $2) LIMIT $3"
+        );
+        prop_assert_eq!(&r.params[1], &Param::Text(value));
+    }
+}
