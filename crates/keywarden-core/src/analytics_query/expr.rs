@@ -1,11 +1,12 @@
 //! Converts the parser's expressions into ours. Each function here accepts a short list of
 //! shapes and refuses everything else by name; nothing falls through unexamined.
 
+use std::cell::Cell;
+
 use sqlparser::ast::{
     BinaryOperator, DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArguments, InTarget, ObjectName, ObjectNamePart, UnaryOperator, Value,
 };
-use std::cell::Cell;
 
 use super::MAX_NESTING;
 use super::ast::{
@@ -63,6 +64,7 @@ impl<'a> Scope<'a> {
         self.depth.set(depth);
         Ok(Level(&self.depth))
     }
+
     /// A column reference: `col`, `table.col` or `alias.col`.
     pub fn column(&self, e: &Expr) -> Result<Column, QueryError> {
         let name = match e {
