@@ -44,6 +44,9 @@ pub struct KeyRecord {
     pub created_at: UnixMillis,
     pub updated_at: Option<UnixMillis>,
     pub deleted_at: Option<UnixMillis>,
+    /// The latest recorded verification; written only by usage recording, so it lags
+    /// verifications by the recorder's flush interval.
+    pub last_used: Option<UnixMillis>,
 }
 
 /// A field of a partial update: leave it, clear it (`null` on the wire), or set it.
@@ -201,6 +204,7 @@ impl KeyRecord {
             created_at: now,
             updated_at: None,
             deleted_at: None,
+            last_used: None,
         }
     }
 }
@@ -281,6 +285,7 @@ mod tests {
             created_at: now(),
             updated_at: None,
             deleted_at: None,
+            last_used: None,
         }
     }
 

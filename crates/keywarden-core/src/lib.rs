@@ -24,6 +24,7 @@ pub mod secret;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod usage;
 pub mod verify;
 pub mod verify_limits;
 pub mod workspace;

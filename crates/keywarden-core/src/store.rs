@@ -19,6 +19,7 @@ use crate::namespace::{Identifier, Namespace, RateOverride};
 use crate::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use crate::root_key::{RootKey, RootKeyUpdate};
 use crate::time::UnixMillis;
+use crate::usage::{Granularity, VerificationEvent, VerificationRollup};
 use crate::workspace::Workspace;
 
 /// A failure of the storage backend, or a uniqueness conflict.
@@ -345,10 +346,38 @@ pub trait RbacStore: Send + Sync {
     ) -> StoreResult<Option<Role>>;
 }
 
+/// Verification events: the raw rows, their rollups per minute, hour, day and month, and
+/// each key's last use.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// In one transaction: stores every event as a raw row, adds each to its rollup row in
+    /// every granularity (count and spent credits), and moves each key's last use forward to
+    /// its latest event (never backwards: batches may arrive out of order). Events carry their
+    /// workspace, and every row written is keyed by it.
+    async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;
+    /// Deletes raw events older than `before`; rollups stay. Returns how many were deleted.
+    async fn prune_verifications(&self, before: UnixMillis) -> StoreResult<u64>;
+    /// The workspace's rollup rows of one granularity, ordered by bucket, key, outcome, tags.
+    async fn verification_rollups(
+        &self,
+        workspace: &WorkspaceId,
+        granularity: Granularity,
+    ) -> StoreResult<Vec<VerificationRollup>>;
+    /// How many raw events of the workspace are stored.
+    async fn count_verification_events(&self, workspace: &WorkspaceId) -> StoreResult<u64>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + RootKeyStore + ApiStore + KeyStore + IdentityStore + NamespaceStore + RbacStore
+    WorkspaceStore
+    + RootKeyStore
+    + ApiStore
+    + KeyStore
+    + IdentityStore
+    + NamespaceStore
+    + RbacStore
+    + UsageStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

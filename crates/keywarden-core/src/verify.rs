@@ -17,6 +17,22 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
+    pub const ALL: [Self; 8] = [
+        Self::Valid,
+        Self::NotFound,
+        Self::Forbidden,
+        Self::InsufficientPermissions,
+        Self::UsageExceeded,
+        Self::RateLimited,
+        Self::Disabled,
+        Self::Expired,
+    ];
+
+    /// The code with this wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == s)
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Valid => "VALID",

@@ -170,6 +170,7 @@ mod tests {
             created_at: now(),
             updated_at: None,
             deleted_at: None,
+            last_used: None,
         }
     }
 

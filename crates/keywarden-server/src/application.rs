@@ -80,6 +80,11 @@ impl Application {
         // goes unheard.
         let (sink, events) = ChannelSink::new();
         self.service.feed().subscribe(sink);
+        let (stop_usage, usage_stopped) = tokio::sync::watch::channel(false);
+        let usage_writer = self
+            .service
+            .take_usage_writer()
+            .map(|writer| tokio::spawn(writer.run(self.service.usage_store(), usage_stopped)));
         let background = [
             tokio::spawn(apply_feed_events(Arc::clone(&self.service), events)),
             tokio::spawn(poll_root_keys(
@@ -88,6 +93,7 @@ impl Application {
             )),
             tokio::spawn(refill_credits(Arc::clone(&self.service))),
             tokio::spawn(sweep_limits(Arc::clone(&self.service))),
+            tokio::spawn(prune_usage(Arc::clone(&self.service))),
         ];
         let router = http::router(AppState {
             service: Arc::clone(&self.service),
@@ -102,6 +108,13 @@ impl Application {
         .await
         .context("the HTTP server failed");
         stop(background);
+        // Requests have finished: write the verifications still queued, then flush.
+        let _ = stop_usage.send(true);
+        if let Some(writer) = usage_writer
+            && let Err(e) = writer.await
+        {
+            tracing::error!(error = ?e, "the usage writer failed");
+        }
         self.service
             .store()
             .flush()
@@ -112,7 +125,7 @@ impl Application {
     }
 }
 
-fn stop(tasks: [JoinHandle<()>; 4]) {
+fn stop(tasks: [JoinHandle<()>; 5]) {
     for task in tasks {
         task.abort();
     }
@@ -173,6 +186,21 @@ async fn sweep_limits(service: Arc<Keywarden>) {
             .unwrap_or(0);
         if swept > 0 {
             tracing::debug!(swept, "ended rate-limit windows dropped");
+        }
+    }
+}
+
+/// Deletes raw verification events past their retention, at startup and hourly; rollups
+/// stay.
+async fn prune_usage(service: Arc<Keywarden>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(3_600));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match service.prune_usage().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "verification events past retention deleted"),
+            Err(e) => tracing::warn!(error = ?e, "could not delete old verification events"),
         }
     }
 }

@@ -23,6 +23,8 @@ use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::store::PageRequest;
 use keywarden_core::text::{ApiName, KeyName, Label};
 use keywarden_core::time::UnixMillis;
+use keywarden_core::usage::VerificationRollup;
+use keywarden_core::verify::VerifyCode;
 use keywarden_core::workspace::Workspace;
 
 type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -185,6 +187,8 @@ pub struct StoredKey {
     pub deleted_at: Option<i64>,
     pub identity_id: Option<String>,
     pub ratelimits: Option<String>,
+    /// Written only by usage recording, never by key writes.
+    pub last_used_at: Option<i64>,
 }
 
 impl StoredKey {
@@ -207,6 +211,7 @@ impl StoredKey {
             deleted_at: key.deleted_at.map(UnixMillis::as_millis),
             identity_id: key.identity.as_ref().map(|i| i.id.to_string()),
             ratelimits: encode_limits(&key.ratelimits),
+            last_used_at: key.last_used.map(UnixMillis::as_millis),
         })
     }
 
@@ -245,6 +250,7 @@ impl StoredKey {
             created_at,
             updated_at: millis(self.updated_at),
             deleted_at: millis(self.deleted_at),
+            last_used: millis(self.last_used_at),
         })
     }
 }
@@ -544,5 +550,47 @@ mod tests {
         };
         let e = stored.into_credits(T).unwrap_err();
         assert_eq!(e.to_string(), "invalid value in column refill_interval");
+    }
+}
+
+/// A row of an `analytics_verifications_per_*` table, without its workspace (reads are per
+/// workspace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRollup {
+    pub time: i64,
+    pub key_space_id: String,
+    pub identity_id: Option<String>,
+    pub external_id: Option<String>,
+    pub key_id: String,
+    pub outcome: String,
+    pub tags: String,
+    pub count: i64,
+    pub spent_credits: i64,
+}
+
+impl StoredRollup {
+    pub fn into_rollup(self) -> Result<VerificationRollup, ColumnError> {
+        Ok(VerificationRollup {
+            bucket: UnixMillis::from_millis(self.time),
+            api_id: ApiId::parse(&self.key_space_id).map_err(at("rollup.key_space_id"))?,
+            key_id: KeyId::parse(&self.key_id).map_err(at("rollup.key_id"))?,
+            identity_id: self
+                .identity_id
+                .as_deref()
+                .map(IdentityId::parse)
+                .transpose()
+                .map_err(at("rollup.identity_id"))?,
+            external_id: self
+                .external_id
+                .as_deref()
+                .map(ExternalId::parse)
+                .transpose()
+                .map_err(at("rollup.external_id"))?,
+            outcome: VerifyCode::parse(&self.outcome)
+                .ok_or_else(|| at("rollup.outcome")(Invalid("not a verification outcome")))?,
+            tags: serde_json::from_str(&self.tags).map_err(at("rollup.tags"))?,
+            count: self.count,
+            spent_credits: self.spent_credits,
+        })
     }
 }

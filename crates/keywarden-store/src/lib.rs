@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod postgres_feed;
 pub mod sqlite;
 pub mod transfer;
+mod usage;
 
 use std::sync::Arc;
 

@@ -20,7 +20,6 @@ pub struct RequestContext {
     pub problem_json: bool,
     /// The peer address of the connection; absent when the server was not served with
     /// connection info (some tests build the router alone).
-    #[expect(dead_code, reason = "read by verification events and audit entries")]
     pub client_ip: Option<IpAddr>,
 }
 

@@ -37,6 +37,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .set(up(health.change_feed.state != "disconnected"));
         gauge!("keywarden_cached_records_trusted").set(up(health.change_feed.cache_trusted));
         gauge!("keywarden_degraded").set(up(health.status != "ok"));
+        let usage = state.service.usage_stats();
+        counter!("keywarden_usage_events_recorded_total").absolute(usage.recorded);
+        counter!("keywarden_usage_events_dropped_total", "reason" => "queue_full")
+            .absolute(usage.dropped_queue_full);
+        counter!("keywarden_usage_events_dropped_total", "reason" => "store_error")
+            .absolute(usage.dropped_store_error);
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a gauge is a float; depths are small"
+        )]
+        gauge!("keywarden_usage_queue_depth").set(usage.queue_depth as f64);
+        counter!("keywarden_usage_batches_written_total").absolute(usage.batches_written);
     });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -171,6 +171,9 @@ pub struct KeyData<'a> {
     created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     updated_at: Option<i64>,
+    /// The latest recorded verification; behind by at most the usage flush interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires: Option<i64>,
     /// Keywarden extension: the API (keyspace) the key belongs to.
@@ -195,6 +198,7 @@ impl<'a> KeyData<'a> {
             meta: key.meta.as_ref(),
             created_at: key.created_at.as_millis(),
             updated_at: key.updated_at.map(UnixMillis::as_millis),
+            last_used_at: key.last_used.map(UnixMillis::as_millis),
             expires: key.expires.map(UnixMillis::as_millis),
             api_id: key.api_id.as_str(),
             permissions: key.effective_permissions(),

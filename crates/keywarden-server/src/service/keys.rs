@@ -173,6 +173,7 @@ impl Keywarden {
             created_at: now,
             updated_at: None,
             deleted_at: None,
+            last_used: None,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -434,6 +435,7 @@ impl Keywarden {
                 created_at: now,
                 updated_at: None,
                 deleted_at: None,
+                last_used: None,
             });
             hashes.push(key.hash);
         }

@@ -15,6 +15,7 @@ mod rbac;
 mod refill;
 mod root_key_admin;
 mod root_keys;
+mod usage_recorder;
 mod verify;
 mod verify_limits;
 
@@ -39,7 +40,8 @@ pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
-pub use verify::{Verification, VerifyInput};
+pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
+pub use verify::{RequestOrigin, Verification, VerifyInput};
 pub use verify_limits::CheckedLimits;
 
 use crate::error::ApiError;
@@ -53,6 +55,8 @@ pub struct ServiceSettings {
     /// (and with it, news of changes made on other nodes); after that, every lookup asks the
     /// store.
     pub max_stale: std::time::Duration,
+    /// Recording of verification events.
+    pub usage: UsageSettings,
 }
 
 impl Default for ServiceSettings {
@@ -60,6 +64,7 @@ impl Default for ServiceSettings {
         Self {
             key_cache_capacity: 100_000,
             max_stale: std::time::Duration::from_secs(600),
+            usage: UsageSettings::default(),
         }
     }
 }
@@ -93,6 +98,12 @@ pub struct Keywarden {
     max_stale_ms: i64,
     /// Completed full resyncs (see `changes.rs`).
     resyncs: std::sync::atomic::AtomicU64,
+    /// Takes verification events off the hot path.
+    usage: UsageRecorder,
+    /// Drains `usage` into the store; taken and run by the application.
+    usage_writer: parking_lot::Mutex<Option<UsageWriter>>,
+    /// How long raw verification events are kept.
+    usage_retention_ms: i64,
 }
 
 impl Keywarden {
@@ -113,6 +124,7 @@ impl Keywarden {
         root_keys.refresh(store.as_ref()).await?;
         tracing::info!(known_keys = known, "key index loaded");
         let local_limiter = Arc::new(InMemoryLimiter::new(Arc::clone(&clock)));
+        let (usage, usage_writer) = usage_recorder::usage_channel(&settings.usage);
         Ok(Self {
             store,
             feed,
@@ -126,7 +138,32 @@ impl Keywarden {
             root_keys_changed: Notify::new(),
             max_stale_ms: i64::try_from(settings.max_stale.as_millis()).unwrap_or(i64::MAX),
             resyncs: std::sync::atomic::AtomicU64::new(0),
+            usage,
+            usage_writer: parking_lot::Mutex::new(usage_writer),
+            usage_retention_ms: i64::try_from(settings.usage.retention.as_millis())
+                .unwrap_or(i64::MAX),
         })
+    }
+
+    /// The task that writes recorded verifications, once (`None` when recording is off or
+    /// it was taken already).
+    pub fn take_usage_writer(&self) -> Option<UsageWriter> {
+        self.usage_writer.lock().take()
+    }
+
+    pub fn usage_stats(&self) -> UsageStats {
+        self.usage.stats()
+    }
+
+    /// Deletes raw verification events past their retention; rollups stay. Returns how many.
+    pub async fn prune_usage(&self) -> StoreResult<u64> {
+        let before = self.now().plus_millis(-self.usage_retention_ms);
+        self.store.prune_verifications(before).await
+    }
+
+    /// The store as the usage writer needs it.
+    pub fn usage_store(&self) -> Arc<dyn keywarden_core::store::UsageStore> {
+        Arc::clone(&self.store) as Arc<dyn keywarden_core::store::UsageStore>
     }
 
     /// Forgets rate-limit windows that have ended; returns how many were dropped.

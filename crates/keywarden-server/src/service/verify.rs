@@ -3,7 +3,9 @@
 //! Everything up to the credit check is answered from memory: the root key from the
 //! directory, the key from the key cache (unknown keys from the digest set). The only store
 //! operation is spending credits, for keys that have a balance, and that is an atomic write.
+//! Each outcome for a known key is handed to the usage recorder, which never waits.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use keywarden_core::credits::SpendOutcome;
@@ -12,6 +14,7 @@ use keywarden_core::id::{ApiId, KeyId};
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::store::CreditSpend;
 use keywarden_core::time::UnixMillis;
+use keywarden_core::usage::VerificationEvent;
 use keywarden_core::verify::{VerifyCode, check_key_state};
 use keywarden_core::verify_limits::RequestedLimit;
 
@@ -31,6 +34,15 @@ pub struct VerifyInput {
     pub ratelimits: Vec<RequestedLimit>,
     /// A permission query the key must satisfy (§5.3).
     pub permissions: Option<String>,
+    /// Recorded with the verification event.
+    pub tags: Vec<String>,
+}
+
+/// Where a verification request came from, for its event.
+#[derive(Debug, Clone)]
+pub struct RequestOrigin {
+    pub request_id: String,
+    pub client_ip: Option<IpAddr>,
 }
 
 /// The outcome of a verification, with the key when the outcome may show it.
@@ -43,6 +55,8 @@ pub struct Verification {
     pub credits: Option<i64>,
     /// The limits checked, when any was.
     pub ratelimits: Option<CheckedLimits>,
+    /// Credits this verification took from the key's balance.
+    pub spent_credits: i64,
 }
 
 impl Verification {
@@ -52,12 +66,43 @@ impl Verification {
             key: None,
             credits: None,
             ratelimits: None,
+            spent_credits: 0,
         }
     }
 }
 
 impl Keywarden {
     pub async fn verify(
+        &self,
+        caller: &Caller,
+        mut input: VerifyInput,
+        origin: RequestOrigin,
+    ) -> Result<Verification, ApiError> {
+        let tags = std::mem::take(&mut input.tags);
+        let verification = self.verification(caller, input).await?;
+        // Unknown keys (and keys this caller may not see) have no workspace to count in.
+        if let Some(key) = &verification.key
+            && self.usage.is_on()
+        {
+            self.usage.record(VerificationEvent {
+                request_id: origin.request_id,
+                time: self.now(),
+                workspace_id: key.workspace_id.clone(),
+                api_id: key.api_id.clone(),
+                key_id: key.id.clone(),
+                identity_id: key.identity.as_ref().map(|i| i.id.clone()),
+                external_id: key.identity.as_ref().map(|i| i.external_id.clone()),
+                outcome: verification.code,
+                spent_credits: verification.spent_credits,
+                tags,
+                client_ip: origin.client_ip,
+            });
+        }
+        Ok(verification)
+    }
+
+    /// The verification itself, without recording it.
+    async fn verification(
         &self,
         caller: &Caller,
         input: VerifyInput,
@@ -118,6 +163,7 @@ impl Keywarden {
                 key: Some(key),
                 credits: None,
                 ratelimits: limits.report(false),
+                spent_credits: 0,
             });
         }
         let cost = input.cost.unwrap_or(1);
@@ -129,16 +175,16 @@ impl Keywarden {
                 return Err(e.into());
             }
         };
-        let (code, credits) = match spend {
+        let (code, credits, spent_credits) = match spend {
             CreditSpend::Outcome(SpendOutcome::Spent { remaining }) => {
-                (VerifyCode::Valid, Some(remaining))
+                (VerifyCode::Valid, Some(remaining), cost)
             }
             CreditSpend::Outcome(SpendOutcome::Insufficient { remaining }) => {
-                (VerifyCode::UsageExceeded, Some(remaining))
+                (VerifyCode::UsageExceeded, Some(remaining), 0)
             }
             // The key changed since it was cached; the change invalidated the cache entry, so
             // answering from the store's current view is right.
-            CreditSpend::Unlimited => (VerifyCode::Valid, None),
+            CreditSpend::Unlimited => (VerifyCode::Valid, None, 0),
             CreditSpend::KeyMissing => {
                 self.refund_limits(&limits).await;
                 return Ok(Verification::not_found());
@@ -154,6 +200,7 @@ impl Keywarden {
             key: Some(key),
             credits,
             ratelimits: limits.report(refunded),
+            spent_credits,
         })
     }
 
@@ -179,6 +226,7 @@ impl Keywarden {
             credits,
             key: Some(key),
             ratelimits,
+            spent_credits: 0,
         })
     }
 

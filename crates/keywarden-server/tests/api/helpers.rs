@@ -17,12 +17,13 @@ use keywarden_core::root_key::{RootKey, RootKeyUpdate, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
     ApiStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
-    PageRequest, RbacStore, RootKeyStore, Store, StoreResult, WorkspaceStore,
+    PageRequest, RbacStore, RootKeyStore, Store, StoreResult, UsageStore, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
+use keywarden_core::usage::{Granularity, VerificationEvent, VerificationRollup};
 use keywarden_core::workspace::Workspace;
-use keywarden_server::service::{Backends, Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::service::{Backends, Bootstrap, ServiceSettings, UsageSettings, bootstrap};
 
 use crate::backend::TestStorage;
 use keywarden_server::{Application, ServerSettings};
@@ -163,6 +164,11 @@ pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         service: ServiceSettings {
             key_cache_capacity: 10_000,
+            // Tests wait for recorded usage; a short interval keeps them quick.
+            usage: UsageSettings {
+                flush_interval: std::time::Duration::from_millis(100),
+                ..UsageSettings::default()
+            },
             ..ServiceSettings::default()
         },
         root_key_poll: std::time::Duration::from_millis(50),
@@ -670,6 +676,28 @@ impl RbacStore for CountingStore {
         self.inner
             .set_role_permissions(workspace, role, permissions)
             .await
+    }
+}
+
+#[async_trait]
+impl UsageStore for CountingStore {
+    async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
+        self.inner.record_verifications(events).await
+    }
+    async fn prune_verifications(&self, before: UnixMillis) -> StoreResult<u64> {
+        self.inner.prune_verifications(before).await
+    }
+    async fn verification_rollups(
+        &self,
+        workspace: &WorkspaceId,
+        granularity: Granularity,
+    ) -> StoreResult<Vec<VerificationRollup>> {
+        self.inner
+            .verification_rollups(workspace, granularity)
+            .await
+    }
+    async fn count_verification_events(&self, workspace: &WorkspaceId) -> StoreResult<u64> {
+        self.inner.count_verification_events(workspace).await
     }
 }
 

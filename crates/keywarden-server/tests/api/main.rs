@@ -23,6 +23,7 @@ mod redis_limiter;
 mod refill;
 mod reroll;
 mod root_keys;
+mod usage;
 mod verify;
 
 /// The backends every test of this binary runs on.

@@ -46,6 +46,8 @@ mod refill;
 mod reroll;
 #[path = "../api/root_keys.rs"]
 mod root_keys;
+#[path = "../api/usage.rs"]
+mod usage;
 #[path = "../api/verify.rs"]
 mod verify;
 

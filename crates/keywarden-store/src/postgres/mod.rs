@@ -21,6 +21,7 @@ mod rbac;
 mod root_keys;
 mod rows;
 mod schema;
+mod usage;
 mod workspaces;
 
 use std::time::Duration;

@@ -43,7 +43,7 @@ macro_rules! key_select {
          k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
          k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, \
          k.deleted_at, k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, \
-         i.created_at, i.updated_at \
+         i.created_at, i.updated_at, k.last_used_at \
          FROM keys k LEFT JOIN identities i ON i.id = k.identity_id"
     };
 }
@@ -51,6 +51,8 @@ pub(super) use key_select;
 
 /// The first column of the identity in [`key_select`].
 const KEY_IDENTITY_AT: usize = 20;
+/// Where `k.last_used_at` is in [`key_select`]: after the identity's seven columns.
+const KEY_LAST_USED_AT: usize = KEY_IDENTITY_AT + 7;
 
 /// The balance columns of a key, in the order [`credits_at`] reads them.
 macro_rules! credit_columns {
@@ -178,6 +180,7 @@ pub(super) fn key_from_row(row: &PgRow) -> PgResult<KeyRecord> {
         deleted_at: row.try_get(18)?,
         ratelimits: row.try_get(19)?,
         identity_id: row.try_get(KEY_IDENTITY_AT)?,
+        last_used_at: row.try_get(KEY_LAST_USED_AT)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),

@@ -15,7 +15,8 @@ use sqlx::{Acquire, Row};
 use super::PostgresOpenError;
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE workspaces (
     id          TEXT COLLATE "C" PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -160,7 +161,90 @@ CREATE TABLE key_roles (
     PRIMARY KEY (key_id, role_id)
 );
 CREATE INDEX key_roles_by_role ON key_roles (role_id);
-"#];
+"#,
+    r#"
+-- One row per verification of a known key, kept for the retention period. No foreign keys:
+-- history outlives the keys, APIs and identities it names.
+CREATE TABLE analytics_verifications (
+    request_id     TEXT COLLATE "C" NOT NULL,
+    time           BIGINT NOT NULL,
+    workspace_id   TEXT COLLATE "C" NOT NULL,
+    key_space_id   TEXT COLLATE "C" NOT NULL,
+    identity_id    TEXT COLLATE "C",
+    external_id    TEXT COLLATE "C",
+    key_id         TEXT COLLATE "C" NOT NULL,
+    outcome        TEXT NOT NULL,
+    region         TEXT NOT NULL DEFAULT '',
+    tags           TEXT NOT NULL,
+    spent_credits  BIGINT NOT NULL,
+    client_ip      TEXT
+);
+CREATE INDEX analytics_verifications_by_time ON analytics_verifications (workspace_id, time);
+CREATE INDEX analytics_verifications_for_pruning ON analytics_verifications (time);
+
+-- Counts per bucket (its start in Unix ms, UTC), kept for good. A row is unique per
+-- workspace, bucket, API, key, identity, outcome and tags; identity_id is NULL for keys
+-- without one, so the uniqueness reads it through coalesce.
+CREATE TABLE analytics_verifications_per_minute (
+    time           BIGINT NOT NULL,
+    workspace_id   TEXT COLLATE "C" NOT NULL,
+    key_space_id   TEXT COLLATE "C" NOT NULL,
+    identity_id    TEXT COLLATE "C",
+    external_id    TEXT COLLATE "C",
+    key_id         TEXT COLLATE "C" NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          BIGINT NOT NULL,
+    spent_credits  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX analytics_verifications_per_minute_row ON analytics_verifications_per_minute
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+CREATE TABLE analytics_verifications_per_hour (
+    time           BIGINT NOT NULL,
+    workspace_id   TEXT COLLATE "C" NOT NULL,
+    key_space_id   TEXT COLLATE "C" NOT NULL,
+    identity_id    TEXT COLLATE "C",
+    external_id    TEXT COLLATE "C",
+    key_id         TEXT COLLATE "C" NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          BIGINT NOT NULL,
+    spent_credits  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX analytics_verifications_per_hour_row ON analytics_verifications_per_hour
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+CREATE TABLE analytics_verifications_per_day (
+    time           BIGINT NOT NULL,
+    workspace_id   TEXT COLLATE "C" NOT NULL,
+    key_space_id   TEXT COLLATE "C" NOT NULL,
+    identity_id    TEXT COLLATE "C",
+    external_id    TEXT COLLATE "C",
+    key_id         TEXT COLLATE "C" NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          BIGINT NOT NULL,
+    spent_credits  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX analytics_verifications_per_day_row ON analytics_verifications_per_day
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+CREATE TABLE analytics_verifications_per_month (
+    time           BIGINT NOT NULL,
+    workspace_id   TEXT COLLATE "C" NOT NULL,
+    key_space_id   TEXT COLLATE "C" NOT NULL,
+    identity_id    TEXT COLLATE "C",
+    external_id    TEXT COLLATE "C",
+    key_id         TEXT COLLATE "C" NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          BIGINT NOT NULL,
+    spent_credits  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX analytics_verifications_per_month_row ON analytics_verifications_per_month
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+
+ALTER TABLE keys ADD COLUMN last_used_at BIGINT;
+"#,
+];
 
 /// The schema version this build writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -15,6 +15,7 @@ mod readers;
 mod root_keys;
 mod rows;
 mod schema;
+mod usage;
 mod workspaces;
 mod writer;
 

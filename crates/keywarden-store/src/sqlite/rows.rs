@@ -42,8 +42,11 @@ pub const KEY_SELECT: &str = "SELECT k.id, k.workspace_id, k.api_id, k.hash, k.s
     k.byte_length, k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
     k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, k.deleted_at, \
     k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, i.created_at, \
-    i.updated_at \
+    i.updated_at, k.last_used_at \
     FROM keys k LEFT JOIN identities i ON i.id = k.identity_id";
+
+/// Where `k.last_used_at` is in [`KEY_SELECT`]: after the identity's seven columns.
+const KEY_LAST_USED_AT: usize = KEY_IDENTITY_AT + 7;
 
 /// The first column of the identity in [`KEY_SELECT`].
 const KEY_IDENTITY_AT: usize = 20;
@@ -115,6 +118,7 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         deleted_at: row.get(18)?,
         identity_id: row.get(KEY_IDENTITY_AT)?,
         ratelimits: row.get(19)?,
+        last_used_at: row.get(KEY_LAST_USED_AT)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),

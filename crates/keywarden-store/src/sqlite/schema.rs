@@ -154,6 +154,88 @@ ALTER TABLE root_keys ADD COLUMN "end" TEXT NOT NULL DEFAULT '';
 ALTER TABLE root_keys ADD COLUMN expires INTEGER;
 ALTER TABLE root_keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;
 "#,
+    r"
+-- One row per verification of a known key, kept for the retention period. No foreign keys:
+-- history outlives the keys, APIs and identities it names.
+CREATE TABLE analytics_verifications (
+    request_id     TEXT NOT NULL,
+    time           INTEGER NOT NULL,
+    workspace_id   TEXT NOT NULL,
+    key_space_id   TEXT NOT NULL,
+    identity_id    TEXT,
+    external_id    TEXT,
+    key_id         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    region         TEXT NOT NULL DEFAULT '',
+    tags           TEXT NOT NULL,
+    spent_credits  INTEGER NOT NULL,
+    client_ip      TEXT
+) STRICT;
+CREATE INDEX analytics_verifications_by_time ON analytics_verifications (workspace_id, time);
+CREATE INDEX analytics_verifications_for_pruning ON analytics_verifications (time);
+
+-- Counts per bucket (its start in Unix ms, UTC), kept for good. A row is unique per
+-- workspace, bucket, API, key, identity, outcome and tags; identity_id is NULL for keys
+-- without one, so the uniqueness reads it through coalesce.
+CREATE TABLE analytics_verifications_per_minute (
+    time           INTEGER NOT NULL,
+    workspace_id   TEXT NOT NULL,
+    key_space_id   TEXT NOT NULL,
+    identity_id    TEXT,
+    external_id    TEXT,
+    key_id         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          INTEGER NOT NULL,
+    spent_credits  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX analytics_verifications_per_minute_row ON analytics_verifications_per_minute
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+CREATE TABLE analytics_verifications_per_hour (
+    time           INTEGER NOT NULL,
+    workspace_id   TEXT NOT NULL,
+    key_space_id   TEXT NOT NULL,
+    identity_id    TEXT,
+    external_id    TEXT,
+    key_id         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          INTEGER NOT NULL,
+    spent_credits  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX analytics_verifications_per_hour_row ON analytics_verifications_per_hour
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+CREATE TABLE analytics_verifications_per_day (
+    time           INTEGER NOT NULL,
+    workspace_id   TEXT NOT NULL,
+    key_space_id   TEXT NOT NULL,
+    identity_id    TEXT,
+    external_id    TEXT,
+    key_id         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          INTEGER NOT NULL,
+    spent_credits  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX analytics_verifications_per_day_row ON analytics_verifications_per_day
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+CREATE TABLE analytics_verifications_per_month (
+    time           INTEGER NOT NULL,
+    workspace_id   TEXT NOT NULL,
+    key_space_id   TEXT NOT NULL,
+    identity_id    TEXT,
+    external_id    TEXT,
+    key_id         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    count          INTEGER NOT NULL,
+    spent_credits  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX analytics_verifications_per_month_row ON analytics_verifications_per_month
+    (workspace_id, time, key_space_id, key_id, (coalesce(identity_id, '')), outcome, tags);
+
+ALTER TABLE keys ADD COLUMN last_used_at INTEGER;
+",
 ];
 
 /// Brings the database to the latest schema version.

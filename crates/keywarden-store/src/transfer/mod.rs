@@ -126,6 +126,7 @@ pub static TABLES: &[Table] = &[
             ("deleted_at", Int),
             ("identity_id", Text),
             ("ratelimits", Text),
+            ("last_used_at", Int),
         ],
     },
     Table {
@@ -183,6 +184,54 @@ pub static TABLES: &[Table] = &[
         name: "key_roles",
         columns: &[("key_id", Text), ("role_id", Text)],
     },
+    // Usage history: raw verifications (within their retention) and the rollups.
+    Table {
+        name: "analytics_verifications",
+        columns: &[
+            ("request_id", Text),
+            ("time", Int),
+            ("workspace_id", Text),
+            ("key_space_id", Text),
+            ("identity_id", Text),
+            ("external_id", Text),
+            ("key_id", Text),
+            ("outcome", Text),
+            ("region", Text),
+            ("tags", Text),
+            ("spent_credits", Int),
+            ("client_ip", Text),
+        ],
+    },
+    Table {
+        name: "analytics_verifications_per_minute",
+        columns: ROLLUP_COLUMNS,
+    },
+    Table {
+        name: "analytics_verifications_per_hour",
+        columns: ROLLUP_COLUMNS,
+    },
+    Table {
+        name: "analytics_verifications_per_day",
+        columns: ROLLUP_COLUMNS,
+    },
+    Table {
+        name: "analytics_verifications_per_month",
+        columns: ROLLUP_COLUMNS,
+    },
+];
+
+/// The columns of every `analytics_verifications_per_*` rollup table.
+const ROLLUP_COLUMNS: &[(&str, Kind)] = &[
+    ("time", Int),
+    ("workspace_id", Text),
+    ("key_space_id", Text),
+    ("identity_id", Text),
+    ("external_id", Text),
+    ("key_id", Text),
+    ("outcome", Text),
+    ("tags", Text),
+    ("count", Int),
+    ("spent_credits", Int),
 ];
 
 /// Raw access to a store's tables, for copying.

@@ -79,6 +79,7 @@ pub fn key_in(
         created_at: NOW,
         updated_at: None,
         deleted_at: None,
+        last_used: None,
     }
 }
 

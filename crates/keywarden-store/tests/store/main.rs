@@ -40,3 +40,4 @@ mod namespaces;
 mod postgres;
 mod rbac;
 mod root_keys;
+mod usage;

@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::plaintext_key;
 use crate::error::ApiError;
+use crate::http::context;
 use crate::http::envelope::data_json_response;
 use crate::http::extract::ApiJson;
 use crate::http::fields::{At, Fields, Item};
 use crate::http::wire::{IdentityData, parse_duration, parse_id};
-use crate::service::{Caller, Verification, VerifyInput};
+use crate::service::{Caller, RequestOrigin, Verification, VerifyInput};
 use crate::state::AppState;
 
 const MAX_COST: i64 = 1_000_000_000_000;
@@ -149,6 +150,7 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
             keyspaces,
             ratelimits,
             permissions,
+            tags: body.tags.unwrap_or_default(),
         }))
     }
 }
@@ -288,7 +290,13 @@ pub async fn verify_key(
     caller: Caller,
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
-    let verification = state.service.verify(&caller, body.try_into()?).await?;
+    let input: VerifyInput = body.try_into()?;
+    let context = context::current();
+    let origin = RequestOrigin {
+        request_id: context.request_id,
+        client_ip: context.client_ip,
+    };
+    let verification = state.service.verify(&caller, input, origin).await?;
     Ok(data_json_response(|out| {
         write_verification(out, &verification)
     }))

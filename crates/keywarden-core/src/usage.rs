@@ -1,0 +1,313 @@
+//! Usage: one event per verification of a known key, and the time buckets its counts are
+//! rolled up into. Stores keep the raw events for a retention period and the rollups for good.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use time::{Date, OffsetDateTime};
+
+use crate::id::{ApiId, IdentityId, KeyId, WorkspaceId};
+use crate::identity::ExternalId;
+use crate::time::UnixMillis;
+use crate::verify::VerifyCode;
+
+/// One verification outcome of a key that exists, attributed to the key's workspace.
+/// Verifications of unknown keys have no workspace and make no event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationEvent {
+    /// The id of the request that verified (`req_…`).
+    pub request_id: String,
+    pub time: UnixMillis,
+    pub workspace_id: WorkspaceId,
+    /// The key's API (keyspace).
+    pub api_id: ApiId,
+    pub key_id: KeyId,
+    pub identity_id: Option<IdentityId>,
+    pub external_id: Option<ExternalId>,
+    pub outcome: VerifyCode,
+    /// Credits this verification actually took from the key's balance.
+    pub spent_credits: i64,
+    /// The request's tags, in the order given.
+    pub tags: Vec<String>,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The width of a rollup bucket. Buckets start at UTC boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    Minute,
+    Hour,
+    Day,
+    /// A calendar month, UTC.
+    Month,
+}
+
+impl Granularity {
+    /// Every granularity, finest first: each event is counted once in each.
+    pub const ALL: [Self; 4] = [Self::Minute, Self::Hour, Self::Day, Self::Month];
+
+    /// The start of the bucket that contains `t`.
+    pub fn bucket_start(self, t: UnixMillis) -> UnixMillis {
+        const MINUTE: i64 = 60_000;
+        const HOUR: i64 = 3_600_000;
+        let ms = t.as_millis();
+        match self {
+            Self::Minute => UnixMillis::from_millis(ms.div_euclid(MINUTE) * MINUTE),
+            Self::Hour => UnixMillis::from_millis(ms.div_euclid(HOUR) * HOUR),
+            Self::Day => t.start_of_utc_day(),
+            Self::Month => start_of_utc_month(t),
+        }
+    }
+}
+
+/// Midnight UTC of the first day of the calendar month that contains `t`. Times outside the
+/// calendar `time` can represent (beyond ±9999 years) fall back to the start of their day.
+fn start_of_utc_month(t: UnixMillis) -> UnixMillis {
+    let day = t.start_of_utc_day();
+    let seconds = day.as_millis().div_euclid(1000);
+    let Ok(moment) = OffsetDateTime::from_unix_timestamp(seconds) else {
+        return day;
+    };
+    let Ok(first) = Date::from_calendar_date(moment.year(), moment.month(), 1) else {
+        return day;
+    };
+    let first = first.midnight().assume_utc().unix_timestamp();
+    UnixMillis::from_millis(first.saturating_mul(1000))
+}
+
+/// A stored rollup row: the verifications of one bucket that share workspace, API, key,
+/// identity, outcome and tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationRollup {
+    pub bucket: UnixMillis,
+    pub api_id: ApiId,
+    pub key_id: KeyId,
+    pub identity_id: Option<IdentityId>,
+    pub external_id: Option<ExternalId>,
+    pub outcome: VerifyCode,
+    pub tags: Vec<String>,
+    pub count: i64,
+    pub spent_credits: i64,
+}
+
+/// What one rollup row gains from a batch of events: the events of one bucket that share
+/// workspace, API, key, identity, outcome and tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupDelta<'a> {
+    pub bucket: UnixMillis,
+    /// The first of the events counted; the others agree on every field the row is keyed by.
+    pub event: &'a VerificationEvent,
+    pub count: i64,
+    pub spent_credits: i64,
+}
+
+type RollupKey<'a> = (
+    &'a WorkspaceId,
+    UnixMillis,
+    &'a ApiId,
+    &'a KeyId,
+    Option<&'a IdentityId>,
+    &'a str,
+    &'a [String],
+);
+
+/// The rows `events` add to the rollup of `granularity`, one per distinct row key, ordered
+/// by that key, so concurrent writers touch shared rows in the same order.
+pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<RollupDelta<'_>> {
+    let mut rows: HashMap<RollupKey<'_>, RollupDelta<'_>> = HashMap::new();
+    for event in events {
+        let bucket = granularity.bucket_start(event.time);
+        let key = (
+            &event.workspace_id,
+            bucket,
+            &event.api_id,
+            &event.key_id,
+            event.identity_id.as_ref(),
+            event.outcome.as_str(),
+            event.tags.as_slice(),
+        );
+        let row = rows.entry(key).or_insert(RollupDelta {
+            bucket,
+            event,
+            count: 0,
+            spent_credits: 0,
+        });
+        row.count += 1;
+        row.spent_credits = row.spent_credits.saturating_add(event.spent_credits);
+    }
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// The latest event time of each key in `events`, ordered by workspace and key.
+pub fn last_uses(events: &[VerificationEvent]) -> Vec<(&WorkspaceId, &KeyId, UnixMillis)> {
+    let mut latest: HashMap<(&WorkspaceId, &KeyId), UnixMillis> = HashMap::new();
+    for event in events {
+        latest
+            .entry((&event.workspace_id, &event.key_id))
+            .and_modify(|t| *t = (*t).max(event.time))
+            .or_insert(event.time);
+    }
+    let mut latest: Vec<_> = latest.into_iter().map(|((w, k), t)| (w, k, t)).collect();
+    latest.sort_unstable();
+    latest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(year: i32, month: time::Month, day: u8, h: u8, m: u8, s: u8, ms: u16) -> UnixMillis {
+        let t = Date::from_calendar_date(year, month, day)
+            .and_then(|d| d.with_hms_milli(h, m, s, ms))
+            .expect("valid test date")
+            .assume_utc();
+        UnixMillis::from_millis(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("fits"))
+    }
+
+    use time::Month::{December, February, January, March};
+
+    #[test]
+    fn minute_and_hour_round_down() {
+        let t = at(2026, March, 5, 13, 47, 29, 999);
+        assert_eq!(
+            Granularity::Minute.bucket_start(t),
+            at(2026, March, 5, 13, 47, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Hour.bucket_start(t),
+            at(2026, March, 5, 13, 0, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Day.bucket_start(t),
+            at(2026, March, 5, 0, 0, 0, 0)
+        );
+        // A bucket start is its own bucket.
+        for g in Granularity::ALL {
+            assert_eq!(g.bucket_start(g.bucket_start(t)), g.bucket_start(t));
+        }
+    }
+
+    #[test]
+    fn boundaries_belong_to_the_bucket_they_start() {
+        let midnight = at(2026, March, 1, 0, 0, 0, 0);
+        for g in Granularity::ALL {
+            assert_eq!(g.bucket_start(midnight), midnight, "{g:?}");
+        }
+        let just_before = UnixMillis::from_millis(midnight.as_millis() - 1);
+        assert_eq!(
+            Granularity::Minute.bucket_start(just_before),
+            at(2026, February, 28, 23, 59, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Month.bucket_start(just_before),
+            at(2026, February, 1, 0, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn months_follow_the_calendar() {
+        // Leap year: 29 February belongs to February, 1 March to March.
+        assert_eq!(
+            Granularity::Month.bucket_start(at(2028, February, 29, 23, 59, 59, 999)),
+            at(2028, February, 1, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Month.bucket_start(at(2028, March, 1, 0, 0, 0, 0)),
+            at(2028, March, 1, 0, 0, 0, 0)
+        );
+        // 2100 is not a leap year.
+        assert_eq!(
+            Granularity::Month.bucket_start(at(2100, March, 1, 0, 0, 0, 1)),
+            at(2100, March, 1, 0, 0, 0, 0)
+        );
+        // December rolls into the next year's January.
+        assert_eq!(
+            Granularity::Month.bucket_start(at(2026, December, 31, 23, 59, 59, 999)),
+            at(2026, December, 1, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Month.bucket_start(at(2027, January, 1, 0, 0, 0, 0)),
+            at(2027, January, 1, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Day.bucket_start(at(2027, January, 1, 0, 0, 0, 0)),
+            at(2027, January, 1, 0, 0, 0, 0)
+        );
+    }
+
+    fn event(key: &str, time: UnixMillis, outcome: VerifyCode, tags: &[&str]) -> VerificationEvent {
+        VerificationEvent {
+            request_id: "req_1".into(),
+            time,
+            workspace_id: WorkspaceId::parse("ws_1").expect("id"),
+            api_id: ApiId::parse("api_1").expect("id"),
+            key_id: KeyId::parse(key).expect("id"),
+            identity_id: None,
+            external_id: None,
+            outcome,
+            spent_credits: 2,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            client_ip: None,
+        }
+    }
+
+    #[test]
+    fn rollup_groups_by_bucket_key_outcome_and_tags() {
+        let t = at(2026, March, 5, 13, 47, 29, 0);
+        let later = at(2026, March, 5, 13, 48, 1, 0);
+        let events = [
+            event("key_a", t, VerifyCode::Valid, &["x"]),
+            event("key_a", t, VerifyCode::Valid, &["x"]),
+            event("key_a", later, VerifyCode::Valid, &["x"]),
+            event("key_a", t, VerifyCode::RateLimited, &["x"]),
+            event("key_a", t, VerifyCode::Valid, &[]),
+            event("key_b", t, VerifyCode::Valid, &["x"]),
+        ];
+        let minutes = rollup(&events, Granularity::Minute);
+        let counts: Vec<i64> = minutes.iter().map(|r| r.count).collect();
+        assert_eq!(minutes.len(), 5);
+        assert_eq!(counts.iter().sum::<i64>(), 6);
+        let hours = rollup(&events, Granularity::Hour);
+        assert_eq!(hours.len(), 4);
+        let valid_x = hours
+            .iter()
+            .find(|r| {
+                r.event.key_id.as_str() == "key_a"
+                    && r.event.outcome == VerifyCode::Valid
+                    && r.event.tags == ["x"]
+            })
+            .expect("row");
+        assert_eq!((valid_x.count, valid_x.spent_credits), (3, 6));
+    }
+
+    #[test]
+    fn last_uses_take_the_latest_time_per_key() {
+        let t = at(2026, March, 5, 13, 47, 29, 0);
+        let later = at(2026, March, 5, 13, 48, 1, 0);
+        let events = [
+            event("key_a", later, VerifyCode::Valid, &[]),
+            event("key_a", t, VerifyCode::Valid, &[]),
+            event("key_b", t, VerifyCode::Valid, &[]),
+        ];
+        let uses: Vec<_> = last_uses(&events)
+            .into_iter()
+            .map(|(_, k, t)| (k.as_str().to_owned(), t))
+            .collect();
+        assert_eq!(uses, [("key_a".to_owned(), later), ("key_b".to_owned(), t)]);
+    }
+
+    #[test]
+    fn times_before_the_epoch_round_down_too() {
+        let t = at(1969, December, 31, 23, 59, 30, 0);
+        assert_eq!(
+            Granularity::Minute.bucket_start(t),
+            at(1969, December, 31, 23, 59, 0, 0)
+        );
+        assert_eq!(
+            Granularity::Month.bucket_start(t),
+            at(1969, December, 1, 0, 0, 0, 0)
+        );
+    }
+}

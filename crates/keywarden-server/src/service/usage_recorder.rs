@@ -1,0 +1,405 @@
+//! Recording verification events off the hot path.
+//!
+//! Verification hands each event to a bounded in-memory queue with a non-blocking
+//! `try_send`; when the queue is full the event is dropped and counted, so recording can
+//! never slow verification down or hold it up. A background task ([`UsageWriter`]) drains
+//! the queue in batches — when `batch_size` events wait, else at most every flush interval —
+//! into one store transaction each. A batch the store refuses is retried with backoff a few
+//! times, then dropped and counted.
+//!
+//! What a crash loses: the events still in the queue (at most a flush interval's worth, or a
+//! queue's). That is the price of keeping the store off the hot path; a graceful stop drains
+//! the queue first.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keywarden_core::store::UsageStore;
+use keywarden_core::usage::VerificationEvent;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// How usage is recorded.
+#[derive(Debug, Clone)]
+pub struct UsageSettings {
+    /// Whether verifications are recorded at all.
+    pub record: bool,
+    /// Most events waiting to be written; more are dropped (and counted).
+    pub queue_capacity: usize,
+    /// Longest an event waits in the queue before its batch is written.
+    pub flush_interval: Duration,
+    /// A batch is written as soon as this many events wait.
+    pub batch_size: usize,
+    /// How long raw events are kept; rollups are kept for good.
+    pub retention: Duration,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        Self {
+            record: true,
+            queue_capacity: 100_000,
+            flush_interval: Duration::from_secs(1),
+            batch_size: 2_000,
+            retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// How often a batch is tried before it is dropped, and the wait before the first retry
+/// (doubling each time).
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// What recording has done so far, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct UsageCounters {
+    recorded: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    dropped_store_error: AtomicU64,
+    batches_written: AtomicU64,
+}
+
+/// A snapshot of [`UsageCounters`] and the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageStats {
+    /// Events written to the store.
+    pub recorded: u64,
+    pub dropped_queue_full: u64,
+    /// Events of batches the store refused on every attempt.
+    pub dropped_store_error: u64,
+    pub batches_written: u64,
+    /// Events waiting in the queue now.
+    pub queue_depth: u64,
+}
+
+/// The verification side: takes events without ever waiting.
+pub struct UsageRecorder {
+    /// `None` when recording is off.
+    queue: Option<mpsc::Sender<VerificationEvent>>,
+    capacity: usize,
+    counters: Arc<UsageCounters>,
+}
+
+/// Creates the recorder and, when recording is on, the writer that drains it (to be run by
+/// the application).
+pub fn usage_channel(settings: &UsageSettings) -> (UsageRecorder, Option<UsageWriter>) {
+    let counters = Arc::new(UsageCounters::default());
+    if !settings.record {
+        let recorder = UsageRecorder {
+            queue: None,
+            capacity: 0,
+            counters,
+        };
+        return (recorder, None);
+    }
+    let capacity = settings.queue_capacity.max(1);
+    let (queue, events) = mpsc::channel(capacity);
+    let recorder = UsageRecorder {
+        queue: Some(queue),
+        capacity,
+        counters: Arc::clone(&counters),
+    };
+    let writer = UsageWriter {
+        events,
+        counters,
+        flush_interval: settings.flush_interval,
+        batch_size: settings.batch_size.max(1),
+    };
+    (recorder, Some(writer))
+}
+
+impl UsageRecorder {
+    /// Whether events are wanted; when not, callers need not build them.
+    pub fn is_on(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Queues an event, or drops and counts it when the queue is full. Never waits.
+    pub fn record(&self, event: VerificationEvent) {
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.counters
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            // The writer has stopped: the server is shutting down and no longer records.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    pub fn stats(&self) -> UsageStats {
+        let c = &self.counters;
+        let free = self.queue.as_ref().map_or(0, mpsc::Sender::capacity);
+        UsageStats {
+            recorded: c.recorded.load(Ordering::Relaxed),
+            dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
+            dropped_store_error: c.dropped_store_error.load(Ordering::Relaxed),
+            batches_written: c.batches_written.load(Ordering::Relaxed),
+            queue_depth: u64::try_from(self.capacity.saturating_sub(free)).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// The background side: drains the queue into the store in batches.
+pub struct UsageWriter {
+    events: mpsc::Receiver<VerificationEvent>,
+    counters: Arc<UsageCounters>,
+    flush_interval: Duration,
+    batch_size: usize,
+}
+
+impl UsageWriter {
+    /// Writes batches until `stop` turns true, then closes the queue, writes what it still
+    /// holds and returns.
+    pub async fn run(mut self, store: Arc<dyn UsageStore>, mut stop: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            let deadline = Instant::now() + self.flush_interval;
+            let stopping = loop {
+                let room = self.batch_size - batch.len();
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => break false,
+                    // Cancel-safe: nothing is taken from the queue unless it returns.
+                    n = self.events.recv_many(&mut batch, room) => {
+                        if n == 0 {
+                            break true;
+                        }
+                        if batch.len() >= self.batch_size {
+                            break false;
+                        }
+                    }
+                    _ = stop.wait_for(|stop| *stop) => break true,
+                }
+            };
+            if !batch.is_empty() {
+                self.write(store.as_ref(), &mut batch).await;
+            }
+            if stopping {
+                break;
+            }
+        }
+        // Verification no longer reaches the queue (requests have finished); what is in it
+        // is written before the store's final flush.
+        self.events.close();
+        while self.events.recv_many(&mut batch, self.batch_size).await > 0 {
+            self.write(store.as_ref(), &mut batch).await;
+        }
+    }
+
+    /// Writes one batch, retrying with backoff; empties `batch` either way.
+    async fn write(&self, store: &dyn UsageStore, batch: &mut Vec<VerificationEvent>) {
+        let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=ATTEMPTS {
+            match store.record_verifications(batch).await {
+                Ok(()) => {
+                    self.counters.recorded.fetch_add(n, Ordering::Relaxed);
+                    self.counters
+                        .batches_written
+                        .fetch_add(1, Ordering::Relaxed);
+                    batch.clear();
+                    return;
+                }
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = ?e, events = n, attempt, "could not record verifications; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, events = n, "could not record verifications; dropping them");
+                }
+            }
+        }
+        self.counters
+            .dropped_store_error
+            .fetch_add(n, Ordering::Relaxed);
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+    use keywarden_core::id::{ApiId, KeyId, WorkspaceId};
+    use keywarden_core::store::{StoreError, StoreResult};
+    use keywarden_core::time::UnixMillis;
+    use keywarden_core::usage::{Granularity, VerificationRollup};
+    use keywarden_core::verify::VerifyCode;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// A store whose writes wait for permits (a stalled database) or fail.
+    struct FakeStore {
+        permits: Semaphore,
+        fail: bool,
+        written: AtomicUsize,
+        calls: AtomicUsize,
+    }
+
+    impl FakeStore {
+        fn new(permits: usize, fail: bool) -> Arc<Self> {
+            Arc::new(Self {
+                permits: Semaphore::new(permits),
+                fail,
+                written: AtomicUsize::new(0),
+                calls: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl UsageStore for FakeStore {
+        async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let permit = self.permits.acquire().await.expect("open");
+            permit.forget();
+            if self.fail {
+                return Err(StoreError::Backend("down".into()));
+            }
+            self.written.fetch_add(events.len(), Ordering::SeqCst);
+            Ok(())
+        }
+        async fn prune_verifications(&self, _: UnixMillis) -> StoreResult<u64> {
+            Ok(0)
+        }
+        async fn verification_rollups(
+            &self,
+            _: &WorkspaceId,
+            _: Granularity,
+        ) -> StoreResult<Vec<VerificationRollup>> {
+            Ok(Vec::new())
+        }
+        async fn count_verification_events(&self, _: &WorkspaceId) -> StoreResult<u64> {
+            Ok(0)
+        }
+    }
+
+    fn event(n: i64) -> VerificationEvent {
+        VerificationEvent {
+            request_id: format!("req_{n}"),
+            time: UnixMillis::from_millis(n),
+            workspace_id: WorkspaceId::parse("ws_test1").expect("id"),
+            api_id: ApiId::parse("api_test1").expect("id"),
+            key_id: KeyId::parse("key_test1").expect("id"),
+            identity_id: None,
+            external_id: None,
+            outcome: VerifyCode::Valid,
+            spent_credits: 0,
+            tags: Vec::new(),
+            client_ip: None,
+        }
+    }
+
+    fn settings(capacity: usize, batch_size: usize) -> UsageSettings {
+        UsageSettings {
+            queue_capacity: capacity,
+            batch_size,
+            flush_interval: Duration::from_millis(10),
+            ..UsageSettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let (recorder, writer) = usage_channel(&settings(1, 1));
+        let store = FakeStore::new(0, false);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        // The writer takes the first event and stalls in the store; the next fills the
+        // queue; every one after that is dropped at once.
+        recorder.record(event(0));
+        while store.calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        for n in 1..=1_000 {
+            recorder.record(event(n));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "recording waited"
+        );
+        let stats = recorder.stats();
+        assert_eq!(stats.dropped_queue_full, 999);
+        assert_eq!(stats.queue_depth, 1);
+        assert_eq!(stats.recorded, 0);
+
+        // Once the store answers, what was queued is written, also on stop.
+        store.permits.add_permits(10);
+        stop.send(true).expect("writer listens");
+        task.await.expect("writer ends");
+        assert_eq!(store.written.load(Ordering::SeqCst), 2);
+        let stats = recorder.stats();
+        assert_eq!((stats.recorded, stats.batches_written), (2, 2));
+        assert_eq!(stats.queue_depth, 0);
+    }
+
+    /// Waits (up to 10 s) until `done` holds.
+    async fn eventually(done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(10), "timed out");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_drops_the_batch_after_retries() {
+        let (recorder, writer) = usage_channel(&settings(100, 10));
+        let store = FakeStore::new(100, true);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        for n in 0..5 {
+            recorder.record(event(n));
+        }
+        eventually(|| recorder.stats().dropped_store_error > 0).await;
+        assert_eq!(store.calls.load(Ordering::SeqCst), ATTEMPTS as usize);
+        let stats = recorder.stats();
+        assert_eq!((stats.dropped_store_error, stats.recorded), (5, 0));
+        stop.send(true).expect("writer listens");
+        task.await.expect("writer ends");
+    }
+
+    #[tokio::test]
+    async fn batches_wait_for_the_interval_or_a_full_batch() {
+        let (recorder, writer) = usage_channel(&UsageSettings {
+            flush_interval: Duration::from_millis(400),
+            ..settings(100, 10)
+        });
+        let store = FakeStore::new(100, false);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        for n in 0..25 {
+            recorder.record(event(n));
+        }
+        // Two full batches go at once; the remaining five wait for the interval.
+        let started = std::time::Instant::now();
+        eventually(|| store.written.load(Ordering::SeqCst) >= 20).await;
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert_eq!(store.written.load(Ordering::SeqCst), 20);
+        eventually(|| store.written.load(Ordering::SeqCst) == 25).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        stop.send(true).expect("writer listens");
+        task.await.expect("writer ends");
+        assert_eq!(recorder.stats().batches_written, 3);
+    }
+
+    #[test]
+    fn recording_off_takes_nothing() {
+        let (recorder, writer) = usage_channel(&UsageSettings {
+            record: false,
+            ..UsageSettings::default()
+        });
+        assert!(writer.is_none());
+        assert!(!recorder.is_on());
+        recorder.record(event(1));
+        assert_eq!(recorder.stats().dropped_queue_full, 0);
+    }
+}
