@@ -52,6 +52,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         service: ServiceSettings {
             key_cache_capacity: config.key_cache_capacity,
             max_stale: Duration::from_secs(config.max_stale_secs),
+            ..ServiceSettings::default()
         },
         ..ServerSettings::default()
     };
