@@ -33,6 +33,7 @@ macro_rules! store_tests {
 mod backend;
 mod fixture;
 
+mod analytics;
 mod credits;
 mod identities;
 mod keys;
