@@ -379,7 +379,7 @@ async fn hostile_queries_are_refused_by_name_and_workspaces_never_mix() {
             "only SELECT is allowed, not `DELETE`",
         ),
         (
-            format!("SELECT pg_sleep(10) FROM key_verifications_v1"),
+            "SELECT pg_sleep(10) FROM key_verifications_v1".into(),
             "function `pg_sleep` is not supported",
         ),
         (
