@@ -2,6 +2,7 @@
 //! them. Nothing here performs I/O; storage is described by the traits in [`store`] and
 //! implemented elsewhere.
 
+pub mod analytics_query;
 pub mod anomaly;
 pub mod api;
 pub mod audit;

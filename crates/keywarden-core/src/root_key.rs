@@ -181,6 +181,7 @@ pub mod ops {
     pub const VERIFY_KEY: Operation = Operation::new(Resource::Api, "verify_key");
     pub const ENCRYPT_KEY: Operation = Operation::new(Resource::Api, "encrypt_key");
     pub const DECRYPT_KEY: Operation = Operation::new(Resource::Api, "decrypt_key");
+    pub const READ_ANALYTICS: Operation = Operation::new(Resource::Api, "read_analytics");
 
     pub const CREATE_IDENTITY: Operation = Operation::new(Resource::Identity, "create_identity");
     pub const READ_IDENTITY: Operation = Operation::new(Resource::Identity, "read_identity");
@@ -389,6 +390,16 @@ impl RootPermissions {
         }
     }
 
+    /// The objects `op` is granted on one by one (`<resource>.<id>.<action>`), in order;
+    /// meaningful when [`RootPermissions::access`] says `OtherTargetsOnly`.
+    pub fn targets(&self, op: Operation) -> Vec<&str> {
+        self.scoped
+            .iter()
+            .filter(|(held, _)| *held == op)
+            .map(|(_, id)| id.as_str())
+            .collect()
+    }
+
     pub fn to_strings(&self) -> Vec<String> {
         self.listed.iter().map(ToString::to_string).collect()
     }
@@ -486,6 +497,22 @@ mod tests {
             let p: RootPermission = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
         }
+    }
+
+    #[test]
+    fn targets_lists_the_objects_an_operation_is_scoped_to() {
+        let p = RootPermissions::parse_all(&[
+            "api.api_b.read_analytics",
+            "api.api_a.read_analytics",
+            "api.api_c.read_key",
+        ])
+        .unwrap();
+        assert_eq!(p.targets(ops::READ_ANALYTICS), ["api_a", "api_b"]);
+        assert_eq!(
+            p.access(ops::READ_ANALYTICS, None),
+            Access::OtherTargetsOnly
+        );
+        assert!(p.targets(ops::VERIFY_KEY).is_empty());
     }
 
     #[test]

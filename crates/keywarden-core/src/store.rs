@@ -11,6 +11,7 @@
 
 use async_trait::async_trait;
 
+use crate::analytics_query::{Dialect, RenderedQuery};
 use crate::api::Api;
 use crate::audit::{AuditEntry, AuditFilter};
 use crate::credits::SpendOutcome;
@@ -443,6 +444,48 @@ pub trait UsageStore: Send + Sync {
     async fn count_verification_events(&self, workspace: &WorkspaceId) -> StoreResult<u64>;
 }
 
+/// One result row of an analytics query: output column name → value (integers as numbers,
+/// NULL as null, tags as an array of strings).
+pub type AnalyticsRow = serde_json::Map<String, serde_json::Value>;
+
+/// What one analytics query may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyticsLimits {
+    /// How long the database may work on the query before it is stopped.
+    pub time_budget: std::time::Duration,
+    /// Most rows returned; a query producing more fails rather than being cut silently.
+    pub max_rows: usize,
+}
+
+/// Why an analytics query gave no rows.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    /// The query ran past its time budget and was stopped.
+    #[error("the query did not finish within {0:?}")]
+    TimedOut(std::time::Duration),
+    /// The query produced more rows than allowed.
+    #[error("the query returned more than {0} rows")]
+    TooManyRows(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs the analytics queries of `analytics.getVerifications`, read-only and within limits.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// The SQL dialect queries must be rendered in for this store.
+    fn analytics_dialect(&self) -> Dialect;
+
+    /// Runs `query` (rendered for this store's dialect, workspace filter included) in a
+    /// read-only transaction, stopping it after `limits.time_budget`; each row is keyed by
+    /// `query.columns[i].name` and decoded by its `OutputKind`.
+    async fn run_analytics_query(
+        &self,
+        query: &RenderedQuery,
+        limits: AnalyticsLimits,
+    ) -> Result<Vec<AnalyticsRow>, AnalyticsError>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -455,6 +498,7 @@ pub trait Store:
     + RbacStore
     + AuditStore
     + UsageStore
+    + AnalyticsStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -53,6 +53,15 @@ pub enum ApiError {
     /// A `permissions` query of `keys.verifyKey` that does not parse.
     #[error("{0}")]
     PermissionsQuerySyntax(String),
+    /// An analytics query that does not parse or leaves the supported subset.
+    #[error("{0}")]
+    InvalidAnalyticsQuery(String),
+    /// An analytics query stopped after its time budget.
+    #[error("the analytics query did not finish within {0:?}")]
+    AnalyticsQueryTimedOut(std::time::Duration),
+    /// An analytics query that produced more rows than one answer may hold.
+    #[error("the analytics query returned more than {0} rows")]
+    AnalyticsRowsExceeded(usize),
     #[error("the Authorization header is missing")]
     MissingAuthorization,
     #[error("the Authorization header is malformed")]

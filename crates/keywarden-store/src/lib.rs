@@ -3,6 +3,7 @@
 //! SQLite is the embedded default: one file, WAL journal, synchronous commits, every write
 //! committed before it is acknowledged. PostgreSQL serves several nodes sharing one database.
 
+mod analytics;
 mod audit_columns;
 mod columns;
 mod location;

@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             key_cache_capacity: config.key_cache_capacity,
             max_stale: Duration::from_secs(config.max_stale_secs),
             usage,
+            ..ServiceSettings::default()
         },
         ..ServerSettings::default()
     };

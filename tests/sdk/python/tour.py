@@ -4210,6 +4210,38 @@ def root_keys_expiring_caller() -> None:
 
 # ------------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------
+# analytics
+
+
+def analytics_get_verifications() -> None:
+    api_id = new_api("analytics")
+    created = unkey.keys.create_key(api_id=api_id)
+    for _ in range(3):
+        eq(code(verify(created.data.key)), "VALID", "verify before analytics")
+    query = (
+        "SELECT outcome, count() AS n FROM key_verifications_v1 "
+        f"WHERE key_id = '{created.data.key_id}' GROUP BY outcome"
+    )
+    # Verifications are written in batches; wait for this one.
+    deadline = time.monotonic() + 15
+    while True:
+        res = unkey.analytics.get_verifications(query=query)
+        request_id(res.meta)
+        check(isinstance(res.data, list), "data is a list of rows")
+        if res.data and res.data[0].get("n") == 3:
+            eq(res.data, [{"outcome": "VALID", "n": 3}], "rows of getVerifications")
+            break
+        check(time.monotonic() < deadline, f"analytics counted {res.data}, not 3")
+        time.sleep(0.1)
+    refused = expect_error(
+        lambda: unkey.analytics.get_verifications(query="SELECT * FROM keys"),
+        errors.BadRequestErrorResponse,
+        400,
+    )
+    check("unknown table `keys`" in refused.data.error.detail, "the refusal names the table")
+
+
 SECTIONS: list[tuple[str, Callable[[], None]]] = [
     ("apis.createApi + apis.getApi", apis_create_and_get),
     ("keys.createKey + getKey/whoami/listKeys", create_key_and_read),
@@ -4253,6 +4285,7 @@ SECTIONS: list[tuple[str, Callable[[], None]]] = [
     ("rootKeys.rerollKey", root_keys_reroll),
     ("rootKeys: an expiring root key's keys", root_keys_expiring_caller),
     ("rootKeys.deleteKey", root_keys_delete),
+    ("analytics.getVerifications", analytics_get_verifications),
 ]
 
 

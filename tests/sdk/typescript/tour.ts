@@ -3210,6 +3210,37 @@ async function errors(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// analytics
+
+async function analyticsGetVerifications(): Promise<void> {
+  const apiId = await newApi("analytics");
+  const created = await unkey.keys.createKey({ apiId });
+  for (let i = 0; i < 3; i++) assert.equal((await verify(created.data.key)).code, "VALID");
+  const query =
+    "SELECT outcome, count() AS n FROM key_verifications_v1 " +
+    `WHERE key_id = '${created.data.keyId}' GROUP BY outcome`;
+  // Verifications are written in batches; wait for this one.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const res = await unkey.analytics.getVerifications({ query });
+    assertRequestId(res.meta);
+    assert.ok(Array.isArray(res.data), "data is an array of rows");
+    if (res.data.length > 0 && res.data[0].n === 3) {
+      assert.deepEqual(res.data, [{ outcome: "VALID", n: 3 }]);
+      break;
+    }
+    assert.ok(Date.now() < deadline, `analytics counted ${JSON.stringify(res.data)}, not 3`);
+    await sleep(100);
+  }
+  const refused = await expectError(
+    () => unkey.analytics.getVerifications({ query: "SELECT * FROM keys" }),
+    BadRequestErrorResponse,
+    400,
+  );
+  assert.match(refused.data$.error.detail, /unknown table `keys`/);
+}
+
 const sections: [string, () => Promise<void>][] = [
   ["apis.createApi + apis.getApi", apisCreateAndGet],
   ["keys.createKey + getKey/whoami/listKeys", createKeyAndRead],
@@ -3244,6 +3275,7 @@ const sections: [string, () => Promise<void>][] = [
   ["keys.verifyKey permission queries", verifyPermissionQueries],
   ["keys.verifyKey permission query syntax", verifyPermissionQuerySyntax],
   ["error classes", errors],
+  ["analytics.getVerifications", analyticsGetVerifications],
 ];
 
 let failed = 0;

@@ -42,8 +42,12 @@ impl ApiError {
         match self {
             Self::InvalidInput { .. }
             | Self::PermissionsQuerySyntax(_)
+            | Self::InvalidAnalyticsQuery(_)
             | Self::MissingAuthorization
             | Self::MalformedAuthorization => StatusCode::BAD_REQUEST,
+            Self::AnalyticsQueryTimedOut(_) | Self::AnalyticsRowsExceeded(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::UnknownRootKey => StatusCode::UNAUTHORIZED,
             Self::MissingPermission(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
@@ -60,8 +64,12 @@ impl ApiError {
         match self {
             Self::InvalidInput { .. }
             | Self::PermissionsQuerySyntax(_)
+            | Self::InvalidAnalyticsQuery(_)
             | Self::MissingAuthorization
             | Self::MalformedAuthorization => "Bad Request",
+            Self::AnalyticsQueryTimedOut(_) | Self::AnalyticsRowsExceeded(_) => {
+                "Unprocessable Entity"
+            }
             Self::UnknownRootKey => "Unauthorized",
             Self::MissingPermission(_) => "Insufficient Permissions",
             Self::NotFound { .. } | Self::RouteNotFound(_) => "Not Found",
@@ -80,6 +88,9 @@ impl ApiError {
             Self::PermissionsQuerySyntax(_) => {
                 "unkey/user/bad_request/permissions_query_syntax_error"
             }
+            Self::InvalidAnalyticsQuery(_) => "user/bad_request/invalid_analytics_query",
+            Self::AnalyticsQueryTimedOut(_) => "user/unprocessable_entity/query_execution_timeout",
+            Self::AnalyticsRowsExceeded(_) => "user/unprocessable_entity/query_rows_limit_exceeded",
             Self::MissingAuthorization => "unkey/authentication/missing",
             Self::MalformedAuthorization => "unkey/authentication/malformed",
             Self::UnknownRootKey => "unkey/authentication/key_not_found",
@@ -131,6 +142,17 @@ impl ApiError {
             Self::PermissionsQuerySyntax(problem) => {
                 format!("The permissions query is not valid: {problem}.")
             }
+            Self::InvalidAnalyticsQuery(problem) => {
+                format!("The analytics query is not valid: {problem}.")
+            }
+            Self::AnalyticsQueryTimedOut(budget) => format!(
+                "The analytics query did not finish within {} ms and was stopped; narrow it \
+                 (a shorter time range, a rollup table such as key_verifications_per_hour_v1).",
+                budget.as_millis()
+            ),
+            Self::AnalyticsRowsExceeded(max) => format!(
+                "The analytics query returned more than {max} rows; aggregate it or add a LIMIT."
+            ),
             Self::MissingAuthorization => {
                 "Authorization header is required: send 'Authorization: Bearer <root key>'.".into()
             }
@@ -176,6 +198,10 @@ impl IntoResponse for ApiError {
             Self::InvalidInput { errors, .. } => Some(errors.as_slice()),
             Self::PermissionsQuerySyntax(problem) => {
                 query_error = [FieldError::new("body.permissions", problem.clone())];
+                Some(&query_error[..])
+            }
+            Self::InvalidAnalyticsQuery(problem) => {
+                query_error = [FieldError::new("body.query", problem.clone())];
                 Some(&query_error[..])
             }
             Self::MissingAuthorization | Self::MalformedAuthorization => Some(&[][..]),

@@ -1,6 +1,7 @@
 //! The HTTP edge: routes in the Unkey v2 style (`POST /v2/<group>.<operation>`), extractors,
 //! and the success and error envelopes.
 
+mod analytics;
 mod apis;
 mod audit;
 mod context;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/liveness", get(liveness::liveness))
         .route("/v2/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .merge(analytics::routes())
         .merge(apis::routes())
         .merge(keys::routes())
         .merge(identities::routes())

@@ -1,6 +1,7 @@
 //! The server's use cases: what each endpoint does, over the core's domain and the store.
 //! Handlers call these with domain values; nothing here knows about HTTP or JSON.
 
+mod analytics;
 mod apis;
 mod audit;
 mod bootstrap;
@@ -28,6 +29,7 @@ use keywarden_core::store::{Store, StoreResult};
 use keywarden_core::time::{Clock, UnixMillis};
 use tokio::sync::Notify;
 
+pub use analytics::DEFAULT_ANALYTICS_LIMITS;
 pub use apis::NewApi;
 pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
 pub use changes::ChannelSink;
@@ -58,6 +60,8 @@ pub struct ServiceSettings {
     pub max_stale: std::time::Duration,
     /// Recording of verification events.
     pub usage: UsageSettings,
+    /// What one `analytics.getVerifications` query may cost.
+    pub analytics: keywarden_core::store::AnalyticsLimits,
 }
 
 impl Default for ServiceSettings {
@@ -66,6 +70,7 @@ impl Default for ServiceSettings {
             key_cache_capacity: 100_000,
             max_stale: std::time::Duration::from_secs(600),
             usage: UsageSettings::default(),
+            analytics: DEFAULT_ANALYTICS_LIMITS,
         }
     }
 }
@@ -105,6 +110,8 @@ pub struct Keywarden {
     usage_writer: parking_lot::Mutex<Option<UsageWriter>>,
     /// How long raw verification events are kept.
     usage_retention_ms: i64,
+    /// See [`ServiceSettings::analytics`].
+    analytics_limits: keywarden_core::store::AnalyticsLimits,
 }
 
 impl Keywarden {
@@ -143,6 +150,7 @@ impl Keywarden {
             usage_writer: parking_lot::Mutex::new(usage_writer),
             usage_retention_ms: i64::try_from(settings.usage.retention.as_millis())
                 .unwrap_or(i64::MAX),
+            analytics_limits: settings.analytics,
         })
     }
 

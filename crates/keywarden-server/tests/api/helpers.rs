@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use keywarden_core::analytics_query::{Dialect, RenderedQuery};
 use keywarden_core::api::Api;
 use keywarden_core::audit::{AuditAction, AuditContext, AuditEntry, AuditFilter};
 use keywarden_core::digest::KeyDigest;
@@ -17,8 +18,9 @@ use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::root_key::{RootKey, RootKeyUpdate, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
-    ApiStore, AuditStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore,
-    Page, PageRequest, RbacStore, RootKeyStore, Store, StoreResult, UsageStore, WorkspaceStore,
+    AnalyticsError, AnalyticsLimits, AnalyticsRow, AnalyticsStore, ApiStore, AuditStore,
+    CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page, PageRequest,
+    RbacStore, RootKeyStore, Store, StoreResult, UsageStore, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
@@ -360,6 +362,8 @@ pub fn hash_of(key: &str) -> String {
 pub struct CountingStore {
     inner: Arc<dyn Store>,
     pub key_reads: AtomicUsize,
+    /// When set, analytics queries run with these limits instead of the server's.
+    pub analytics_limits: std::sync::Mutex<Option<AnalyticsLimits>>,
 }
 
 impl CountingStore {
@@ -367,6 +371,7 @@ impl CountingStore {
         Self {
             inner,
             key_reads: AtomicUsize::new(0),
+            analytics_limits: std::sync::Mutex::new(None),
         }
     }
 
@@ -776,6 +781,21 @@ impl UsageStore for CountingStore {
     }
     async fn count_verification_events(&self, workspace: &WorkspaceId) -> StoreResult<u64> {
         self.inner.count_verification_events(workspace).await
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for CountingStore {
+    fn analytics_dialect(&self) -> Dialect {
+        self.inner.analytics_dialect()
+    }
+    async fn run_analytics_query(
+        &self,
+        query: &RenderedQuery,
+        limits: AnalyticsLimits,
+    ) -> Result<Vec<AnalyticsRow>, AnalyticsError> {
+        let limits = self.analytics_limits.lock().unwrap().unwrap_or(limits);
+        self.inner.run_analytics_query(query, limits).await
     }
 }
 

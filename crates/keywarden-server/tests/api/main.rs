@@ -1,6 +1,7 @@
 //! Integration tests: the real server on an ephemeral port over a temporary SQLite store,
 //! driven over HTTP. `tests/api_postgres` runs the same tests on PostgreSQL + Redis.
 
+mod analytics;
 mod apis;
 mod audit;
 mod auth;

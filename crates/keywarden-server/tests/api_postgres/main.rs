@@ -2,6 +2,8 @@
 //! of its own in the test database and a key prefix of its own in the test Redis.
 //! `KEYWARDEN_TEST_POSTGRES_URL` and `KEYWARDEN_TEST_REDIS_URL` say where they are.
 
+#[path = "../api/analytics.rs"]
+mod analytics;
 #[path = "../api/apis.rs"]
 mod apis;
 #[path = "../api/audit.rs"]

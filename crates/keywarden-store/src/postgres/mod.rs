@@ -13,6 +13,7 @@
 //! `postgres://…/db?options=-c%20search_path%3Dkeywarden`.
 
 mod access;
+mod analytics;
 mod apis;
 mod audit;
 mod identities;

@@ -5,6 +5,7 @@
 //! `synchronous = FULL`, so readers never block the writer and a commit is on disk before any
 //! request that depends on it is answered.
 
+mod analytics;
 mod apis;
 mod audit;
 mod connection;

@@ -24,6 +24,11 @@ impl Readers {
         }
     }
 
+    /// The database file the connections read.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Runs `f` on a read connection on a blocking thread.
     pub async fn read<T: Send + 'static>(
         &self,

@@ -33,6 +33,7 @@ macro_rules! store_tests {
 mod backend;
 mod fixture;
 
+mod analytics;
 mod audit;
 mod credits;
 mod identities;
