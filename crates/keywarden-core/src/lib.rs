@@ -28,4 +28,5 @@ pub mod time;
 pub mod verify;
 pub mod verify_limits;
 pub mod webhook;
+pub mod webhook_outbox;
 pub mod workspace;

@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod postgres_feed;
 pub mod sqlite;
 pub mod transfer;
+mod webhook_columns;
 
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ mod rbac;
 mod root_keys;
 mod rows;
 mod schema;
+mod webhooks;
 mod workspaces;
 
 use std::time::Duration;

@@ -16,6 +16,7 @@ mod readers;
 mod root_keys;
 mod rows;
 mod schema;
+mod webhooks;
 mod workspaces;
 mod writer;
 
