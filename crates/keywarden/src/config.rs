@@ -32,6 +32,12 @@ pub struct Config {
     pub max_stale_secs: u64,
     /// Most connections this node opens to PostgreSQL (ignored for SQLite).
     pub database_max_connections: u32,
+    /// Whether this node sends webhook deliveries (any number of nodes may).
+    pub webhooks_enabled: bool,
+    /// How often the webhook worker looks for due deliveries, in milliseconds (≥ 10).
+    pub webhook_poll_ms: u64,
+    /// How far ahead `key.expiring_soon` is announced, in seconds (≥ 60).
+    pub webhook_expiring_horizon_secs: u64,
 }
 
 impl Default for Config {
@@ -47,6 +53,9 @@ impl Default for Config {
             redis_timeout_ms: 100,
             max_stale_secs: 600,
             database_max_connections: 16,
+            webhooks_enabled: true,
+            webhook_poll_ms: 1000,
+            webhook_expiring_horizon_secs: 24 * 60 * 60,
         }
     }
 }
@@ -79,6 +88,9 @@ const ENV_SETTINGS: &[&str] = &[
     "redis_timeout_ms",
     "max_stale_secs",
     "database_max_connections",
+    "webhooks_enabled",
+    "webhook_poll_ms",
+    "webhook_expiring_horizon_secs",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -89,11 +101,18 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config>
         }
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment
+    let config: Config = figment
         .merge(Env::prefixed("KEYWARDEN_").only(ENV_SETTINGS))
         .merge(Serialized::defaults(overrides))
         .extract()
-        .context("invalid configuration")
+        .context("invalid configuration")?;
+    if config.webhook_poll_ms < 10 {
+        anyhow::bail!("invalid configuration: webhook_poll_ms must be at least 10");
+    }
+    if config.webhook_expiring_horizon_secs < 60 {
+        anyhow::bail!("invalid configuration: webhook_expiring_horizon_secs must be at least 60");
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -129,6 +148,18 @@ mod tests {
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 1)));
         assert_eq!(config.database_url, "b.db");
         assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn webhook_settings_out_of_range_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(&file, "webhook_poll_ms = 0\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("webhook_poll_ms"), "{err:#}");
+        std::fs::write(&file, "webhook_expiring_horizon_secs = 5\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("webhook_expiring_horizon_secs"), "{err:#}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::time::{Clock, SystemClock};
-use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::service::{Bootstrap, ServiceSettings, WebhookSettings, bootstrap};
 use keywarden_server::{Application, ServerSettings};
 
 use crate::backends;
@@ -52,6 +52,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         service: ServiceSettings {
             key_cache_capacity: config.key_cache_capacity,
             max_stale: Duration::from_secs(config.max_stale_secs),
+        },
+        webhooks: WebhookSettings {
+            enabled: config.webhooks_enabled,
+            poll_interval: Duration::from_millis(config.webhook_poll_ms),
+            expiring_horizon: Duration::from_secs(config.webhook_expiring_horizon_secs),
+            ..WebhookSettings::default()
         },
         ..ServerSettings::default()
     };

@@ -3,6 +3,8 @@
 //! server's own recorder (never a process-global one, so several servers in one process, as
 //! in tests, do not mix their numbers) and renders it.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -52,6 +54,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             counter!("keywarden_key_cache_lookups_total", "result" => result).absolute(count);
         }
         gauge!("keywarden_key_cache_records").set(lookups.cached_records as f64);
+        let webhooks = &state.webhooks;
+        for (result, count) in [
+            ("delivered", &webhooks.delivered),
+            ("retry", &webhooks.retried),
+            ("failed", &webhooks.failed),
+        ] {
+            counter!("keywarden_webhook_attempts_total", "result" => result)
+                .absolute(count.load(Ordering::Relaxed));
+        }
+        gauge!("keywarden_webhook_pending_deliveries")
+            .set(webhooks.pending.load(Ordering::Relaxed) as f64);
     });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
