@@ -17,6 +17,7 @@ use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
 use crate::id::RoleId;
 use crate::id::{ApiId, KeyId, NamespaceId, RootKeyId, WorkspaceId};
+use crate::id::{DeliveryId, WebhookEndpointId};
 use crate::identity::{ExternalId, Identity, IdentityUpdate};
 use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
@@ -28,7 +29,6 @@ use crate::webhook_outbox::{
     AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
     WebhookDelivery, WebhookEndpoint, WebhookEvent,
 };
-use crate::id::{DeliveryId, WebhookEndpointId};
 use crate::workspace::Workspace;
 
 /// A failure of the storage backend, or a uniqueness conflict.

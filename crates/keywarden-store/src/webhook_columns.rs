@@ -57,7 +57,8 @@ impl StoredEndpoint {
     }
 
     pub fn into_endpoint(self) -> Result<WebhookEndpoint, ColumnError> {
-        let names: Vec<String> = serde_json::from_str(&self.event_types).map_err(at("event_types"))?;
+        let names: Vec<String> =
+            serde_json::from_str(&self.event_types).map_err(at("event_types"))?;
         let event_types = names
             .iter()
             .map(|n| WebhookEventType::parse(n))

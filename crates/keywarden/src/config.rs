@@ -159,7 +159,10 @@ mod tests {
         assert!(format!("{err:#}").contains("webhook_poll_ms"), "{err:#}");
         std::fs::write(&file, "webhook_expiring_horizon_secs = 5\n").unwrap();
         let err = load(Some(&file), Overrides::default()).unwrap_err();
-        assert!(format!("{err:#}").contains("webhook_expiring_horizon_secs"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("webhook_expiring_horizon_secs"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -54,7 +54,12 @@ fn event_types(f: &mut Fields, location: &str, names: &[String]) -> Option<Vec<W
         );
         return None;
     }
-    Some(names.iter().filter_map(|n| WebhookEventType::parse(n)).collect())
+    Some(
+        names
+            .iter()
+            .filter_map(|n| WebhookEventType::parse(n))
+            .collect(),
+    )
 }
 
 fn endpoint_id(f: &mut Fields, text: Option<String>) -> Option<WebhookEndpointId> {

@@ -53,7 +53,9 @@ impl Keywarden {
             .target("webhook_endpoint", endpoint.id.as_str(), None)
             .change("url", endpoint.url.as_str())
             .change("eventTypes", names(&endpoint.event_types));
-        self.store.insert_webhook_endpoint(&endpoint, &audit).await?;
+        self.store
+            .insert_webhook_endpoint(&endpoint, &audit)
+            .await?;
         tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
         Ok(endpoint)
     }
@@ -167,7 +169,10 @@ impl Keywarden {
         let mut data = Map::new();
         data.insert("test".into(), true.into());
         Ok(self
-            .enqueue_webhook_event(caller.workspace(), WebhookEvent::new(event_type, self.now(), data))
+            .enqueue_webhook_event(
+                caller.workspace(),
+                WebhookEvent::new(event_type, self.now(), data),
+            )
             .await?)
     }
 

@@ -25,6 +25,8 @@ mod refill;
 mod reroll;
 mod root_keys;
 mod verify;
+mod webhook_store;
+mod webhooks;
 
 /// The backends every test of this binary runs on.
 const BACKEND: backend::Backend = backend::Backend::Sqlite;

@@ -50,6 +50,10 @@ mod reroll;
 mod root_keys;
 #[path = "../api/verify.rs"]
 mod verify;
+#[path = "../api/webhook_store.rs"]
+mod webhook_store;
+#[path = "../api/webhooks.rs"]
+mod webhooks;
 
 /// The backends every test of this binary runs on.
 const BACKEND: backend::Backend = backend::Backend::PostgresRedis;

@@ -9,8 +9,8 @@ use keywarden_core::store::{Page, PageRequest, StoreResult, WebhookStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::webhook::{WebhookEventType, WebhookSecret};
 use keywarden_core::webhook_outbox::{
-    AttemptNext, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter,
-    EndpointUpdate, WebhookDelivery, WebhookEndpoint, WebhookEvent,
+    AttemptNext, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
+    WebhookDelivery, WebhookEndpoint, WebhookEvent,
 };
 use serde_json::Map;
 use sqlx::postgres::{PgConnection, PgRow};
@@ -173,7 +173,9 @@ impl WebhookStore for PostgresStore {
             .bind(page_fetch(&page))
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(endpoint_from_row).collect::<PgResult<Vec<_>>>()
+            rows.iter()
+                .map(endpoint_from_row)
+                .collect::<PgResult<Vec<_>>>()
         })
         .await?;
         Ok(Page::from_overfetch(rows, limit, |e| e.id.to_string()))
@@ -275,7 +277,9 @@ impl WebhookStore for PostgresStore {
             .bind(page_fetch(&page))
             .fetch_all(&self.pool)
             .await?;
-            rows.iter().map(delivery_from_row).collect::<PgResult<Vec<_>>>()
+            rows.iter()
+                .map(delivery_from_row)
+                .collect::<PgResult<Vec<_>>>()
         })
         .await?;
         Ok(Page::from_overfetch(rows, limit, |d| d.id.to_string()))
@@ -470,8 +474,8 @@ impl WebhookStore for PostgresStore {
                 if fresh == 0 {
                     continue;
                 }
-                let workspace =
-                    WorkspaceId::parse(&workspace_id).map_err(|_| at("workspace_id")(Invalid("id")))?;
+                let workspace = WorkspaceId::parse(&workspace_id)
+                    .map_err(|_| at("workspace_id")(Invalid("id")))?;
                 let mut data = Map::new();
                 data.insert("keyId".into(), key_id.into());
                 data.insert("apiId".into(), api_id.into());

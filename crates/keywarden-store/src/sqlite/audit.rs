@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use keywarden_core::audit::{AuditEntry, AuditFilter};
 use keywarden_core::id::WorkspaceId;
-use keywarden_core::webhook_outbox::WebhookEvent;
 use keywarden_core::store::{AuditStore, Page, PageRequest, StoreResult};
+use keywarden_core::webhook_outbox::WebhookEvent;
 use rusqlite::{Connection, Row, params};
 
 use super::{SqliteStore, conversion_error};

@@ -9,8 +9,8 @@ use keywarden_core::store::{Page, PageRequest, StoreResult, WebhookStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::webhook::{WebhookEventType, WebhookSecret};
 use keywarden_core::webhook_outbox::{
-    AttemptNext, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter,
-    EndpointUpdate, WebhookDelivery, WebhookEndpoint, WebhookEvent,
+    AttemptNext, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
+    WebhookDelivery, WebhookEndpoint, WebhookEvent,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Map;
@@ -328,8 +328,13 @@ impl WebhookStore for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for claimed in &rows {
-                conn.prepare_cached("UPDATE webhook_deliveries SET lease_until = ?2 WHERE id = ?1")?
-                    .execute(params![claimed.delivery.id.as_str(), lease_until.as_millis()])?;
+                conn.prepare_cached(
+                    "UPDATE webhook_deliveries SET lease_until = ?2 WHERE id = ?1",
+                )?
+                .execute(params![
+                    claimed.delivery.id.as_str(),
+                    lease_until.as_millis()
+                ])?;
             }
             Ok(rows)
         })
@@ -437,8 +442,8 @@ impl WebhookStore for SqliteStore {
                      SET expires = excluded.expires, announced_at = excluded.announced_at",
                 )?
                 .execute(params![key.key_id, key.expires, now.as_millis()])?;
-                let workspace = WorkspaceId::parse(&key.workspace_id)
-                    .map_err(|e| conversion_error(1, e))?;
+                let workspace =
+                    WorkspaceId::parse(&key.workspace_id).map_err(|e| conversion_error(1, e))?;
                 enqueue(conn, &workspace, &key.event(now), now)?;
             }
             Ok(keys.len())
