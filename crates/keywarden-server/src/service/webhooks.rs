@@ -158,8 +158,8 @@ impl Keywarden {
             .await?)
     }
 
-    /// Enqueues a `webhook.test`-style ping as a `key.updated`-free event of `event_type` to
-    /// the workspace's subscribers; returns how many deliveries it made.
+    /// Enqueues a test event (`data.test = true`) of `event_type` for the workspace's
+    /// subscribers; returns how many deliveries it made.
     pub async fn send_test_webhook(
         &self,
         caller: &Caller,
@@ -168,12 +168,11 @@ impl Keywarden {
         caller.require_everywhere(ops::UPDATE_WEBHOOK_ENDPOINT)?;
         let mut data = Map::new();
         data.insert("test".into(), true.into());
-        Ok(self
-            .enqueue_webhook_event(
-                caller.workspace(),
-                WebhookEvent::new(event_type, self.now(), data),
-            )
-            .await?)
+        self.enqueue_webhook_event(
+            caller.workspace(),
+            WebhookEvent::new(event_type, self.now(), data),
+        )
+        .await
     }
 
     /// Enqueues an event that is not an admin change (anomalies, low credits) for the
