@@ -121,6 +121,10 @@ audit_actions! {
     RootKeyUpdate => "root_key.update",
     RootKeyRotate => "root_key.rotate",
     RootKeyRevoke => "root_key.revoke",
+    WebhookEndpointCreate => "webhook.endpoint.create",
+    WebhookEndpointUpdate => "webhook.endpoint.update",
+    WebhookEndpointRotateSecret => "webhook.endpoint.rotate_secret",
+    WebhookEndpointDelete => "webhook.endpoint.delete",
 }
 
 impl fmt::Display for AuditAction {

@@ -227,6 +227,16 @@ id_type!(
     AuditId,
     "aud"
 );
+id_type!(
+    /// A webhook endpoint of a workspace.
+    WebhookEndpointId,
+    "wh"
+);
+id_type!(
+    /// One delivery of one event to one endpoint; sent as `webhook-id`.
+    DeliveryId,
+    "msg"
+);
 
 #[cfg(test)]
 mod tests {

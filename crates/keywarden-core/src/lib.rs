@@ -30,4 +30,5 @@ pub mod usage;
 pub mod verify;
 pub mod verify_limits;
 pub mod webhook;
+pub mod webhook_outbox;
 pub mod workspace;

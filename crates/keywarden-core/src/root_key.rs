@@ -28,15 +28,18 @@ pub enum Resource {
     Identity,
     /// The audit log (a Keywarden extension).
     Audit,
+    /// Webhook endpoints and their delivery log (a Keywarden extension).
+    Webhook,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 5] = [
+    pub const ALL: [Resource; 6] = [
         Self::Api,
         Self::Ratelimit,
         Self::Rbac,
         Self::Identity,
         Self::Audit,
+        Self::Webhook,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Resource {
             Self::Rbac => "rbac",
             Self::Identity => "identity",
             Self::Audit => "audit",
+            Self::Webhook => "webhook",
         }
     }
 
@@ -100,6 +104,12 @@ impl Resource {
                 "delete_identity",
             ],
             Self::Audit => &["read_logs"],
+            Self::Webhook => &[
+                "create_endpoint",
+                "read_endpoint",
+                "update_endpoint",
+                "delete_endpoint",
+            ],
         }
     }
 
@@ -189,6 +199,14 @@ pub mod ops {
     pub const DELETE_IDENTITY: Operation = Operation::new(Resource::Identity, "delete_identity");
 
     pub const READ_AUDIT_LOGS: Operation = Operation::new(Resource::Audit, "read_logs");
+
+    pub const CREATE_WEBHOOK_ENDPOINT: Operation =
+        Operation::new(Resource::Webhook, "create_endpoint");
+    pub const READ_WEBHOOK_ENDPOINT: Operation = Operation::new(Resource::Webhook, "read_endpoint");
+    pub const UPDATE_WEBHOOK_ENDPOINT: Operation =
+        Operation::new(Resource::Webhook, "update_endpoint");
+    pub const DELETE_WEBHOOK_ENDPOINT: Operation =
+        Operation::new(Resource::Webhook, "delete_endpoint");
 
     pub const LIMIT: Operation = Operation::new(Resource::Ratelimit, "limit");
     pub const CREATE_NAMESPACE: Operation = Operation::new(Resource::Ratelimit, "create_namespace");

@@ -18,6 +18,7 @@ use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
 use crate::id::RoleId;
 use crate::id::{ApiId, KeyId, NamespaceId, RootKeyId, WorkspaceId};
+use crate::id::{DeliveryId, WebhookEndpointId};
 use crate::identity::{ExternalId, Identity, IdentityUpdate};
 use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
@@ -26,6 +27,10 @@ use crate::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use crate::root_key::{RootKey, RootKeyUpdate};
 use crate::time::UnixMillis;
 use crate::usage::{Granularity, VerificationEvent, VerificationRollup};
+use crate::webhook_outbox::{
+    AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
+    WebhookDelivery, WebhookEndpoint, WebhookEvent,
+};
 use crate::workspace::Workspace;
 
 /// A failure of the storage backend, or a uniqueness conflict.
@@ -486,6 +491,95 @@ pub trait AnalyticsStore: Send + Sync {
     ) -> Result<Vec<AnalyticsRow>, AnalyticsError>;
 }
 
+/// Webhook endpoints and the outbox of deliveries. Events of admin changes are enqueued by
+/// the stores themselves, in the change's transaction, from its audit entry
+/// ([`WebhookEvent::of_audit`]): one delivery per enabled endpoint of the workspace that
+/// subscribes to the event's type.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn insert_webhook_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    async fn webhook_endpoint(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookEndpointId,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Endpoints ordered by id.
+    async fn webhook_endpoints(
+        &self,
+        workspace: &WorkspaceId,
+        page: PageRequest,
+    ) -> StoreResult<Page<WebhookEndpoint>>;
+    /// Applies `update` atomically; returns the endpoint after, `None` when it does not exist.
+    async fn update_webhook_endpoint(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookEndpointId,
+        update: &EndpointUpdate,
+        now: UnixMillis,
+        audit: &AuditEntry,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Deletes an endpoint with its deliveries; returns whether it existed.
+    async fn delete_webhook_endpoint(
+        &self,
+        workspace: &WorkspaceId,
+        id: &WebhookEndpointId,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool>;
+    /// Enqueues an event that is not an admin change (anomalies, low credits, tests) for
+    /// every subscribed endpoint; returns how many deliveries it made.
+    async fn enqueue_webhook_event(
+        &self,
+        workspace: &WorkspaceId,
+        event: &WebhookEvent,
+        now: UnixMillis,
+    ) -> StoreResult<usize>;
+    /// Deliveries of the workspace passing `filter`, newest first; `page.from` is the id of
+    /// the newest delivery of the page (inclusive).
+    async fn webhook_deliveries(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<WebhookDelivery>>;
+    /// The attempts of one delivery, oldest first.
+    async fn delivery_attempts(
+        &self,
+        workspace: &WorkspaceId,
+        id: &DeliveryId,
+    ) -> StoreResult<Vec<AttemptRecord>>;
+    /// Leases up to `limit` pending deliveries due at `now` (of enabled endpoints, not leased
+    /// by anyone else) until `lease_until`. Two claimers never get the same delivery while
+    /// its lease runs.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: UnixMillis,
+        lease_until: UnixMillis,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt in the log and moves the delivery on (delivered, retry at a time,
+    /// or failed), releasing its lease.
+    async fn record_delivery_attempt(
+        &self,
+        id: &DeliveryId,
+        attempt: &DeliveryAttempt,
+    ) -> StoreResult<()>;
+    /// How many deliveries wait for an attempt, across workspaces.
+    async fn pending_webhook_deliveries(&self) -> StoreResult<i64>;
+    /// Enqueues `key.expiring_soon` once for every live key that expires after `now` and at
+    /// or before `horizon_end` in a workspace with an enabled endpoint subscribed to it, and
+    /// records the announcement in the same transaction; a key whose `expires` changed is
+    /// announced again. Returns how many keys were announced.
+    async fn announce_expiring_keys(
+        &self,
+        now: UnixMillis,
+        horizon_end: UnixMillis,
+    ) -> StoreResult<usize>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -499,6 +593,7 @@ pub trait Store:
     + AuditStore
     + UsageStore
     + AnalyticsStore
+    + WebhookStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::http;
-use crate::service::{Backends, ChannelSink, Keywarden, ServiceSettings};
+use crate::service::{
+    Backends, ChannelSink, Keywarden, ServiceSettings, WebhookSettings, WebhookStats,
+    run_webhook_worker,
+};
 use crate::state::AppState;
 
 /// How the server runs.
@@ -23,6 +26,8 @@ pub struct ServerSettings {
     pub service: ServiceSettings,
     /// How often to look for root keys created or revoked by other processes.
     pub root_key_poll: Duration,
+    /// The webhook delivery worker.
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for ServerSettings {
@@ -31,6 +36,7 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             service: ServiceSettings::default(),
             root_key_poll: Duration::from_secs(1),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -85,7 +91,8 @@ impl Application {
             .service
             .take_usage_writer()
             .map(|writer| tokio::spawn(writer.run(self.service.usage_store(), usage_stopped)));
-        let background = [
+        let webhooks = Arc::new(WebhookStats::default());
+        let mut background = vec![
             tokio::spawn(apply_feed_events(Arc::clone(&self.service), events)),
             tokio::spawn(poll_root_keys(
                 Arc::clone(&self.service),
@@ -95,11 +102,19 @@ impl Application {
             tokio::spawn(sweep_limits(Arc::clone(&self.service))),
             tokio::spawn(prune_usage(Arc::clone(&self.service))),
         ];
+        if self.settings.webhooks.enabled {
+            background.push(tokio::spawn(run_webhook_worker(
+                Arc::clone(&self.service),
+                self.settings.webhooks.clone(),
+                Arc::clone(&webhooks),
+            )));
+        }
         let metrics = Arc::new(http::metrics_recorder());
         let router = http::router(AppState {
             service: Arc::clone(&self.service),
             requests: Arc::new(http::RequestMetrics::new(Arc::clone(&metrics))),
             metrics,
+            webhooks,
         });
         tracing::info!(address = %self.local_addr(), "listening");
         let served = axum::serve(
@@ -127,7 +142,9 @@ impl Application {
     }
 }
 
-fn stop(tasks: [JoinHandle<()>; 5]) {
+/// Stops background work. The webhook worker may be stopped mid-send: its deliveries stay in
+/// the outbox and are sent again once their lease runs out.
+fn stop(tasks: Vec<JoinHandle<()>>) {
     for task in tasks {
         task.abort();
     }

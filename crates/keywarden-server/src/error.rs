@@ -39,6 +39,7 @@ pub enum Missing {
     Permission,
     Role,
     RootKey,
+    WebhookEndpoint,
 }
 
 /// Every way a request can fail.
@@ -165,6 +166,13 @@ impl ApiError {
         Self::NotFound {
             what: Missing::Role,
             detail: format!("Role '{name}' was not found."),
+        }
+    }
+
+    pub fn webhook_endpoint_not_found() -> Self {
+        Self::NotFound {
+            what: Missing::WebhookEndpoint,
+            detail: "The requested webhook endpoint was not found.".into(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::http::RequestMetrics;
-use crate::service::Keywarden;
+use crate::service::{Keywarden, WebhookStats};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,4 +14,6 @@ pub struct AppState {
     pub metrics: Arc<PrometheusRecorder>,
     /// Per-endpoint handles into `metrics`.
     pub requests: Arc<RequestMetrics>,
+    /// The webhook worker's counters.
+    pub webhooks: Arc<WebhookStats>,
 }

@@ -12,6 +12,7 @@ pub mod postgres_feed;
 pub mod sqlite;
 pub mod transfer;
 mod usage;
+mod webhook_columns;
 
 use std::sync::Arc;
 

@@ -42,6 +42,12 @@ pub struct Config {
     pub usage_flush_interval_ms: u64,
     /// How long raw verification events are kept; per-minute to per-month counts stay.
     pub usage_retention_days: u64,
+    /// Whether this node sends webhook deliveries (any number of nodes may).
+    pub webhooks_enabled: bool,
+    /// How often the webhook worker looks for due deliveries, in milliseconds (≥ 10).
+    pub webhook_poll_ms: u64,
+    /// How far ahead `key.expiring_soon` is announced, in seconds (≥ 60).
+    pub webhook_expiring_horizon_secs: u64,
 }
 
 impl Default for Config {
@@ -61,6 +67,9 @@ impl Default for Config {
             usage_queue_capacity: 100_000,
             usage_flush_interval_ms: 1_000,
             usage_retention_days: 30,
+            webhooks_enabled: true,
+            webhook_poll_ms: 1000,
+            webhook_expiring_horizon_secs: 24 * 60 * 60,
         }
     }
 }
@@ -119,6 +128,9 @@ const ENV_SETTINGS: &[&str] = &[
     "usage_queue_capacity",
     "usage_flush_interval_ms",
     "usage_retention_days",
+    "webhooks_enabled",
+    "webhook_poll_ms",
+    "webhook_expiring_horizon_secs",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -129,11 +141,18 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config>
         }
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment
+    let config: Config = figment
         .merge(Env::prefixed("KEYWARDEN_").only(ENV_SETTINGS))
         .merge(Serialized::defaults(overrides))
         .extract()
-        .context("invalid configuration")
+        .context("invalid configuration")?;
+    if config.webhook_poll_ms < 10 {
+        anyhow::bail!("invalid configuration: webhook_poll_ms must be at least 10");
+    }
+    if config.webhook_expiring_horizon_secs < 60 {
+        anyhow::bail!("invalid configuration: webhook_expiring_horizon_secs must be at least 60");
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -203,6 +222,21 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().contains("usage_flush_interval_ms"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn webhook_settings_out_of_range_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(&file, "webhook_poll_ms = 0\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("webhook_poll_ms"), "{err:#}");
+        std::fs::write(&file, "webhook_expiring_horizon_secs = 5\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("webhook_expiring_horizon_secs"),
             "{err:#}"
         );
     }

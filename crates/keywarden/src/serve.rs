@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::time::{Clock, SystemClock};
-use keywarden_server::service::{Bootstrap, ServiceSettings, bootstrap};
+use keywarden_server::service::{Bootstrap, ServiceSettings, WebhookSettings, bootstrap};
 use keywarden_server::{Application, ServerSettings};
 
 use crate::backends;
@@ -55,6 +55,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_stale: Duration::from_secs(config.max_stale_secs),
             usage,
             ..ServiceSettings::default()
+        },
+        webhooks: WebhookSettings {
+            enabled: config.webhooks_enabled,
+            poll_interval: Duration::from_millis(config.webhook_poll_ms),
+            expiring_horizon: Duration::from_secs(config.webhook_expiring_horizon_secs),
+            ..WebhookSettings::default()
         },
         ..ServerSettings::default()
     };

@@ -125,6 +125,10 @@ impl ApiError {
                 what: Missing::RootKey,
                 ..
             } => "unkey/data/key_not_found",
+            Self::NotFound {
+                what: Missing::WebhookEndpoint,
+                ..
+            } => "unkey/data/webhook_endpoint_not_found",
             Self::Conflict(_) => "unkey/data/conflict",
             Self::IdentityExists(_) => "unkey/data/identity_already_exists",
             Self::PreconditionFailed(_) => "unkey/application/precondition_failed",

@@ -3,6 +3,8 @@
 //! server's own recorder (never a process-global one, so several servers in one process, as
 //! in tests, do not mix their numbers) and renders it.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -64,6 +66,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )]
         gauge!("keywarden_usage_queue_depth").set(usage.queue_depth as f64);
         counter!("keywarden_usage_batches_written_total").absolute(usage.batches_written);
+        let webhooks = &state.webhooks;
+        for (result, count) in [
+            ("delivered", &webhooks.delivered),
+            ("retry", &webhooks.retried),
+            ("failed", &webhooks.failed),
+        ] {
+            counter!("keywarden_webhook_attempts_total", "result" => result)
+                .absolute(count.load(Ordering::Relaxed));
+        }
+        gauge!("keywarden_webhook_pending_deliveries")
+            .set(webhooks.pending.load(Ordering::Relaxed) as f64);
     });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -21,6 +21,7 @@ mod permissions;
 mod ratelimit;
 mod request_metrics;
 mod root_keys;
+mod webhooks;
 mod wire;
 
 use axum::Router;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(permissions::routes())
         .merge(root_keys::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

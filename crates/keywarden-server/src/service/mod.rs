@@ -20,6 +20,11 @@ mod root_keys;
 mod usage_recorder;
 mod verify;
 mod verify_limits;
+mod webhook_worker;
+mod webhooks;
+
+pub use webhook_worker::{WebhookSettings, WebhookStats, run_webhook_worker};
+pub use webhooks::NewEndpoint;
 
 use std::sync::Arc;
 

@@ -175,6 +175,11 @@ pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
             ..ServiceSettings::default()
         },
         root_key_poll: std::time::Duration::from_millis(50),
+        webhooks: keywarden_server::service::WebhookSettings {
+            poll_interval: std::time::Duration::from_millis(20),
+            expiring_every: std::time::Duration::from_millis(50),
+            ..keywarden_server::service::WebhookSettings::default()
+        },
     };
     let app = Application::build(
         settings,
@@ -360,7 +365,7 @@ pub fn hash_of(key: &str) -> String {
 
 /// Delegates to SQLite and counts the reads verification must avoid.
 pub struct CountingStore {
-    inner: Arc<dyn Store>,
+    pub(crate) inner: Arc<dyn Store>,
     pub key_reads: AtomicUsize,
     /// When set, analytics queries run with these limits instead of the server's.
     pub analytics_limits: std::sync::Mutex<Option<AnalyticsLimits>>,

@@ -27,6 +27,8 @@ mod reroll;
 mod root_keys;
 mod usage;
 mod verify;
+mod webhook_store;
+mod webhooks;
 
 /// The backends every test of this binary runs on.
 const BACKEND: backend::Backend = backend::Backend::Sqlite;

@@ -54,6 +54,10 @@ mod root_keys;
 mod usage;
 #[path = "../api/verify.rs"]
 mod verify;
+#[path = "../api/webhook_store.rs"]
+mod webhook_store;
+#[path = "../api/webhooks.rs"]
+mod webhooks;
 
 /// The backends every test of this binary runs on.
 const BACKEND: backend::Backend = backend::Backend::PostgresRedis;

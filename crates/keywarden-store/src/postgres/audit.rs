@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use keywarden_core::audit::{AuditEntry, AuditFilter};
 use keywarden_core::id::WorkspaceId;
 use keywarden_core::store::{AuditStore, Page, PageRequest, StoreResult};
+use keywarden_core::webhook_outbox::WebhookEvent;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Row};
 
@@ -12,7 +13,8 @@ use super::{PgResult, PostgresStore, run};
 use crate::audit_columns::{AUDIT_COLUMNS, StoredAuditEntry};
 use crate::columns::page_fetch;
 
-/// Inserts `entry` on `conn`, which is inside the change's transaction.
+/// Inserts `entry` on `conn`, which is inside the change's transaction, and the webhook
+/// deliveries of the event it announces.
 pub(super) async fn insert_entry(conn: &mut PgConnection, entry: &AuditEntry) -> PgResult<()> {
     let e = StoredAuditEntry::of(entry);
     sqlx::query(AssertSqlSafe(format!(
@@ -31,6 +33,9 @@ pub(super) async fn insert_entry(conn: &mut PgConnection, entry: &AuditEntry) ->
     .bind(e.client_ip)
     .execute(&mut *conn)
     .await?;
+    if let Some(event) = WebhookEvent::of_audit(entry) {
+        super::webhooks::enqueue(conn, &entry.workspace_id, &event, entry.time).await?;
+    }
     Ok(())
 }
 

@@ -24,6 +24,7 @@ mod root_keys;
 mod rows;
 mod schema;
 mod usage;
+mod webhooks;
 mod workspaces;
 
 use std::time::Duration;

@@ -264,6 +264,55 @@ CREATE UNIQUE INDEX analytics_verifications_per_month_row ON analytics_verificat
 
 ALTER TABLE keys ADD COLUMN last_used_at BIGINT;
 "#,
+    // Webhooks: endpoints (with the secret their deliveries are signed with), the outbox
+    // (one row per event and endpoint, leased by the worker sending it), the log of
+    // attempts, and which key expiries have been announced.
+    r#"
+CREATE TABLE webhook_endpoints (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    url           TEXT NOT NULL,
+    description   TEXT,
+    event_types   TEXT NOT NULL,
+    enabled       BOOLEAN NOT NULL,
+    secret        TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT
+);
+CREATE INDEX webhook_endpoints_by_workspace ON webhook_endpoints (workspace_id, id);
+CREATE TABLE webhook_deliveries (
+    id               TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id     TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    endpoint_id      TEXT COLLATE "C" NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    event_type       TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    attempts         BIGINT NOT NULL,
+    state            TEXT NOT NULL,
+    next_attempt_at  BIGINT,
+    last_status      BIGINT,
+    last_error       TEXT,
+    delivered_at     BIGINT,
+    lease_until      BIGINT
+);
+CREATE INDEX webhook_deliveries_by_workspace ON webhook_deliveries (workspace_id, id);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE state = 'pending';
+CREATE TABLE webhook_attempts (
+    delivery_id  TEXT COLLATE "C" NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempt      BIGINT NOT NULL,
+    at           BIGINT NOT NULL,
+    status       BIGINT,
+    error        TEXT,
+    duration_ms  BIGINT NOT NULL,
+    PRIMARY KEY (delivery_id, attempt)
+);
+CREATE TABLE webhook_expiry_notices (
+    key_id        TEXT COLLATE "C" PRIMARY KEY REFERENCES keys(id) ON DELETE CASCADE,
+    expires       BIGINT NOT NULL,
+    announced_at  BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -5,13 +5,15 @@ use async_trait::async_trait;
 use keywarden_core::audit::{AuditEntry, AuditFilter};
 use keywarden_core::id::WorkspaceId;
 use keywarden_core::store::{AuditStore, Page, PageRequest, StoreResult};
+use keywarden_core::webhook_outbox::WebhookEvent;
 use rusqlite::{Connection, Row, params};
 
 use super::{SqliteStore, conversion_error};
 use crate::audit_columns::{AUDIT_COLUMNS, StoredAuditEntry};
 use crate::columns::page_fetch;
 
-/// Inserts `entry`; called inside the writer job that makes the change.
+/// Inserts `entry`, and the webhook deliveries of the event it announces; called inside the
+/// writer job that makes the change.
 pub(super) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<()> {
     let e = StoredAuditEntry::of(entry);
     conn.prepare_cached(&format!(
@@ -30,6 +32,9 @@ pub(super) fn insert_entry(conn: &Connection, entry: &AuditEntry) -> rusqlite::R
         e.request_id,
         e.client_ip,
     ])?;
+    if let Some(event) = WebhookEvent::of_audit(entry) {
+        super::webhooks::enqueue(conn, &entry.workspace_id, &event, entry.time)?;
+    }
     Ok(())
 }
 

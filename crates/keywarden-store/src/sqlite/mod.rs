@@ -18,6 +18,7 @@ mod root_keys;
 mod rows;
 mod schema;
 mod usage;
+mod webhooks;
 mod workspaces;
 mod writer;
 

@@ -255,6 +255,55 @@ CREATE UNIQUE INDEX analytics_verifications_per_month_row ON analytics_verificat
 
 ALTER TABLE keys ADD COLUMN last_used_at INTEGER;
 ",
+    // Webhooks: endpoints (with the secret their deliveries are signed with), the outbox
+    // (one row per event and endpoint, leased by the worker sending it), the log of
+    // attempts, and which key expiries have been announced.
+    "
+CREATE TABLE webhook_endpoints (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    url           TEXT NOT NULL,
+    description   TEXT,
+    event_types   TEXT NOT NULL,
+    enabled       INTEGER NOT NULL,
+    secret        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER
+) STRICT;
+CREATE INDEX webhook_endpoints_by_workspace ON webhook_endpoints (workspace_id, id);
+CREATE TABLE webhook_deliveries (
+    id               TEXT PRIMARY KEY,
+    workspace_id     TEXT NOT NULL REFERENCES workspaces(id),
+    endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    event_type       TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL,
+    state            TEXT NOT NULL,
+    next_attempt_at  INTEGER,
+    last_status      INTEGER,
+    last_error       TEXT,
+    delivered_at     INTEGER,
+    lease_until      INTEGER
+) STRICT;
+CREATE INDEX webhook_deliveries_by_workspace ON webhook_deliveries (workspace_id, id);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE state = 'pending';
+CREATE TABLE webhook_attempts (
+    delivery_id  TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempt      INTEGER NOT NULL,
+    at           INTEGER NOT NULL,
+    status       INTEGER,
+    error        TEXT,
+    duration_ms  INTEGER NOT NULL,
+    PRIMARY KEY (delivery_id, attempt)
+) STRICT;
+CREATE TABLE webhook_expiry_notices (
+    key_id        TEXT PRIMARY KEY REFERENCES keys(id) ON DELETE CASCADE,
+    expires       INTEGER NOT NULL,
+    announced_at  INTEGER NOT NULL
+) STRICT;
+",
 ];
 
 /// Brings the database to the latest schema version.
