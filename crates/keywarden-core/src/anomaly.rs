@@ -26,6 +26,7 @@
 mod client_ips;
 mod probing;
 mod rate;
+mod record;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,6 +41,7 @@ use crate::verify::VerifyCode;
 use client_ips::ClientIpHistory;
 use probing::ProbeWindows;
 use rate::RateBaseline;
+pub use record::{AnomalyFilter, RecordedAnomaly};
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -102,6 +104,12 @@ impl Severity {
             Self::Warning => "warning",
             Self::Critical => "critical",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Info, Self::Warning, Self::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 

@@ -237,6 +237,11 @@ id_type!(
     DeliveryId,
     "msg"
 );
+id_type!(
+    /// A recorded anomaly (a Keywarden extension).
+    AnomalyId,
+    "anm"
+);
 
 #[cfg(test)]
 mod tests {

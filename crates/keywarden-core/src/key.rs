@@ -47,6 +47,10 @@ pub struct KeyRecord {
     /// The latest recorded verification; written only by usage recording, so it lags
     /// verifications by the recorder's flush interval.
     pub last_used: Option<UnixMillis>,
+    /// The key a reroll replaced this one with, and when: set only by rotation. A key
+    /// presented after its grace ended is then known to be an old copy.
+    pub rotated_to: Option<KeyId>,
+    pub replaced_at: Option<UnixMillis>,
 }
 
 /// A field of a partial update: leave it, clear it (`null` on the wire), or set it.
@@ -205,6 +209,8 @@ impl KeyRecord {
             updated_at: None,
             deleted_at: None,
             last_used: None,
+            rotated_to: None,
+            replaced_at: None,
         }
     }
 }
@@ -286,6 +292,8 @@ mod tests {
             updated_at: None,
             deleted_at: None,
             last_used: None,
+            rotated_to: None,
+            replaced_at: None,
         }
     }
 

@@ -30,16 +30,19 @@ pub enum Resource {
     Audit,
     /// Webhook endpoints and their delivery log (a Keywarden extension).
     Webhook,
+    /// Anomalies raised by detection (a Keywarden extension).
+    Anomaly,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 6] = [
+    pub const ALL: [Resource; 7] = [
         Self::Api,
         Self::Ratelimit,
         Self::Rbac,
         Self::Identity,
         Self::Audit,
         Self::Webhook,
+        Self::Anomaly,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Resource {
             Self::Identity => "identity",
             Self::Audit => "audit",
             Self::Webhook => "webhook",
+            Self::Anomaly => "anomaly",
         }
     }
 
@@ -110,6 +114,7 @@ impl Resource {
                 "update_endpoint",
                 "delete_endpoint",
             ],
+            Self::Anomaly => &["read"],
         }
     }
 
@@ -207,6 +212,8 @@ pub mod ops {
         Operation::new(Resource::Webhook, "update_endpoint");
     pub const DELETE_WEBHOOK_ENDPOINT: Operation =
         Operation::new(Resource::Webhook, "delete_endpoint");
+
+    pub const READ_ANOMALIES: Operation = Operation::new(Resource::Anomaly, "read");
 
     pub const LIMIT: Operation = Operation::new(Resource::Ratelimit, "limit");
     pub const CREATE_NAMESPACE: Operation = Operation::new(Resource::Ratelimit, "create_namespace");

@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 
 use crate::analytics_query::{Dialect, RenderedQuery};
+use crate::anomaly::{AnomalyFilter, RecordedAnomaly};
 use crate::api::Api;
 use crate::audit::{AuditEntry, AuditFilter};
 use crate::credits::SpendOutcome;
@@ -580,6 +581,22 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<usize>;
 }
 
+/// Anomalies raised by detection (`anomalies.list`).
+#[async_trait]
+pub trait AnomalyStore: Send + Sync {
+    /// Stores `anomaly` and, in the same transaction, enqueues its webhook event
+    /// ([`RecordedAnomaly::webhook_event`]) for every subscribed endpoint of its workspace.
+    async fn insert_anomaly(&self, anomaly: &RecordedAnomaly) -> StoreResult<()>;
+    /// Anomalies of the workspace passing `filter`, newest first; `page.from` is the id of
+    /// the newest anomaly of the page (inclusive).
+    async fn anomalies(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &AnomalyFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<RecordedAnomaly>>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -594,6 +611,7 @@ pub trait Store:
     + UsageStore
     + AnalyticsStore
     + WebhookStore
+    + AnomalyStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -171,6 +171,8 @@ mod tests {
             updated_at: None,
             deleted_at: None,
             last_used: None,
+            rotated_to: None,
+            replaced_at: None,
         }
     }
 

@@ -91,6 +91,10 @@ impl Application {
             .service
             .take_usage_writer()
             .map(|writer| tokio::spawn(writer.run(self.service.usage_store(), usage_stopped)));
+        let anomaly_watcher = self.service.take_anomaly_watcher().map(|watcher| {
+            let (store, clock) = self.service.anomaly_backends();
+            tokio::spawn(watcher.run(store, clock))
+        });
         let webhooks = Arc::new(WebhookStats::default());
         let mut background = vec![
             tokio::spawn(apply_feed_events(Arc::clone(&self.service), events)),
@@ -102,6 +106,7 @@ impl Application {
             tokio::spawn(sweep_limits(Arc::clone(&self.service))),
             tokio::spawn(prune_usage(Arc::clone(&self.service))),
         ];
+        background.extend(anomaly_watcher);
         if self.settings.webhooks.enabled {
             background.push(tokio::spawn(run_webhook_worker(
                 Arc::clone(&self.service),

@@ -189,6 +189,9 @@ pub struct StoredKey {
     pub ratelimits: Option<String>,
     /// Written only by usage recording, never by key writes.
     pub last_used_at: Option<i64>,
+    /// Written only by rotation, on the replaced key.
+    pub replaced_at: Option<i64>,
+    pub rotated_to: Option<String>,
 }
 
 impl StoredKey {
@@ -212,6 +215,8 @@ impl StoredKey {
             identity_id: key.identity.as_ref().map(|i| i.id.to_string()),
             ratelimits: encode_limits(&key.ratelimits),
             last_used_at: key.last_used.map(UnixMillis::as_millis),
+            replaced_at: key.replaced_at.map(UnixMillis::as_millis),
+            rotated_to: key.rotated_to.as_ref().map(|k| k.to_string()),
         })
     }
 
@@ -251,6 +256,13 @@ impl StoredKey {
             updated_at: millis(self.updated_at),
             deleted_at: millis(self.deleted_at),
             last_used: millis(self.last_used_at),
+            rotated_to: self
+                .rotated_to
+                .as_deref()
+                .map(KeyId::parse)
+                .transpose()
+                .map_err(at("keys.rotated_to"))?,
+            replaced_at: millis(self.replaced_at),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! committed before it is acknowledged. PostgreSQL serves several nodes sharing one database.
 
 mod analytics;
+mod anomaly_columns;
 mod audit_columns;
 mod columns;
 mod location;

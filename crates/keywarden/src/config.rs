@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use keywarden_server::service::UsageSettings;
+use keywarden_core::anomaly::AnomalySettings;
+use keywarden_server::service::{AnomalyDetection, UsageSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -48,10 +49,35 @@ pub struct Config {
     pub webhook_poll_ms: u64,
     /// How far ahead `key.expiring_soon` is announced, in seconds (≥ 60).
     pub webhook_expiring_horizon_secs: u64,
+    /// Whether verifications are watched for anomalies.
+    pub anomaly_detection: bool,
+    /// Most verification outcomes waiting for the detector; more are dropped and counted.
+    pub anomaly_queue_capacity: usize,
+    /// Minutes of history a key needs before the rate and address rules apply to it.
+    pub anomaly_warmup_minutes: u32,
+    /// A minute with more than this many times a key's learned rate is a spike (> 1)…
+    pub anomaly_rate_factor: f64,
+    /// …if it also has at least this many calls.
+    pub anomaly_rate_min_calls: u64,
+    /// New client addresses of one key within the window that raise an anomaly.
+    pub anomaly_new_ip_threshold: u32,
+    pub anomaly_new_ip_window_ms: i64,
+    /// Unknown keys from one client address within the window that raise an anomaly.
+    pub anomaly_probe_threshold: u32,
+    pub anomaly_probe_window_ms: i64,
+    /// Credits are low at or below this fraction of the refill amount (0 < f < 1)…
+    pub anomaly_credits_low_fraction: f64,
+    /// …or, for keys without a refill, at or below this many credits.
+    pub anomaly_credits_low_absolute: i64,
+    /// Quiet time after an anomaly of one kind for one key or address.
+    pub anomaly_cooldown_ms: i64,
+    /// Baselines of keys unused for this long are forgotten.
+    pub anomaly_idle_ms: i64,
 }
 
 impl Default for Config {
     fn default() -> Self {
+        let a = AnomalySettings::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             database_url: "sqlite://keywarden.db".into(),
@@ -70,11 +96,53 @@ impl Default for Config {
             webhooks_enabled: true,
             webhook_poll_ms: 1000,
             webhook_expiring_horizon_secs: 24 * 60 * 60,
+            anomaly_detection: true,
+            anomaly_queue_capacity: AnomalyDetection::default().queue_capacity,
+            anomaly_warmup_minutes: a.warmup_minutes,
+            anomaly_rate_factor: a.rate_factor,
+            anomaly_rate_min_calls: a.rate_min_calls,
+            anomaly_new_ip_threshold: a.new_ip_threshold,
+            anomaly_new_ip_window_ms: a.new_ip_window_ms,
+            anomaly_probe_threshold: a.probe_threshold,
+            anomaly_probe_window_ms: a.probe_window_ms,
+            anomaly_credits_low_fraction: a.credits_low_fraction,
+            anomaly_credits_low_absolute: a.credits_low_absolute,
+            anomaly_cooldown_ms: a.cooldown_ms,
+            anomaly_idle_ms: a.idle_ms,
         }
     }
 }
 
 impl Config {
+    /// The anomaly detection settings, refusing thresholds that cannot work.
+    pub fn anomalies(&self) -> anyhow::Result<AnomalyDetection> {
+        if self.anomaly_queue_capacity == 0 {
+            anyhow::bail!("anomaly_queue_capacity must be at least 1");
+        }
+        let thresholds = AnomalySettings {
+            warmup_minutes: self.anomaly_warmup_minutes,
+            rate_factor: self.anomaly_rate_factor,
+            rate_min_calls: self.anomaly_rate_min_calls,
+            new_ip_threshold: self.anomaly_new_ip_threshold,
+            new_ip_window_ms: self.anomaly_new_ip_window_ms,
+            probe_threshold: self.anomaly_probe_threshold,
+            probe_window_ms: self.anomaly_probe_window_ms,
+            credits_low_fraction: self.anomaly_credits_low_fraction,
+            credits_low_absolute: self.anomaly_credits_low_absolute,
+            cooldown_ms: self.anomaly_cooldown_ms,
+            idle_ms: self.anomaly_idle_ms,
+        };
+        // The core names its fields; the settings carry an `anomaly_` prefix.
+        thresholds.validate().map_err(|e| {
+            anyhow::anyhow!("invalid configuration: anomaly_{} is out of range", e.0)
+        })?;
+        Ok(AnomalyDetection {
+            enabled: self.anomaly_detection,
+            queue_capacity: self.anomaly_queue_capacity,
+            thresholds,
+        })
+    }
+
     /// The usage recording settings, refusing values that cannot work.
     pub fn usage(&self) -> anyhow::Result<UsageSettings> {
         if self.usage_queue_capacity == 0 {
@@ -131,6 +199,19 @@ const ENV_SETTINGS: &[&str] = &[
     "webhooks_enabled",
     "webhook_poll_ms",
     "webhook_expiring_horizon_secs",
+    "anomaly_detection",
+    "anomaly_queue_capacity",
+    "anomaly_warmup_minutes",
+    "anomaly_rate_factor",
+    "anomaly_rate_min_calls",
+    "anomaly_new_ip_threshold",
+    "anomaly_new_ip_window_ms",
+    "anomaly_probe_threshold",
+    "anomaly_probe_window_ms",
+    "anomaly_credits_low_fraction",
+    "anomaly_credits_low_absolute",
+    "anomaly_cooldown_ms",
+    "anomaly_idle_ms",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -239,6 +320,39 @@ mod tests {
             format!("{err:#}").contains("webhook_expiring_horizon_secs"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn anomaly_settings_come_from_the_file_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(
+            &file,
+            "anomaly_probe_threshold = 7\nanomaly_rate_factor = 3.5\nanomaly_detection = false\n",
+        )
+        .unwrap();
+        let detection = load(Some(&file), Overrides::default())
+            .unwrap()
+            .anomalies()
+            .unwrap();
+        assert!(!detection.enabled);
+        assert_eq!(detection.thresholds.probe_threshold, 7);
+        assert!((detection.thresholds.rate_factor - 3.5).abs() < f64::EPSILON);
+        for (bad, name) in [
+            ("anomaly_rate_factor = 0.5", "anomaly_rate_factor"),
+            ("anomaly_probe_window_ms = 0", "anomaly_probe_window_ms"),
+            (
+                "anomaly_credits_low_fraction = 1.5",
+                "anomaly_credits_low_fraction",
+            ),
+            ("anomaly_queue_capacity = 0", "anomaly_queue_capacity"),
+        ] {
+            std::fs::write(&file, format!("{bad}\n")).unwrap();
+            let err = load(Some(&file), Overrides::default())
+                .and_then(|c| c.anomalies())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{bad}: {err:#}");
+        }
     }
 
     #[test]

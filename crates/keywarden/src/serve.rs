@@ -28,6 +28,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     logging::init(config.log_format);
     let usage = config.usage()?;
+    let anomalies = config.anomalies()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -54,6 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             key_cache_capacity: config.key_cache_capacity,
             max_stale: Duration::from_secs(config.max_stale_secs),
             usage,
+            anomalies,
             ..ServiceSettings::default()
         },
         webhooks: WebhookSettings {

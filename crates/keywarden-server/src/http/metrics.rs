@@ -66,6 +66,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )]
         gauge!("keywarden_usage_queue_depth").set(usage.queue_depth as f64);
         counter!("keywarden_usage_batches_written_total").absolute(usage.batches_written);
+        let anomalies = state.service.anomaly_stats();
+        counter!("keywarden_anomaly_observations_total").absolute(anomalies.observed);
+        counter!("keywarden_anomaly_observations_dropped_total", "reason" => "queue_full")
+            .absolute(anomalies.dropped_queue_full);
+        counter!("keywarden_anomaly_store_errors_total").absolute(anomalies.store_errors);
+        for (kind, n) in anomalies.raised {
+            counter!("keywarden_anomalies_raised_total", "kind" => kind.as_str()).absolute(n);
+        }
         let webhooks = &state.webhooks;
         for (result, count) in [
             ("delivered", &webhooks.delivered),

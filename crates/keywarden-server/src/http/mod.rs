@@ -2,6 +2,7 @@
 //! and the success and error envelopes.
 
 mod analytics;
+mod anomalies;
 mod apis;
 mod audit;
 mod context;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(permissions::routes())
         .merge(root_keys::routes())
         .merge(audit::routes())
+        .merge(anomalies::routes())
         .merge(webhooks::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -176,6 +176,8 @@ impl Keywarden {
             updated_at: None,
             deleted_at: None,
             last_used: None,
+            rotated_to: None,
+            replaced_at: None,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -475,6 +477,8 @@ impl Keywarden {
                 updated_at: None,
                 deleted_at: None,
                 last_used: None,
+                rotated_to: None,
+                replaced_at: None,
             });
             hashes.push(key.hash);
         }

@@ -2,6 +2,8 @@
 //! Handlers call these with domain values; nothing here knows about HTTP or JSON.
 
 mod analytics;
+mod anomalies;
+mod anomaly_watch;
 mod apis;
 mod audit;
 mod bootstrap;
@@ -35,6 +37,7 @@ use keywarden_core::time::{Clock, UnixMillis};
 use tokio::sync::Notify;
 
 pub use analytics::DEFAULT_ANALYTICS_LIMITS;
+pub use anomaly_watch::{AnomalyDetection, AnomalyStats, AnomalyWatcher, ObservedVerification};
 pub use apis::NewApi;
 pub use bootstrap::{Bootstrap, BootstrapError, bootstrap};
 pub use changes::ChannelSink;
@@ -67,6 +70,8 @@ pub struct ServiceSettings {
     pub usage: UsageSettings,
     /// What one `analytics.getVerifications` query may cost.
     pub analytics: keywarden_core::store::AnalyticsLimits,
+    /// Anomaly detection over verifications.
+    pub anomalies: AnomalyDetection,
 }
 
 impl Default for ServiceSettings {
@@ -76,6 +81,7 @@ impl Default for ServiceSettings {
             max_stale: std::time::Duration::from_secs(600),
             usage: UsageSettings::default(),
             analytics: DEFAULT_ANALYTICS_LIMITS,
+            anomalies: AnomalyDetection::default(),
         }
     }
 }
@@ -117,6 +123,10 @@ pub struct Keywarden {
     usage_retention_ms: i64,
     /// See [`ServiceSettings::analytics`].
     analytics_limits: keywarden_core::store::AnalyticsLimits,
+    /// Takes verification outcomes off the hot path to anomaly detection.
+    anomalies: anomaly_watch::AnomalyFeed,
+    /// Owns the detector; taken and run by the application.
+    anomaly_watcher: parking_lot::Mutex<Option<AnomalyWatcher>>,
 }
 
 impl Keywarden {
@@ -138,6 +148,7 @@ impl Keywarden {
         tracing::info!(known_keys = known, "key index loaded");
         let local_limiter = Arc::new(InMemoryLimiter::new(Arc::clone(&clock)));
         let (usage, usage_writer) = usage_recorder::usage_channel(&settings.usage);
+        let (anomalies, anomaly_watcher) = anomaly_watch::anomaly_channel(&settings.anomalies);
         Ok(Self {
             store,
             feed,
@@ -156,6 +167,8 @@ impl Keywarden {
             usage_retention_ms: i64::try_from(settings.usage.retention.as_millis())
                 .unwrap_or(i64::MAX),
             analytics_limits: settings.analytics,
+            anomalies,
+            anomaly_watcher: parking_lot::Mutex::new(anomaly_watcher),
         })
     }
 
@@ -163,6 +176,26 @@ impl Keywarden {
     /// it was taken already).
     pub fn take_usage_writer(&self) -> Option<UsageWriter> {
         self.usage_writer.lock().take()
+    }
+
+    /// The task that runs anomaly detection, once (`None` when detection is off or it was
+    /// taken already).
+    pub fn take_anomaly_watcher(&self) -> Option<AnomalyWatcher> {
+        self.anomaly_watcher.lock().take()
+    }
+
+    pub fn anomaly_stats(&self) -> AnomalyStats {
+        self.anomalies.stats()
+    }
+
+    /// The store and clock as the anomaly watcher needs them.
+    pub fn anomaly_backends(
+        &self,
+    ) -> (Arc<dyn keywarden_core::store::AnomalyStore>, Arc<dyn Clock>) {
+        (
+            Arc::clone(&self.store) as Arc<dyn keywarden_core::store::AnomalyStore>,
+            Arc::clone(&self.clock),
+        )
     }
 
     pub fn usage_stats(&self) -> UsageStats {

@@ -3,11 +3,13 @@
 //! Everything up to the credit check is answered from memory: the root key from the
 //! directory, the key from the key cache (unknown keys from the digest set). The only store
 //! operation is spending credits, for keys that have a balance, and that is an atomic write.
-//! Each outcome for a known key is handed to the usage recorder, which never waits.
+//! Each outcome for a known key is handed to the usage recorder, and every outcome (unknown
+//! keys included) to anomaly detection; neither ever waits.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use keywarden_core::anomaly::CreditsAfter;
 use keywarden_core::credits::SpendOutcome;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};
@@ -18,6 +20,7 @@ use keywarden_core::usage::VerificationEvent;
 use keywarden_core::verify::{VerifyCode, check_key_state};
 use keywarden_core::verify_limits::RequestedLimit;
 
+use super::anomaly_watch::ObservedVerification;
 use super::verify_limits::CheckedLimits;
 use super::{CachedKey, Caller, Keywarden};
 use crate::error::ApiError;
@@ -72,12 +75,14 @@ impl Verification {
 }
 
 impl Keywarden {
-    /// Whether verifications are recorded, so callers gather a [`RequestOrigin`] only then.
-    pub fn records_usage(&self) -> bool {
-        self.usage.is_on()
+    /// Whether verifications are recorded or watched, so callers gather a [`RequestOrigin`]
+    /// only then.
+    pub fn wants_origin(&self) -> bool {
+        self.usage.is_on() || self.anomalies.is_on()
     }
 
-    /// Verifies a key; with an origin, records the outcome (for keys that exist).
+    /// Verifies a key; with an origin, records the outcome (for keys that exist) and hands it
+    /// to anomaly detection (for every outcome).
     pub async fn verify(
         &self,
         caller: &Caller,
@@ -86,11 +91,21 @@ impl Keywarden {
     ) -> Result<Verification, ApiError> {
         let tags = std::mem::take(&mut input.tags);
         let verification = self.verification(caller, input).await?;
+        let Some(origin) = origin else {
+            return Ok(verification);
+        };
+        let time = self.now();
+        if self.anomalies.is_on() {
+            self.anomalies
+                .observe(observed(caller, &verification, &origin, time));
+        }
         // Unknown keys (and keys this caller may not see) have no workspace to count in.
-        if let (Some(key), Some(origin)) = (&verification.key, origin) {
+        if let Some(key) = &verification.key
+            && self.usage.is_on()
+        {
             self.usage.record(VerificationEvent {
                 request_id: origin.request_id,
-                time: self.now(),
+                time,
                 workspace_id: key.workspace_id.clone(),
                 api_id: key.api_id.clone(),
                 key_id: key.id.clone(),
@@ -247,5 +262,34 @@ impl Keywarden {
             CreditSpend::Unlimited => Some(None),
             CreditSpend::KeyMissing => None,
         })
+    }
+}
+
+/// What anomaly detection learns from one verification. Unknown keys count in the caller's
+/// workspace (the only one they have); a key replaced by a reroll that answers `EXPIRED` is
+/// an old copy presented after its grace.
+fn observed(
+    caller: &Caller,
+    verification: &Verification,
+    origin: &RequestOrigin,
+    time: UnixMillis,
+) -> ObservedVerification {
+    let key = verification.key.as_deref();
+    ObservedVerification {
+        time,
+        workspace_id: caller.workspace().clone(),
+        key_id: key.map(|k| k.id.clone()),
+        outcome: verification.code,
+        client_ip: origin.client_ip,
+        credits: verification.credits.map(|remaining| CreditsAfter {
+            remaining,
+            spent: verification.spent_credits,
+            refill_amount: key
+                .and_then(|k| k.credits)
+                .and_then(|c| c.refill())
+                .map(|r| r.amount()),
+        }),
+        replaced: verification.code == VerifyCode::Expired
+            && key.is_some_and(|k| k.rotated_to.is_some()),
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use keywarden_core::analytics_query::{Dialect, RenderedQuery};
+use keywarden_core::anomaly::{AnomalyFilter, RecordedAnomaly};
 use keywarden_core::api::Api;
 use keywarden_core::audit::{AuditAction, AuditContext, AuditEntry, AuditFilter};
 use keywarden_core::digest::KeyDigest;
@@ -18,9 +19,9 @@ use keywarden_core::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use keywarden_core::root_key::{RootKey, RootKeyUpdate, RootPermissions};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::{
-    AnalyticsError, AnalyticsLimits, AnalyticsRow, AnalyticsStore, ApiStore, AuditStore,
-    CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page, PageRequest,
-    RbacStore, RootKeyStore, Store, StoreResult, UsageStore, WorkspaceStore,
+    AnalyticsError, AnalyticsLimits, AnalyticsRow, AnalyticsStore, AnomalyStore, ApiStore,
+    AuditStore, CreditSpend, IdentityStore, ImportOutcome, KeyStore, NamespaceStore, Page,
+    PageRequest, RbacStore, RootKeyStore, Store, StoreResult, UsageStore, WorkspaceStore,
 };
 use keywarden_core::text::Label;
 use keywarden_core::time::{Clock, UnixMillis};
@@ -148,6 +149,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server on `storage` (reusing what it holds) with the clock at `now`.
 pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
+    spawn_app_with(storage, now, |_| {}).await
+}
+
+/// Starts a server like [`spawn_app_in`], with the test settings changed by `adjust`.
+pub async fn spawn_app_with(
+    storage: Arc<TestStorage>,
+    now: i64,
+    adjust: impl FnOnce(&mut ServerSettings),
+) -> TestApp {
     let clock = Arc::new(TestClock(AtomicI64::new(now)));
     let (inner, backends) = storage.open(clock.clone()).await;
     let store = Arc::new(CountingStore::new(inner));
@@ -163,7 +173,7 @@ pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
         Bootstrap::AlreadyInitialised => store.workspaces().await.unwrap()[0].id.clone(),
         Bootstrap::Generated { .. } => unreachable!("a root key was given"),
     };
-    let settings = ServerSettings {
+    let mut settings = ServerSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         service: ServiceSettings {
             key_cache_capacity: 10_000,
@@ -181,6 +191,7 @@ pub async fn spawn_app_in(storage: Arc<TestStorage>, now: i64) -> TestApp {
             ..keywarden_server::service::WebhookSettings::default()
         },
     };
+    adjust(&mut settings);
     let app = Application::build(
         settings,
         Backends {
@@ -564,6 +575,21 @@ impl AuditStore for CountingStore {
         page: PageRequest,
     ) -> StoreResult<Page<AuditEntry>> {
         self.inner.audit_entries(workspace, filter, page).await
+    }
+}
+
+#[async_trait]
+impl AnomalyStore for CountingStore {
+    async fn insert_anomaly(&self, anomaly: &RecordedAnomaly) -> StoreResult<()> {
+        self.inner.insert_anomaly(anomaly).await
+    }
+    async fn anomalies(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &AnomalyFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<RecordedAnomaly>> {
+        self.inner.anomalies(workspace, filter, page).await
     }
 }
 

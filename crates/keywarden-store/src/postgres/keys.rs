@@ -354,6 +354,14 @@ impl KeyStore for PostgresStore {
             key.expires = Some(key.expires.map_or(old_expires, |e| e.min(old_expires)));
             key.updated_at = Some(new.created_at);
             update_key_state(&mut tx, &key).await?;
+            key.rotated_to = Some(new.id.clone());
+            key.replaced_at = Some(new.created_at);
+            sqlx::query("UPDATE keys SET replaced_at = $2, rotated_to = $3 WHERE id = $1")
+                .bind(key.id.as_str())
+                .bind(new.created_at.as_millis())
+                .bind(new.id.as_str())
+                .execute(&mut *tx)
+                .await?;
             insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(key))

@@ -14,6 +14,7 @@
 
 mod access;
 mod analytics;
+mod anomalies;
 mod apis;
 mod audit;
 mod identities;

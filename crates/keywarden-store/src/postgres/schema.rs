@@ -313,6 +313,23 @@ CREATE TABLE webhook_expiry_notices (
     announced_at  BIGINT NOT NULL
 );
 "#,
+    // Anomaly detection: the anomalies raised, and the marker a reroll leaves on the key it
+    // replaced (so its use after the grace period is recognised).
+    r#"
+ALTER TABLE keys ADD COLUMN replaced_at BIGINT;
+ALTER TABLE keys ADD COLUMN rotated_to TEXT COLLATE "C";
+CREATE TABLE anomalies (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id  TEXT COLLATE "C" NOT NULL REFERENCES workspaces(id),
+    kind          TEXT NOT NULL,
+    severity      TEXT NOT NULL,
+    key_id        TEXT COLLATE "C",
+    client_ip     TEXT,
+    time          BIGINT NOT NULL,
+    evidence      TEXT NOT NULL
+);
+CREATE INDEX anomalies_by_workspace ON anomalies (workspace_id, id);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -211,6 +211,9 @@ impl KeyStore for SqliteStore {
             key.expires = Some(key.expires.map_or(old_expires, |e| e.min(old_expires)));
             key.updated_at = Some(new.created_at);
             update_key_state(conn, &key)?;
+            key.rotated_to = Some(new.id.clone());
+            key.replaced_at = Some(new.created_at);
+            super::rows::mark_replaced(conn, &key)?;
             insert_entry(conn, &audit)?;
             Ok(Some(key))
         })

@@ -6,6 +6,7 @@
 //! request that depends on it is answered.
 
 mod analytics;
+mod anomalies;
 mod apis;
 mod audit;
 mod connection;

@@ -42,10 +42,11 @@ pub const KEY_SELECT: &str = "SELECT k.id, k.workspace_id, k.api_id, k.hash, k.s
     k.byte_length, k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
     k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, k.deleted_at, \
     k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, i.created_at, \
-    i.updated_at, k.last_used_at \
+    i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to \
     FROM keys k LEFT JOIN identities i ON i.id = k.identity_id";
 
-/// Where `k.last_used_at` is in [`KEY_SELECT`]: after the identity's seven columns.
+/// Where `k.last_used_at` is in [`KEY_SELECT`]: after the identity's seven columns; the
+/// rotation marker (`replaced_at`, `rotated_to`) follows it.
 const KEY_LAST_USED_AT: usize = KEY_IDENTITY_AT + 7;
 
 /// The first column of the identity in [`KEY_SELECT`].
@@ -119,6 +120,8 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         identity_id: row.get(KEY_IDENTITY_AT)?,
         ratelimits: row.get(19)?,
         last_used_at: row.get(KEY_LAST_USED_AT)?,
+        replaced_at: row.get(KEY_LAST_USED_AT + 1)?,
+        rotated_to: row.get(KEY_LAST_USED_AT + 2)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
@@ -161,6 +164,17 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
         ":identity_id": k.identity_id,
         ":ratelimits": k.ratelimits,
     })?;
+    Ok(())
+}
+
+/// Marks `key` as replaced by a reroll (see [`KeyRecord::rotated_to`]).
+pub fn mark_replaced(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE keys SET replaced_at = ?2, rotated_to = ?3 WHERE id = ?1")?
+        .execute(rusqlite::params![
+            key.id.as_str(),
+            key.replaced_at.map(UnixMillis::as_millis),
+            key.rotated_to.as_ref().map(|k| k.as_str()),
+        ])?;
     Ok(())
 }
 

@@ -304,6 +304,23 @@ CREATE TABLE webhook_expiry_notices (
     announced_at  INTEGER NOT NULL
 ) STRICT;
 ",
+    // Anomaly detection: the anomalies raised, and the marker a reroll leaves on the key it
+    // replaced (so its use after the grace period is recognised).
+    "
+ALTER TABLE keys ADD COLUMN replaced_at INTEGER;
+ALTER TABLE keys ADD COLUMN rotated_to TEXT;
+CREATE TABLE anomalies (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL REFERENCES workspaces(id),
+    kind          TEXT NOT NULL,
+    severity      TEXT NOT NULL,
+    key_id        TEXT,
+    client_ip     TEXT,
+    time          INTEGER NOT NULL,
+    evidence      TEXT NOT NULL
+) STRICT;
+CREATE INDEX anomalies_by_workspace ON anomalies (workspace_id, id);
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -127,6 +127,8 @@ pub static TABLES: &[Table] = &[
             ("identity_id", Text),
             ("ratelimits", Text),
             ("last_used_at", Int),
+            ("replaced_at", Int),
+            ("rotated_to", Text),
         ],
     },
     Table {
@@ -232,6 +234,19 @@ pub static TABLES: &[Table] = &[
     Table {
         name: "analytics_verifications_per_month",
         columns: ROLLUP_COLUMNS,
+    },
+    Table {
+        name: "anomalies",
+        columns: &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("kind", Text),
+            ("severity", Text),
+            ("key_id", Text),
+            ("client_ip", Text),
+            ("time", Int),
+            ("evidence", Text),
+        ],
     },
 ];
 

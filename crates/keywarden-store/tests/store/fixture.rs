@@ -84,6 +84,8 @@ pub fn key_in(
         updated_at: None,
         deleted_at: None,
         last_used: None,
+        rotated_to: None,
+        replaced_at: None,
     }
 }
 

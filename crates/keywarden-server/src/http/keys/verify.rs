@@ -291,7 +291,7 @@ pub async fn verify_key(
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
     let input: VerifyInput = body.try_into()?;
-    let origin = state.service.records_usage().then(|| {
+    let origin = state.service.wants_origin().then(|| {
         let context = context::current();
         RequestOrigin {
             request_id: context.request_id,
