@@ -88,7 +88,7 @@ struct AnomalyCounters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnomalyStats {
     pub enabled: bool,
-    /// Observations the detector has seen.
+    /// Observations the detector has finished with (what they raised is stored).
     pub observed: u64,
     pub dropped_queue_full: u64,
     /// Anomalies raised but not stored (the store refused them).
@@ -197,7 +197,6 @@ impl AnomalyWatcher {
     }
 
     async fn observe(&mut self, store: &dyn AnomalyStore, observation: &ObservedVerification) {
-        self.counters.observed.fetch_add(1, Ordering::Relaxed);
         for anomaly in self.detector.observe(&observation.as_observation()) {
             let kind = anomaly.kind;
             if let Some(i) = AnomalyKind::ALL.iter().position(|k| *k == kind) {
@@ -221,5 +220,7 @@ impl AnomalyWatcher {
                 }
             }
         }
+        // Counted once what it raised is stored, so a reader of the count sees those too.
+        self.counters.observed.fetch_add(1, Ordering::Relaxed);
     }
 }

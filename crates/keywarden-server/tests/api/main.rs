@@ -2,6 +2,7 @@
 //! driven over HTTP. `tests/api_postgres` runs the same tests on PostgreSQL + Redis.
 
 mod analytics;
+mod anomalies;
 mod apis;
 mod audit;
 mod auth;

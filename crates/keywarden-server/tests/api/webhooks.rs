@@ -17,16 +17,16 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_in};
 
 /// What the receiver got, and what it answers next.
 #[derive(Default)]
-struct Inbox {
-    secret: Option<WebhookSecret>,
+pub struct Inbox {
+    pub secret: Option<WebhookSecret>,
     /// Statuses to answer, first to last; 200 once used up.
     answers: Vec<u16>,
-    received: Vec<Value>,
+    pub received: Vec<Value>,
     ids: Vec<String>,
-    bad_signatures: usize,
+    pub bad_signatures: usize,
 }
 
-type Shared = Arc<Mutex<Inbox>>;
+pub type Shared = Arc<Mutex<Inbox>>;
 
 async fn receive(State(inbox): State<Shared>, headers: HeaderMap, body: String) -> StatusCode {
     let header = |n: &str| {
@@ -62,7 +62,7 @@ async fn receive(State(inbox): State<Shared>, headers: HeaderMap, body: String) 
 }
 
 /// Starts a receiver on `addr` (port 0 for any).
-async fn receiver(addr: SocketAddr) -> (Shared, SocketAddr) {
+pub async fn receiver(addr: SocketAddr) -> (Shared, SocketAddr) {
     let inbox = Shared::default();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
@@ -73,7 +73,7 @@ async fn receiver(addr: SocketAddr) -> (Shared, SocketAddr) {
     (inbox, bound)
 }
 
-async fn create_endpoint(
+pub async fn create_endpoint(
     app: &TestApp,
     addr: SocketAddr,
     types: &[&str],
@@ -92,7 +92,7 @@ async fn create_endpoint(
 }
 
 /// Waits until `done` holds for the inbox.
-async fn wait_for(inbox: &Shared, done: impl Fn(&Inbox) -> bool) {
+pub async fn wait_for(inbox: &Shared, done: impl Fn(&Inbox) -> bool) {
     for _ in 0..300 {
         if done(&inbox.lock().unwrap()) {
             return;

@@ -4,6 +4,8 @@
 
 #[path = "../api/analytics.rs"]
 mod analytics;
+#[path = "../api/anomalies.rs"]
+mod anomalies;
 #[path = "../api/apis.rs"]
 mod apis;
 #[path = "../api/audit.rs"]
