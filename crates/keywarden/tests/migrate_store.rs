@@ -1,5 +1,6 @@
 //! `keywarden migrate-store`: an installation moves from SQLite to PostgreSQL and back, and
-//! every key still verifies with its credits, limits and permissions.
+//! every key still verifies with its credits, limits and permissions; anomalies and the
+//! marker a reroll leaves on the replaced key move too.
 
 mod common;
 
@@ -44,6 +45,41 @@ struct Expectations {
     role_key_id: String,
     /// A deleted key, which must stay unknown.
     deleted_key: String,
+    /// The old key of a reroll without grace: each use is `used_after_rotation`.
+    rerolled_key: String,
+    rerolled_key_id: String,
+}
+
+/// How many `used_after_rotation` anomalies `node` lists for `key_id`.
+async fn rotation_anomalies(client: &reqwest::Client, node: &ServerProcess, key_id: &str) -> usize {
+    let listed = ok(
+        client,
+        node,
+        "anomalies.list",
+        json!({ "kind": "used_after_rotation", "keyId": key_id }),
+    )
+    .await;
+    listed.as_array().unwrap().len()
+}
+
+/// Presents the rerolled key and waits until one more anomaly about it is listed.
+async fn use_after_rotation(client: &reqwest::Client, node: &ServerProcess, e: &Expectations) {
+    let before = rotation_anomalies(client, node, &e.rerolled_key_id).await;
+    let answer = ok(
+        client,
+        node,
+        "keys.verifyKey",
+        json!({ "key": e.rerolled_key }),
+    )
+    .await;
+    assert_eq!(answer["code"], "EXPIRED");
+    for _ in 0..200 {
+        if rotation_anomalies(client, node, &e.rerolled_key_id).await > before {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no used_after_rotation anomaly was raised");
 }
 
 async fn populate(client: &reqwest::Client, node: &ServerProcess) -> Expectations {
@@ -100,13 +136,26 @@ async fn populate(client: &reqwest::Client, node: &ServerProcess) -> Expectation
         json!({ "keyId": deleted_id }),
     )
     .await;
-    Expectations {
+    let (rerolled_key_id, rerolled_key) = create(json!({})).await;
+    ok(
+        client,
+        node,
+        "keys.rerollKey",
+        json!({ "keyId": rerolled_key_id, "expiration": 0 }),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let e = Expectations {
         credits_key,
         limited_key,
         role_key,
         role_key_id,
         deleted_key,
-    }
+        rerolled_key,
+        rerolled_key_id,
+    };
+    use_after_rotation(client, node, &e).await;
+    e
 }
 
 /// Checks `e` on `node`; the credits key is left with `credits_after` credits.
@@ -150,6 +199,9 @@ async fn check(
         verify(json!({ "key": e.deleted_key })).await["code"],
         "NOT_FOUND"
     );
+    // The anomalies moved, and the replaced key is still recognised as one.
+    assert!(rotation_anomalies(client, node, &e.rerolled_key_id).await >= 1);
+    use_after_rotation(client, node, e).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,8 +235,10 @@ async fn an_installation_moves_to_postgres_and_back() {
             })
             .unwrap_or_else(|| panic!("no {table} in {output}"))
     };
-    assert_eq!(rows_of("analytics_verifications"), 3);
-    assert_eq!(rows_of("analytics_verifications_per_month"), 1);
+    // Plus the rerolled key's one (EXPIRED) verification: its own rollup row.
+    assert_eq!(rows_of("analytics_verifications"), 4);
+    assert_eq!(rows_of("analytics_verifications_per_month"), 2);
+    assert_eq!(rows_of("anomalies"), 1);
 
     // A target that already holds data is refused, untouched.
     let (success, output) = migrate(&sqlite_url, &postgres);

@@ -224,3 +224,50 @@ impl AnomalyWatcher {
         self.counters.observed.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observation(n: i64) -> ObservedVerification {
+        ObservedVerification {
+            time: UnixMillis::from_millis(1_800_000_000_000 + n),
+            workspace_id: WorkspaceId::parse("ws_anomalywatch").unwrap(),
+            key_id: None,
+            outcome: VerifyCode::NotFound,
+            client_ip: Some(IpAddr::from([10, 0, 0, 1])),
+            credits: None,
+            replaced: false,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let settings = AnomalyDetection {
+            queue_capacity: 2,
+            ..AnomalyDetection::default()
+        };
+        // The watcher is not running: nothing drains the queue.
+        let (feed, watcher) = anomaly_channel(&settings);
+        assert!(watcher.is_some());
+        for n in 0..5 {
+            feed.observe(observation(n));
+        }
+        let stats = feed.stats();
+        assert_eq!(stats.dropped_queue_full, 3);
+        assert_eq!(stats.observed, 0);
+    }
+
+    #[test]
+    fn off_means_no_queue_and_no_watcher() {
+        let settings = AnomalyDetection {
+            enabled: false,
+            ..AnomalyDetection::default()
+        };
+        let (feed, watcher) = anomaly_channel(&settings);
+        assert!(watcher.is_none());
+        assert!(!feed.is_on());
+        feed.observe(observation(0));
+        assert_eq!(feed.stats().dropped_queue_full, 0);
+    }
+}
