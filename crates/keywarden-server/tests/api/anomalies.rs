@@ -249,10 +249,12 @@ async fn each_rule_fires_once_on_its_pattern_listed_and_delivered() {
     // Each anomaly reached the subscriber, signed, once.
     wait_for(&inbox, |i| i.received.len() >= 5).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let inbox = inbox.lock().unwrap();
-    assert_eq!(inbox.bad_signatures, 0);
-    let mut types: Vec<&str> = inbox
-        .received
+    let (received, bad_signatures) = {
+        let inbox = inbox.lock().unwrap();
+        (inbox.received.clone(), inbox.bad_signatures)
+    };
+    assert_eq!(bad_signatures, 0);
+    let mut types: Vec<&str> = received
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
@@ -267,14 +269,13 @@ async fn each_rule_fires_once_on_its_pattern_listed_and_delivered() {
             "key.credits_low",
         ]
     );
-    for event in &inbox.received {
+    for event in &received {
         let listed = anomalies
             .iter()
             .find(|a| a["anomalyId"] == event["data"]["anomalyId"])
             .expect("a delivered anomaly is listed");
         assert_eq!(&event["data"], listed);
     }
-    drop(inbox);
 
     assert_eq!(
         metric(
