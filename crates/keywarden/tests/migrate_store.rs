@@ -47,6 +47,15 @@ struct Expectations {
 }
 
 async fn populate(client: &reqwest::Client, node: &ServerProcess) -> Expectations {
+    // A webhook endpoint nobody listens on: every key created below leaves a delivery in the
+    // outbox, which must move with the store.
+    ok(
+        client,
+        node,
+        "webhooks.createEndpoint",
+        json!({ "url": "http://127.0.0.1:9/hook", "eventTypes": ["key.created"] }),
+    )
+    .await;
     let api = ok(client, node, "apis.createApi", json!({ "name": "moving" })).await;
     let api_id = api["apiId"].as_str().unwrap().to_owned();
     let create = |extra: Value| {
@@ -185,6 +194,8 @@ async fn an_installation_moves_to_postgres_and_back() {
     };
     assert_eq!(rows_of("analytics_verifications"), 3);
     assert_eq!(rows_of("analytics_verifications_per_month"), 1);
+    assert_eq!(rows_of("webhook_endpoints"), 1);
+    assert_eq!(rows_of("webhook_deliveries"), 4, "one per key created");
 
     // A target that already holds data is refused, untouched.
     let (success, output) = migrate(&sqlite_url, &postgres);
