@@ -233,6 +233,21 @@ async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers(
     .await;
     assert_eq!(report["store"]["reachable"], false, "{report}");
     assert_eq!(report["status"], "degraded");
+    // The refused write is counted as a store error.
+    let metrics = client
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let store_errors: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("keywarden_store_errors_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no keywarden_store_errors_total in:\n{metrics}"));
+    assert!(store_errors >= 1.0, "{metrics}");
 
     proxy.restore();
     wait_for_health(&client, &node, Duration::from_secs(10), |h| {

@@ -83,6 +83,15 @@ async fn use_after_rotation(client: &reqwest::Client, node: &ServerProcess, e: &
 }
 
 async fn populate(client: &reqwest::Client, node: &ServerProcess) -> Expectations {
+    // A webhook endpoint nobody listens on: every key created below leaves a delivery in the
+    // outbox, which must move with the store.
+    ok(
+        client,
+        node,
+        "webhooks.createEndpoint",
+        json!({ "url": "http://127.0.0.1:9/hook", "eventTypes": ["key.created"] }),
+    )
+    .await;
     let api = ok(client, node, "apis.createApi", json!({ "name": "moving" })).await;
     let api_id = api["apiId"].as_str().unwrap().to_owned();
     let create = |extra: Value| {
@@ -238,6 +247,8 @@ async fn an_installation_moves_to_postgres_and_back() {
     // Plus the rerolled key's one (EXPIRED) verification: its own rollup row.
     assert_eq!(rows_of("analytics_verifications"), 4);
     assert_eq!(rows_of("analytics_verifications_per_month"), 2);
+    assert_eq!(rows_of("webhook_endpoints"), 1);
+    assert_eq!(rows_of("webhook_deliveries"), 5, "one per key created");
     assert_eq!(rows_of("anomalies"), 1);
 
     // A target that already holds data is refused, untouched.

@@ -75,5 +75,6 @@ pub async fn with_request_context(
     };
     let response = CONTEXT.scope(context, next.run(request)).await;
     endpoint.record(response.status(), started.elapsed());
+    state.requests.record_failure(&response);
     response
 }

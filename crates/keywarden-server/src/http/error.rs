@@ -188,8 +188,28 @@ impl ApiError {
     }
 }
 
+/// Marks a response that failed because the store failed, so the request middleware can
+/// count store errors for `/metrics` without the error knowing about metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailure;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let store_failed = matches!(
+            &self,
+            Self::Internal(cause) | Self::Unavailable(cause)
+                if cause.downcast_ref::<keywarden_core::store::StoreError>().is_some()
+        );
+        let mut response = self.render();
+        if store_failed {
+            response.extensions_mut().insert(StoreFailure);
+        }
+        response
+    }
+}
+
+impl ApiError {
+    fn render(self) -> Response {
         if let Self::Internal(cause) = &self {
             return internal_response(cause);
         }

@@ -54,6 +54,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             counter!("keywarden_key_cache_lookups_total", "result" => result).absolute(count);
         }
         gauge!("keywarden_key_cache_records").set(lookups.cached_records as f64);
+        let limits = state.service.limit_decisions();
+        for (result, count) in [
+            ("passed", limits.passed),
+            ("denied", limits.denied),
+            ("failed", limits.failed),
+        ] {
+            counter!("keywarden_ratelimit_decisions_total", "result" => result).absolute(count);
+        }
         let usage = state.service.usage_stats();
         counter!("keywarden_usage_events_recorded_total").absolute(usage.recorded);
         counter!("keywarden_usage_events_dropped_total", "reason" => "queue_full")

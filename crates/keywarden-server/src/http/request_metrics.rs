@@ -15,8 +15,11 @@ use metrics::{Counter, Histogram, counter, histogram};
 use metrics_exporter_prometheus::PrometheusRecorder;
 use parking_lot::RwLock;
 
+use super::error::StoreFailure;
+
 pub const REQUEST_DURATION: &str = "keywarden_http_request_duration_seconds";
 pub const REQUESTS: &str = "keywarden_http_requests_total";
+pub const STORE_ERRORS: &str = "keywarden_store_errors_total";
 /// Latency buckets in seconds: verification answers in well under a millisecond, admin
 /// writes in milliseconds, so the buckets are dense at the low end.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -45,14 +48,26 @@ impl EndpointMetrics {
 /// The endpoints seen so far, with their handles.
 pub struct RequestMetrics {
     recorder: Arc<PrometheusRecorder>,
+    /// Requests that failed because the store failed (unreachable or erring).
+    store_errors: Counter,
     endpoints: RwLock<HashMap<Box<str>, Arc<EndpointMetrics>>>,
 }
 
 impl RequestMetrics {
     pub fn new(recorder: Arc<PrometheusRecorder>) -> Self {
+        let store_errors =
+            metrics::with_local_recorder(recorder.as_ref(), || counter!(STORE_ERRORS));
         Self {
             recorder,
+            store_errors,
             endpoints: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Counts the failures a response says it had.
+    pub fn record_failure<B>(&self, response: &axum::http::Response<B>) {
+        if response.extensions().get::<StoreFailure>().is_some() {
+            self.store_errors.increment(1);
         }
     }
 

@@ -12,6 +12,7 @@ mod identities;
 mod key_access;
 mod key_cache;
 mod keys;
+mod limit_counts;
 mod namespaces;
 mod query_cache;
 mod ratelimit;
@@ -47,6 +48,7 @@ pub use key_cache::{CacheLookups, CachedKey, KeyCache};
 pub use keys::{
     AccessUpdate, CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey,
 };
+pub use limit_counts::LimitDecisions;
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
@@ -109,6 +111,8 @@ pub struct Keywarden {
     limiter: Arc<dyn Limiter>,
     /// The in-process limiter state, swept of ended windows in the background.
     local_limiter: Arc<InMemoryLimiter>,
+    /// How the limiter decided, for `/metrics`.
+    limit_counts: limit_counts::LimitCounts,
     /// Signalled when root keys changed, here or on another node.
     root_keys_changed: Notify,
     /// See [`ServiceSettings::max_stale`].
@@ -159,6 +163,7 @@ impl Keywarden {
             queries: query_cache::QueryCache::default(),
             limiter: limiter.unwrap_or_else(|| Arc::clone(&local_limiter) as Arc<dyn Limiter>),
             local_limiter,
+            limit_counts: limit_counts::LimitCounts::default(),
             root_keys_changed: Notify::new(),
             max_stale_ms: i64::try_from(settings.max_stale.as_millis()).unwrap_or(i64::MAX),
             resyncs: std::sync::atomic::AtomicU64::new(0),
@@ -228,6 +233,10 @@ impl Keywarden {
 
     pub fn limiter_health(&self) -> keywarden_core::ratelimit::LimiterHealth {
         self.limiter.health()
+    }
+
+    pub fn limit_decisions(&self) -> LimitDecisions {
+        self.limit_counts.snapshot()
     }
 
     pub fn key_cache_lookups(&self) -> CacheLookups {

@@ -138,9 +138,8 @@ impl Keywarden {
     }
 
     async fn decide(&self, checks: &[LimitCheck]) -> Result<LimitOutcome, ApiError> {
-        self.limiter
-            .limit(checks)
-            .await
+        self.limit_counts
+            .count(self.limiter.limit(checks).await)
             .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
     }
 

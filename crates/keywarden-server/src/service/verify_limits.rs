@@ -119,7 +119,10 @@ impl Keywarden {
                 outcome: None,
             });
         }
-        let outcome = match self.limiter.limit(&plan.checks).await {
+        let outcome = match self
+            .limit_counts
+            .count(self.limiter.limit(&plan.checks).await)
+        {
             Ok(outcome) => Some(outcome),
             Err(e) => {
                 tracing::error!(error = ?e, key_id = %key.id, "rate limiter failed; letting the call through");

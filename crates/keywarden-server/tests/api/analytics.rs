@@ -114,18 +114,7 @@ async fn counts_are_exact_from_the_raw_table_and_every_rollup() {
     let app = Arc::new(spawn_app().await);
     let api = app.create_api("analytics").await;
     // Keys 0..40 are unlimited, 40..45 have 100 credits, 45..50 a limit of 50 a minute.
-    let mut keys = Vec::with_capacity(KEYS);
-    for i in 0..KEYS {
-        let extra = match i {
-            0..40 => json!({}),
-            40..45 => json!({ "credits": { "remaining": 100 } }),
-            _ => json!({ "ratelimits": [
-                { "name": "requests", "limit": 50, "duration": 60_000, "autoApply": true }
-            ] }),
-        };
-        keys.push(app.create_key(&api, extra).await);
-    }
-    let keys = Arc::new(keys);
+    let keys = Arc::new(app.create_mixed_keys(&api, KEYS).await);
     // Half in the first hour, half in the next: credits run out in the first, rate limits
     // start again in the second.
     verify_concurrently(&app, &keys, VERIFICATIONS / 2).await;

@@ -81,6 +81,13 @@ async fn metrics_count_and_time_requests_per_endpoint() {
     app.call("keys.verifyKey", serde_json::json!({ "key": 5 }))
         .await
         .err(400);
+    let limit = serde_json::json!({
+        "namespace": "metered", "identifier": "one", "limit": 1, "duration": 60_000
+    });
+    for passes in [true, false] {
+        let reply = app.call("ratelimit.limit", limit.clone()).await;
+        assert_eq!(reply.ok()["success"], passes);
+    }
     let missing = app
         .client
         .get(format!(
@@ -146,6 +153,22 @@ async fn metrics_count_and_time_requests_per_endpoint() {
     );
     assert_eq!(
         sample(&text, lookups, &["result=\"unknown\""]),
+        Some(0.0),
+        "{text}"
+    );
+    let decisions = "keywarden_ratelimit_decisions_total";
+    assert_eq!(
+        sample(&text, decisions, &["result=\"passed\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, decisions, &["result=\"denied\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, decisions, &["result=\"failed\""]),
         Some(0.0),
         "{text}"
     );

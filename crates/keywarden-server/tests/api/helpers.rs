@@ -268,6 +268,26 @@ impl TestApp {
         )
     }
 
+    /// `n` keys of `api` (`(keyId, key)`): the first 80 % unlimited, the next 10 % with 100
+    /// credits, the rest with an auto-applied limit of 50 a minute — a mix that gives every
+    /// common outcome under load.
+    pub async fn create_mixed_keys(&self, api: &str, n: usize) -> Vec<(String, String)> {
+        let mut keys = Vec::with_capacity(n);
+        for i in 0..n {
+            let extra = if i < n * 8 / 10 {
+                json!({})
+            } else if i < n * 9 / 10 {
+                json!({ "credits": { "remaining": 100 } })
+            } else {
+                json!({ "ratelimits": [
+                    { "name": "requests", "limit": 50, "duration": 60_000, "autoApply": true }
+                ] })
+            };
+            keys.push(self.create_key(api, extra).await);
+        }
+        keys
+    }
+
     pub async fn verify(&self, key: &str) -> Value {
         self.call("keys.verifyKey", json!({ "key": key }))
             .await

@@ -52,18 +52,7 @@ async fn concurrent_verifications_roll_up_exactly() {
     let app = Arc::new(spawn_app().await);
     let api = app.create_api("usage").await;
     // Keys 0..40 are unlimited, 40..45 have 100 credits, 45..50 a limit of 50 a minute.
-    let mut keys = Vec::with_capacity(KEYS);
-    for i in 0..KEYS {
-        let extra = match i {
-            0..40 => json!({}),
-            40..45 => json!({ "credits": { "remaining": 100 } }),
-            _ => json!({ "ratelimits": [
-                { "name": "requests", "limit": 50, "duration": 60_000, "autoApply": true }
-            ] }),
-        };
-        keys.push(app.create_key(&api, extra).await);
-    }
-    let keys = Arc::new(keys);
+    let keys = Arc::new(app.create_mixed_keys(&api, KEYS).await);
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
             let (app, keys) = (Arc::clone(&app), Arc::clone(&keys));

@@ -201,6 +201,55 @@ pub static TABLES: &[Table] = &[
             ("client_ip", Text),
         ],
     },
+    // Webhooks: endpoints, the outbox with its delivery log, and the announced expiries, so
+    // deliveries still due are sent from the new store.
+    Table {
+        name: "webhook_endpoints",
+        columns: &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("url", Text),
+            ("description", Text),
+            ("event_types", Text),
+            ("enabled", Flag),
+            ("secret", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    },
+    Table {
+        name: "webhook_deliveries",
+        columns: &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("endpoint_id", Text),
+            ("event_type", Text),
+            ("payload", Text),
+            ("created_at", Int),
+            ("attempts", Int),
+            ("state", Text),
+            ("next_attempt_at", Int),
+            ("last_status", Int),
+            ("last_error", Text),
+            ("delivered_at", Int),
+            ("lease_until", Int),
+        ],
+    },
+    Table {
+        name: "webhook_attempts",
+        columns: &[
+            ("delivery_id", Text),
+            ("attempt", Int),
+            ("at", Int),
+            ("status", Int),
+            ("error", Text),
+            ("duration_ms", Int),
+        ],
+    },
+    Table {
+        name: "webhook_expiry_notices",
+        columns: &[("key_id", Text), ("expires", Int), ("announced_at", Int)],
+    },
     // Usage history: raw verifications (within their retention) and the rollups.
     Table {
         name: "analytics_verifications",

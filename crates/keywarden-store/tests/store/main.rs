@@ -43,3 +43,4 @@ mod postgres;
 mod rbac;
 mod root_keys;
 mod usage;
+mod webhooks;
