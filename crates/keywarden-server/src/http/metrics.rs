@@ -54,6 +54,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             counter!("keywarden_key_cache_lookups_total", "result" => result).absolute(count);
         }
         gauge!("keywarden_key_cache_records").set(lookups.cached_records as f64);
+        for (code, count) in state.service.verification_counts() {
+            counter!("keywarden_verifications_total", "outcome" => code.as_str()).absolute(count);
+        }
         let limits = state.service.limit_decisions();
         for (result, count) in [
             ("passed", limits.passed),

@@ -22,6 +22,7 @@ mod root_key_admin;
 mod root_keys;
 mod usage_recorder;
 mod verify;
+mod verify_counts;
 mod verify_limits;
 mod webhook_worker;
 mod webhooks;
@@ -113,6 +114,8 @@ pub struct Keywarden {
     local_limiter: Arc<InMemoryLimiter>,
     /// How the limiter decided, for `/metrics`.
     limit_counts: limit_counts::LimitCounts,
+    /// Verification outcomes, for `/metrics`.
+    verify_counts: verify_counts::VerifyCounts,
     /// Signalled when root keys changed, here or on another node.
     root_keys_changed: Notify,
     /// See [`ServiceSettings::max_stale`].
@@ -164,6 +167,7 @@ impl Keywarden {
             limiter: limiter.unwrap_or_else(|| Arc::clone(&local_limiter) as Arc<dyn Limiter>),
             local_limiter,
             limit_counts: limit_counts::LimitCounts::default(),
+            verify_counts: verify_counts::VerifyCounts::default(),
             root_keys_changed: Notify::new(),
             max_stale_ms: i64::try_from(settings.max_stale.as_millis()).unwrap_or(i64::MAX),
             resyncs: std::sync::atomic::AtomicU64::new(0),
@@ -233,6 +237,15 @@ impl Keywarden {
 
     pub fn limiter_health(&self) -> keywarden_core::ratelimit::LimiterHealth {
         self.limiter.health()
+    }
+
+    /// Counts a verification's outcome for `/metrics`.
+    pub fn count_verification(&self, code: keywarden_core::verify::VerifyCode) {
+        self.verify_counts.count(code);
+    }
+
+    pub fn verification_counts(&self) -> Vec<(keywarden_core::verify::VerifyCode, u64)> {
+        self.verify_counts.snapshot()
     }
 
     pub fn limit_decisions(&self) -> LimitDecisions {

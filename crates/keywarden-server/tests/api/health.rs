@@ -156,6 +156,17 @@ async fn metrics_count_and_time_requests_per_endpoint() {
         Some(0.0),
         "{text}"
     );
+    let outcomes = "keywarden_verifications_total";
+    assert_eq!(
+        sample(&text, outcomes, &["outcome=\"VALID\""]),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, outcomes, &["outcome=\"NOT_FOUND\""]),
+        Some(0.0),
+        "{text}"
+    );
     let decisions = "keywarden_ratelimit_decisions_total";
     assert_eq!(
         sample(&text, decisions, &["result=\"passed\""]),

@@ -299,6 +299,7 @@ pub async fn verify_key(
         }
     });
     let verification = state.service.verify(&caller, input, origin).await?;
+    state.service.count_verification(verification.code);
     Ok(data_json_response(|out| {
         write_verification(out, &verification)
     }))
