@@ -101,6 +101,8 @@ async fn main() {
             deleted_at: None,
             last_used: None,
         };
+        // Each write has an audit entry of its own.
+        let audit = AuditContext::cli().entry(&workspace.id, now, AuditAction::KeyCreate);
         store.insert_key(&key, &audit).await.expect("key");
         keys.push(key.id);
     }

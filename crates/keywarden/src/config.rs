@@ -99,7 +99,6 @@ impl Config {
             flush_interval: Duration::from_millis(self.usage_flush_interval_ms),
             batch_size: self.usage_batch_size,
             retention: Duration::from_secs(self.usage_retention_days.saturating_mul(86_400)),
-            ..UsageSettings::default()
         })
     }
 }
