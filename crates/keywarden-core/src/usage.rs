@@ -1,7 +1,6 @@
 //! Usage: one event per verification of a known key, and the time buckets its counts are
 //! rolled up into. Stores keep the raw events for a retention period and the rollups for good.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use time::{Date, OffsetDateTime};
@@ -114,9 +113,41 @@ type RollupKey<'a> = (
 /// The rows `events` add to the rollup of `granularity`, one per distinct row key, ordered
 /// by that key, so concurrent writers touch shared rows in the same order.
 pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<RollupDelta<'_>> {
-    let mut rows: HashMap<RollupKey<'_>, RollupDelta<'_>> = HashMap::new();
-    for event in events {
-        let bucket = granularity.bucket_start(event.time);
+    merge(events.iter().map(single), granularity)
+}
+
+/// The rows `events` add to the rollup of every granularity, in [`Granularity::ALL`]'s
+/// order, each as [`rollup`] gives it. Only the minutes are summed from the events; each
+/// coarser rollup is summed from the one before (a minute lies in one hour, an hour in one
+/// day, a day in one month), which has as many rows as the batch has distinct keys at most.
+pub fn rollups(events: &[VerificationEvent]) -> [Vec<RollupDelta<'_>>; 4] {
+    let minute = merge(events.iter().map(single), Granularity::Minute);
+    let hour = merge(minute.iter().cloned(), Granularity::Hour);
+    let day = merge(hour.iter().cloned(), Granularity::Day);
+    let month = merge(day.iter().cloned(), Granularity::Month);
+    [minute, hour, day, month]
+}
+
+/// One event as a delta of its own (its bucket is its time, rounded down by [`merge`]).
+fn single(event: &VerificationEvent) -> RollupDelta<'_> {
+    RollupDelta {
+        bucket: event.time,
+        event,
+        count: 1,
+        spent_credits: event.spent_credits,
+    }
+}
+
+/// Sums `deltas` into the buckets of `granularity`, one row per distinct row key, ordered by
+/// that key. Each delta's bucket must lie within one bucket of `granularity`.
+fn merge<'a>(
+    deltas: impl Iterator<Item = RollupDelta<'a>>,
+    granularity: Granularity,
+) -> Vec<RollupDelta<'a>> {
+    let mut rows: foldhash::HashMap<RollupKey<'a>, RollupDelta<'a>> = foldhash::HashMap::default();
+    for delta in deltas {
+        let event = delta.event;
+        let bucket = granularity.bucket_start(delta.bucket);
         let key = (
             &event.workspace_id,
             bucket,
@@ -132,8 +163,8 @@ pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<Rol
             count: 0,
             spent_credits: 0,
         });
-        row.count += 1;
-        row.spent_credits = row.spent_credits.saturating_add(event.spent_credits);
+        row.count += delta.count;
+        row.spent_credits = row.spent_credits.saturating_add(delta.spent_credits);
     }
     let mut rows: Vec<_> = rows.into_iter().collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -142,7 +173,8 @@ pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<Rol
 
 /// The latest event time of each key in `events`, ordered by workspace and key.
 pub fn last_uses(events: &[VerificationEvent]) -> Vec<(&WorkspaceId, &KeyId, UnixMillis)> {
-    let mut latest: HashMap<(&WorkspaceId, &KeyId), UnixMillis> = HashMap::new();
+    let mut latest: foldhash::HashMap<(&WorkspaceId, &KeyId), UnixMillis> =
+        foldhash::HashMap::default();
     for event in events {
         latest
             .entry((&event.workspace_id, &event.key_id))
@@ -166,7 +198,7 @@ mod tests {
         UnixMillis::from_millis(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).expect("fits"))
     }
 
-    use time::Month::{December, February, January, March};
+    use time::Month::{April, December, February, January, March};
 
     #[test]
     fn minute_and_hour_round_down() {
@@ -280,6 +312,51 @@ mod tests {
             })
             .expect("row");
         assert_eq!((valid_x.count, valid_x.spent_credits), (3, 6));
+    }
+
+    #[test]
+    fn rollups_of_every_granularity_match_rollup_from_the_events() {
+        // Across minute, hour, day, month and year boundaries, and before the epoch.
+        let times = [
+            at(2026, March, 5, 13, 47, 29, 0),
+            at(2026, March, 5, 13, 59, 59, 999),
+            at(2026, March, 5, 14, 0, 0, 0),
+            at(2026, March, 31, 23, 59, 59, 999),
+            at(2026, April, 1, 0, 0, 0, 0),
+            at(2025, December, 31, 23, 59, 0, 0),
+            at(1969, December, 31, 23, 59, 59, 999),
+        ];
+        let mut events = Vec::new();
+        for (i, t) in times.iter().enumerate() {
+            for key in ["key_a", "key_b"] {
+                let outcome = if i % 2 == 0 {
+                    VerifyCode::Valid
+                } else {
+                    VerifyCode::UsageExceeded
+                };
+                events.push(event(key, *t, outcome, &["x"]));
+                events.push(event(key, *t, VerifyCode::Valid, &[]));
+            }
+        }
+        let all = rollups(&events);
+        for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
+            let direct = rollup(&events, granularity);
+            let strip = |rows: &[RollupDelta<'_>]| -> Vec<_> {
+                rows.iter()
+                    .map(|r| {
+                        let e = r.event;
+                        (
+                            r.bucket,
+                            e.key_id.clone(),
+                            e.outcome,
+                            e.tags.clone(),
+                            r.count,
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(strip(rows), strip(&direct), "{granularity:?}");
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub struct StoreArgs {
     /// TOML file with settings (listen, database_url, log_format, key_cache_capacity,
     /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs,
     /// database_max_connections, record_verifications, usage_queue_capacity,
-    /// usage_flush_interval_ms, usage_retention_days).
+    /// usage_flush_interval_ms, usage_batch_size, usage_retention_days).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

@@ -41,6 +41,9 @@ pub struct Config {
     pub usage_queue_capacity: usize,
     /// Longest a verification event waits before it is written (and shows in `lastUsedAt`).
     pub usage_flush_interval_ms: u64,
+    /// Most verification events written in one store transaction; a full batch is written
+    /// before the flush interval ends.
+    pub usage_batch_size: usize,
     /// How long raw verification events are kept; per-minute to per-month counts stay.
     pub usage_retention_days: u64,
     /// Whether this node sends webhook deliveries (any number of nodes may).
@@ -92,6 +95,7 @@ impl Default for Config {
             record_verifications: true,
             usage_queue_capacity: 100_000,
             usage_flush_interval_ms: 1_000,
+            usage_batch_size: UsageSettings::default().batch_size,
             usage_retention_days: 30,
             webhooks_enabled: true,
             webhook_poll_ms: 1000,
@@ -151,6 +155,9 @@ impl Config {
         if self.usage_flush_interval_ms == 0 {
             anyhow::bail!("usage_flush_interval_ms must be at least 1");
         }
+        if self.usage_batch_size == 0 {
+            anyhow::bail!("usage_batch_size must be at least 1");
+        }
         if self.usage_retention_days == 0 {
             anyhow::bail!("usage_retention_days must be at least 1");
         }
@@ -158,8 +165,8 @@ impl Config {
             record: self.record_verifications,
             queue_capacity: self.usage_queue_capacity,
             flush_interval: Duration::from_millis(self.usage_flush_interval_ms),
+            batch_size: self.usage_batch_size,
             retention: Duration::from_secs(self.usage_retention_days.saturating_mul(86_400)),
-            ..UsageSettings::default()
         })
     }
 }
@@ -195,6 +202,7 @@ const ENV_SETTINGS: &[&str] = &[
     "record_verifications",
     "usage_queue_capacity",
     "usage_flush_interval_ms",
+    "usage_batch_size",
     "usage_retention_days",
     "webhooks_enabled",
     "webhook_poll_ms",

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use keywarden_core::store::UsageStore;
 use keywarden_core::usage::VerificationEvent;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 /// How usage is recorded.
@@ -41,7 +41,7 @@ impl Default for UsageSettings {
             record: true,
             queue_capacity: 100_000,
             flush_interval: Duration::from_secs(1),
-            batch_size: 2_000,
+            batch_size: 20_000,
             retention: Duration::from_secs(30 * 86_400),
         }
     }
@@ -80,6 +80,10 @@ pub struct UsageRecorder {
     queue: Option<mpsc::Sender<VerificationEvent>>,
     capacity: usize,
     counters: Arc<UsageCounters>,
+    /// Wakes the writer once a full batch waits. The writer does not wait on the queue
+    /// itself: that would wake it (a task switch, a timer reset) for nearly every event.
+    batch_ready: Arc<Notify>,
+    batch_size: usize,
 }
 
 /// Creates the recorder and, when recording is on, the writer that drains it (to be run by
@@ -91,21 +95,29 @@ pub fn usage_channel(settings: &UsageSettings) -> (UsageRecorder, Option<UsageWr
             queue: None,
             capacity: 0,
             counters,
+            batch_ready: Arc::new(Notify::new()),
+            batch_size: 0,
         };
         return (recorder, None);
     }
     let capacity = settings.queue_capacity.max(1);
+    // A batch larger than the queue would never fill; it would wait for the timer.
+    let batch_size = settings.batch_size.clamp(1, capacity);
     let (queue, events) = mpsc::channel(capacity);
+    let batch_ready = Arc::new(Notify::new());
     let recorder = UsageRecorder {
         queue: Some(queue),
         capacity,
         counters: Arc::clone(&counters),
+        batch_ready: Arc::clone(&batch_ready),
+        batch_size,
     };
     let writer = UsageWriter {
         events,
         counters,
+        batch_ready,
         flush_interval: settings.flush_interval,
-        batch_size: settings.batch_size.max(1),
+        batch_size,
     };
     (recorder, Some(writer))
 }
@@ -120,7 +132,11 @@ impl UsageRecorder {
     pub fn record(&self, event: VerificationEvent) {
         let Some(queue) = &self.queue else { return };
         match queue.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => {
+                if self.capacity.saturating_sub(queue.capacity()) >= self.batch_size {
+                    self.batch_ready.notify_one();
+                }
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.counters
                     .dropped_queue_full
@@ -148,6 +164,7 @@ impl UsageRecorder {
 pub struct UsageWriter {
     events: mpsc::Receiver<VerificationEvent>,
     counters: Arc<UsageCounters>,
+    batch_ready: Arc<Notify>,
     flush_interval: Duration,
     batch_size: usize,
 }
@@ -157,28 +174,28 @@ impl UsageWriter {
     /// holds and returns.
     pub async fn run(mut self, store: Arc<dyn UsageStore>, mut stop: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(self.batch_size);
+        let mut deadline = Instant::now() + self.flush_interval;
         loop {
-            let deadline = Instant::now() + self.flush_interval;
-            let stopping = loop {
-                let room = self.batch_size - batch.len();
-                tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => break false,
-                    // Cancel-safe: nothing is taken from the queue unless it returns.
-                    n = self.events.recv_many(&mut batch, room) => {
-                        if n == 0 {
-                            break true;
-                        }
-                        if batch.len() >= self.batch_size {
-                            break false;
-                        }
-                    }
-                    _ = stop.wait_for(|stop| *stop) => break true,
-                }
+            let (due, stopping) = tokio::select! {
+                () = tokio::time::sleep_until(deadline) => (true, false),
+                () = self.batch_ready.notified() => (false, false),
+                _ = stop.wait_for(|stop| *stop) => (true, true),
             };
-            if !batch.is_empty() {
+            // Full batches go at once; a partial one waits for the interval.
+            let closed = loop {
+                let closed = self.take(&mut batch);
+                if batch.len() < self.batch_size {
+                    break closed;
+                }
                 self.write(store.as_ref(), &mut batch).await;
+            };
+            if due || closed {
+                if !batch.is_empty() {
+                    self.write(store.as_ref(), &mut batch).await;
+                }
+                deadline = Instant::now() + self.flush_interval;
             }
-            if stopping {
+            if stopping || closed {
                 break;
             }
         }
@@ -188,6 +205,19 @@ impl UsageWriter {
         while self.events.recv_many(&mut batch, self.batch_size).await > 0 {
             self.write(store.as_ref(), &mut batch).await;
         }
+    }
+
+    /// Moves queued events into `batch` until it is full or the queue empty; says whether
+    /// the queue is closed (every recorder gone).
+    fn take(&mut self, batch: &mut Vec<VerificationEvent>) -> bool {
+        while batch.len() < self.batch_size {
+            match self.events.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+        false
     }
 
     /// Writes one batch, retrying with backoff; empties `batch` either way.

@@ -10,14 +10,14 @@ use keywarden_core::id::WorkspaceId;
 use keywarden_core::store::{StoreResult, UsageStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::{
-    Granularity, VerificationEvent, VerificationRollup, last_uses, rollup,
+    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses, rollups,
 };
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::{PgResult, PostgresStore, run};
 use crate::columns::StoredRollup;
-use crate::usage::{encode_ip, encode_tags};
+use crate::usage::{WORKSPACES_WITH_EVENTS, encode_ip, encode_tags};
 
 /// The upsert of one rollup table: rows added to what the table has.
 macro_rules! rollup_upsert {
@@ -106,7 +106,7 @@ async fn insert_raw(conn: &mut PgConnection, events: &[VerificationEvent]) -> Pg
     .bind(external_id)
     .bind(key_id)
     .bind(outcome)
-    .bind(tags)
+    .bind(tags.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
     .bind(spent_credits)
     .bind(client_ip)
     .execute(&mut *conn)
@@ -116,10 +116,9 @@ async fn insert_raw(conn: &mut PgConnection, events: &[VerificationEvent]) -> Pg
 
 async fn upsert_rollup(
     conn: &mut PgConnection,
-    events: &[VerificationEvent],
+    rows: &[RollupDelta<'_>],
     granularity: Granularity,
 ) -> PgResult<()> {
-    let rows = rollup(events, granularity);
     let n = rows.len();
     let mut time = Vec::with_capacity(n);
     let mut workspace_id = Vec::with_capacity(n);
@@ -131,7 +130,7 @@ async fn upsert_rollup(
     let mut tags = Vec::with_capacity(n);
     let mut count = Vec::with_capacity(n);
     let mut spent_credits = Vec::with_capacity(n);
-    for row in &rows {
+    for row in rows {
         let e = row.event;
         time.push(row.bucket.as_millis());
         workspace_id.push(e.workspace_id.as_str());
@@ -152,7 +151,7 @@ async fn upsert_rollup(
         .bind(external_id)
         .bind(key_id)
         .bind(outcome)
-        .bind(tags)
+        .bind(tags.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
         .bind(count)
         .bind(spent_credits)
         .execute(&mut *conn)
@@ -190,8 +189,8 @@ impl UsageStore for PostgresStore {
         run(async {
             let mut tx = self.pool.begin().await?;
             insert_raw(&mut tx, events).await?;
-            for granularity in Granularity::ALL {
-                upsert_rollup(&mut tx, events, granularity).await?;
+            for (granularity, rows) in Granularity::ALL.into_iter().zip(rollups(events)) {
+                upsert_rollup(&mut tx, &rows, granularity).await?;
             }
             touch_keys(&mut tx, events).await?;
             tx.commit().await?;
@@ -202,11 +201,23 @@ impl UsageStore for PostgresStore {
 
     async fn prune_verifications(&self, before: UnixMillis) -> StoreResult<u64> {
         run(async {
-            let done = sqlx::query("DELETE FROM analytics_verifications WHERE time < $1")
+            // Per workspace, through the (workspace_id, time) index: the raw rows have no
+            // index on time alone.
+            let workspaces: Vec<String> = sqlx::query_scalar(WORKSPACES_WITH_EVENTS)
+                .fetch_all(&self.pool)
+                .await?;
+            let mut total = 0;
+            for workspace in workspaces {
+                let done = sqlx::query(
+                    "DELETE FROM analytics_verifications WHERE workspace_id = $1 AND time < $2",
+                )
+                .bind(workspace)
                 .bind(before.as_millis())
                 .execute(&self.pool)
                 .await?;
-            Ok(done.rows_affected())
+                total += done.rows_affected();
+            }
+            Ok(total)
         })
         .await
     }
