@@ -100,6 +100,8 @@ async fn main() {
             updated_at: None,
             deleted_at: None,
             last_used: None,
+            replaced_at: None,
+            rotated_to: None,
         };
         // Each write has an audit entry of its own.
         let audit = AuditContext::cli().entry(&workspace.id, now, AuditAction::KeyCreate);
