@@ -1,6 +1,7 @@
 //! `anomalies.list` (a Keywarden extension in the Unkey RPC style): a page of the workspace's
 //! anomalies, newest first, with the Unkey pagination envelope.
 
+use crate::http::wire::parse_time_window;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -8,7 +9,6 @@ use axum::routing::post;
 use keywarden_core::anomaly::{AnomalyFilter, AnomalyKind, Severity};
 use keywarden_core::id::KeyId;
 use keywarden_core::store::PageRequest;
-use keywarden_core::time::UnixMillis;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -75,24 +75,14 @@ impl TryFrom<ListBody> for List {
                 None
             }
         });
-        let since = body
-            .since
-            .and_then(|t| f.range("body.since", t, 0, i64::MAX));
-        let until = body
-            .until
-            .and_then(|t| f.range("body.until", t, 0, i64::MAX));
-        if let (Some(since), Some(until)) = (since, until)
-            && since > until
-        {
-            f.error("body.until", "must not be before body.since");
-        }
+        let (since, until) = parse_time_window(&mut f, body.since, body.until);
         f.finish(limit.map(|limit| List {
             filter: AnomalyFilter {
                 kind,
                 severity,
                 key_id,
-                since: since.map(UnixMillis::from_millis),
-                until: until.map(UnixMillis::from_millis),
+                since,
+                until,
             },
             page: PageRequest {
                 from: body.cursor,

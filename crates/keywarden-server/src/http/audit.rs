@@ -1,13 +1,13 @@
 //! `audit.listLogs` (a Keywarden extension in the Unkey RPC style): a page of the workspace's
 //! audit log, newest first, with the Unkey pagination envelope.
 
+use crate::http::wire::parse_time_window;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use keywarden_core::audit::{AuditAction, AuditFilter};
 use keywarden_core::store::PageRequest;
-use keywarden_core::time::UnixMillis;
 use serde::Deserialize;
 
 use super::envelope::{Paginated, Pagination};
@@ -62,24 +62,14 @@ impl TryFrom<ListLogsBody> for ListLogs {
             }
             parsed
         });
-        let since = body
-            .since
-            .and_then(|t| f.range("body.since", t, 0, i64::MAX));
-        let until = body
-            .until
-            .and_then(|t| f.range("body.until", t, 0, i64::MAX));
-        if let (Some(since), Some(until)) = (since, until)
-            && since > until
-        {
-            f.error("body.until", "must not be before body.since");
-        }
+        let (since, until) = parse_time_window(&mut f, body.since, body.until);
         f.finish(limit.map(|limit| ListLogs {
             filter: AuditFilter {
                 actor: body.actor_id,
                 action,
                 target_id: body.target_id,
-                since: since.map(UnixMillis::from_millis),
-                until: until.map(UnixMillis::from_millis),
+                since,
+                until,
             },
             page: PageRequest {
                 from: body.cursor,

@@ -36,6 +36,26 @@ pub fn parse_expires(f: &mut Fields, location: &str, value: i64) -> Option<UnixM
         .map(UnixMillis::from_millis)
 }
 
+/// A listing's optional time window (`body.since`, `body.until`, Unix ms): each non-negative,
+/// and `until` not before `since`.
+pub fn parse_time_window(
+    f: &mut Fields,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> (Option<UnixMillis>, Option<UnixMillis>) {
+    let since = since.and_then(|t| f.range("body.since", t, 0, i64::MAX));
+    let until = until.and_then(|t| f.range("body.until", t, 0, i64::MAX));
+    if let (Some(since), Some(until)) = (since, until)
+        && since > until
+    {
+        f.error("body.until", "must not be before body.since");
+    }
+    (
+        since.map(UnixMillis::from_millis),
+        until.map(UnixMillis::from_millis),
+    )
+}
+
 pub fn parse_meta(
     f: &mut Fields,
     location: &str,
