@@ -3,7 +3,7 @@
 
 use keywarden_core::audit::{AuditAction, AuditEntry};
 use keywarden_core::change::Change;
-use keywarden_core::id::KeyId;
+use keywarden_core::id::{ApiId, KeyId};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_change::KeyChange;
 use keywarden_core::rbac::{PermissionSlug, RoleName};
@@ -38,10 +38,13 @@ impl Keywarden {
         &self,
         caller: &Caller,
         id: &KeyId,
+        api_id: &ApiId,
         change: KeyChange,
         audit: AuditEntry,
     ) -> Result<KeyRecord, ApiError> {
-        let audit = audit.target("key", id.as_str(), None);
+        let audit = audit
+            .target("key", id.as_str(), None)
+            .target("api", api_id.as_str(), None);
         let key = self
             .store
             .change_key(caller.workspace(), id, change, audit.time, &audit)
@@ -60,7 +63,7 @@ impl Keywarden {
         how: AccessChange,
         slugs: &[PermissionSlug],
     ) -> Result<KeyRecord, ApiError> {
-        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        let current = self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
         for op in how.required(ops::ADD_PERMISSION_TO_KEY, ops::REMOVE_PERMISSION_FROM_KEY) {
             caller.require_everywhere(op)?;
         }
@@ -82,7 +85,8 @@ impl Keywarden {
         let audit = caller
             .audit(self.now(), action)
             .change("permissions", names);
-        self.change_access(caller, id, change, audit).await
+        self.change_access(caller, id, &current.api_id, change, audit)
+            .await
     }
 
     /// Adds, removes or sets a key's roles, by name; roles are never created, and one that
@@ -94,7 +98,7 @@ impl Keywarden {
         how: AccessChange,
         names: &[RoleName],
     ) -> Result<KeyRecord, ApiError> {
-        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        let current = self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
         for op in how.required(ops::ADD_ROLE_TO_KEY, ops::REMOVE_ROLE_FROM_KEY) {
             caller.require_everywhere(op)?;
         }
@@ -110,6 +114,7 @@ impl Keywarden {
         };
         let roles: Vec<&str> = names.iter().map(RoleName::as_str).collect();
         let audit = caller.audit(self.now(), action).change("roles", roles);
-        self.change_access(caller, id, change, audit).await
+        self.change_access(caller, id, &current.api_id, change, audit)
+            .await
     }
 }

@@ -292,7 +292,7 @@ impl Keywarden {
         external_id: Patch<ExternalId>,
         access: AccessUpdate,
     ) -> Result<(), ApiError> {
-        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        let current = self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
         (update.permissions, update.roles) = self
             .resolve_access(caller, access.permissions, access.roles)
             .await?;
@@ -310,7 +310,8 @@ impl Keywarden {
         let audit = describe_key_update(
             caller
                 .audit(now, AuditAction::KeyUpdate)
-                .target("key", id.as_str(), None),
+                .target("key", id.as_str(), None)
+                .target("api", current.api_id.as_str(), None),
             &update,
         );
         let key = self
@@ -411,7 +412,7 @@ impl Keywarden {
         id: &KeyId,
         operation: CreditsOperation,
     ) -> Result<Option<Credits>, ApiError> {
-        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        let current = self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
         let now = self.now();
         let (operation, value, change) = match operation {
             CreditsOperation::Set(value) => ("set", value, KeyChange::SetCredits(value)),
@@ -426,6 +427,7 @@ impl Keywarden {
         let audit = caller
             .audit(now, AuditAction::KeyCreditsUpdate)
             .target("key", id.as_str(), None)
+            .target("api", current.api_id.as_str(), None)
             .change("operation", operation)
             .change("value", value);
         let key = self

@@ -193,6 +193,47 @@ async fn key_changes_arrive_signed_and_only_subscribed_types() {
 }
 
 #[tokio::test]
+async fn key_updates_name_the_keys_api() {
+    let app = spawn_app().await;
+    let (inbox, addr) = receiver("127.0.0.1:0".parse().unwrap()).await;
+    let (_, secret) = create_endpoint(&app, addr, &["key.updated"]).await;
+    inbox.lock().unwrap().secret = Some(secret);
+    let api = app.create_api("hooks").await;
+    let (key_id, _) = app.create_key(&api, json!({})).await;
+    app.call("keys.updateKey", json!({ "keyId": key_id, "name": "n" }))
+        .await
+        .ok();
+    app.call(
+        "keys.updateCredits",
+        json!({ "keyId": key_id, "operation": "set", "value": 5 }),
+    )
+    .await
+    .ok();
+    app.call(
+        "keys.addPermissions",
+        json!({ "keyId": key_id, "permissions": ["documents.read"] }),
+    )
+    .await
+    .ok();
+    wait_for(&inbox, |i| i.received.len() >= 3).await;
+    let received = inbox.lock().unwrap().received.clone();
+    let mut actions: Vec<_> = received
+        .iter()
+        .map(|e| e["data"]["action"].as_str().unwrap().to_owned())
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        ["key.credits.update", "key.permissions.add", "key.update"]
+    );
+    for event in &received {
+        assert_eq!(event["type"], "key.updated");
+        assert_eq!(event["data"]["keyId"], key_id.as_str(), "{event}");
+        assert_eq!(event["data"]["apiId"], api.as_str(), "{event}");
+    }
+}
+
+#[tokio::test]
 async fn failures_are_retried_with_backoff_and_logged() {
     let app = spawn_app().await;
     let (inbox, addr) = receiver("127.0.0.1:0".parse().unwrap()).await;
