@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use keywarden_core::anomaly::AnomalySettings;
+use keywarden_core::leak::PartnerKeys;
 use keywarden_server::service::{AnomalyDetection, UsageSettings};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,9 @@ pub struct Config {
     pub anomaly_cooldown_ms: i64,
     /// Baselines of keys unused for this long are forgotten.
     pub anomaly_idle_ms: i64,
+    /// GitHub's secret scanning public keys, in the JSON form GitHub publishes them
+    /// (`{"public_keys": [{"key_identifier", "key"}]}`); unset refuses every partner report.
+    pub secret_scanning_keys_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for Config {
             anomaly_credits_low_absolute: a.credits_low_absolute,
             anomaly_cooldown_ms: a.cooldown_ms,
             anomaly_idle_ms: a.idle_ms,
+            secret_scanning_keys_file: None,
         }
     }
 }
@@ -144,6 +149,21 @@ impl Config {
             enabled: self.anomaly_detection,
             queue_capacity: self.anomaly_queue_capacity,
             thresholds,
+        })
+    }
+
+    /// The secret scanning partner keys from `secret_scanning_keys_file`; none when unset.
+    pub fn partner_keys(&self) -> anyhow::Result<PartnerKeys> {
+        let Some(path) = &self.secret_scanning_keys_file else {
+            return Ok(PartnerKeys::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read secret_scanning_keys_file {}", path.display()))?;
+        PartnerKeys::from_github_json(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid configuration: secret_scanning_keys_file {}: {e}",
+                path.display()
+            )
         })
     }
 
@@ -220,6 +240,7 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_credits_low_absolute",
     "anomaly_cooldown_ms",
     "anomaly_idle_ms",
+    "secret_scanning_keys_file",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
