@@ -337,6 +337,46 @@ mod tests {
     }
 
     #[test]
+    fn secret_scanning_keys_come_from_githubs_published_json() {
+        use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = dir.path().join("kw.toml");
+        let keys_file = dir.path().join("github-keys.json");
+        let none = load(None, Overrides::default()).unwrap();
+        assert!(none.partner_keys().unwrap().is_empty());
+
+        let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let pem = signing
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let doc = serde_json::json!({"public_keys": [{"key_identifier": "abc", "key": pem}]});
+        std::fs::write(&keys_file, doc.to_string()).unwrap();
+        std::fs::write(
+            &config_file,
+            format!(
+                "secret_scanning_keys_file = {:?}\n",
+                keys_file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let config = load(Some(&config_file), Overrides::default()).unwrap();
+        assert!(!config.partner_keys().unwrap().is_empty());
+
+        std::fs::write(
+            &keys_file,
+            "{\"public_keys\": [{\"key_identifier\": \"abc\", \"key\": \"x\"}]}",
+        )
+        .unwrap();
+        let err = config.partner_keys().unwrap_err();
+        assert!(
+            format!("{err:#}").contains("secret_scanning_keys_file"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn webhook_settings_out_of_range_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keywarden.toml");

@@ -9,7 +9,7 @@
 //! - `leaks.listReports`: the reports handled in the workspace, newest first.
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -50,13 +50,14 @@ pub fn routes() -> Router<AppState> {
 async fn github_secret_scanning(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
+    // Read here rather than with an extractor, so an oversized body gets the Unkey 413.
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
-        });
-    }
+        })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let context = context::current();
     let answers = state

@@ -202,6 +202,11 @@ async fn unsigned_or_badly_signed_reports_are_refused_and_change_nothing() {
     post_report(&app, &tampered, Some(KEY_ID), Some(&good))
         .await
         .err(401);
+    // Oversized bodies get the Unkey 413 before any signature work.
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    post_report(&app, &huge, Some(KEY_ID), Some(&good))
+        .await
+        .err(413);
     assert!(valid(&app, &key).await);
     assert_eq!(leak_entries(&app, &app.workspace).await, 0);
     app.stop().await;
