@@ -56,7 +56,14 @@ pub fn scan_path(path: &Path, out: &mut Vec<Finding>) -> anyhow::Result<()> {
             }
             scan_path(&entry, out)?;
         }
-    } else if meta.is_file() && meta.len() <= MAX_FILE_BYTES {
+    } else if meta.is_file() && meta.len() > MAX_FILE_BYTES {
+        // Said, not silent: a CI log should show what was not looked at.
+        eprintln!(
+            "keywarden scan: skipped {} (larger than {} MiB)",
+            path.display(),
+            MAX_FILE_BYTES / (1024 * 1024)
+        );
+    } else if meta.is_file() {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         if bytes[..bytes.len().min(BINARY_SNIFF_BYTES)].contains(&0) {

@@ -96,6 +96,9 @@ fn finds_exactly_the_real_keys_with_file_and_line() {
     let mut binary = vec![0u8, 1, 2];
     binary.extend_from_slice(new_key(None).as_bytes());
     std::fs::write(root.join("image.bin"), binary).unwrap();
+    let mut big = new_key(None).into_bytes();
+    big.resize(11 * 1024 * 1024, b'\n');
+    std::fs::write(root.join("dump.sql"), big).unwrap();
     std::fs::create_dir_all(root.join(".git")).unwrap();
     std::fs::write(root.join(".git/config"), new_key(None)).unwrap();
 
@@ -109,6 +112,10 @@ fn finds_exactly_the_real_keys_with_file_and_line() {
             format!("./src/deep/client.rs:2: {}", mask(&real_b)),
             format!("./src/deep/client.rs:5: {}", mask(&real_c)),
         ]
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("skipped ./dump.sql"),
+        "{output:?}"
     );
     let all = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
