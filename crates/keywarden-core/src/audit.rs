@@ -25,6 +25,8 @@ pub enum Actor {
     Cli,
     /// The server itself (bootstrap).
     System,
+    /// GitHub's secret scanning, through a signed partner report (a Keywarden extension).
+    SecretScanning,
 }
 
 impl Actor {
@@ -34,6 +36,7 @@ impl Actor {
             Self::RootKey(_) => "root_key",
             Self::Cli => "cli",
             Self::System => "system",
+            Self::SecretScanning => "github_secret_scanning",
         }
     }
 
@@ -41,7 +44,7 @@ impl Actor {
     pub fn id(&self) -> Option<&str> {
         match self {
             Self::RootKey(id) => Some(id.as_str()),
-            Self::Cli | Self::System => None,
+            Self::Cli | Self::System | Self::SecretScanning => None,
         }
     }
 
@@ -51,6 +54,7 @@ impl Actor {
             ("root_key", Some(id)) => RootKeyId::parse(id).ok().map(Self::RootKey),
             ("cli", None) => Some(Self::Cli),
             ("system", None) => Some(Self::System),
+            ("github_secret_scanning", None) => Some(Self::SecretScanning),
             _ => None,
         }
     }
@@ -60,7 +64,7 @@ impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::RootKey(id) => write!(f, "{id}"),
-            Self::Cli | Self::System => f.write_str(self.kind()),
+            Self::Cli | Self::System | Self::SecretScanning => f.write_str(self.kind()),
         }
     }
 }
@@ -125,6 +129,8 @@ audit_actions! {
     WebhookEndpointUpdate => "webhook.endpoint.update",
     WebhookEndpointRotateSecret => "webhook.endpoint.rotate_secret",
     WebhookEndpointDelete => "webhook.endpoint.delete",
+    KeyLeaked => "key.leaked",
+    LeakPolicySet => "leak.policy.set",
 }
 
 impl fmt::Display for AuditAction {

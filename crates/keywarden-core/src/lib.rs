@@ -14,6 +14,8 @@ pub mod identity;
 pub mod key;
 pub mod key_change;
 pub mod key_format;
+pub mod key_scan;
+pub mod leak;
 pub mod meta;
 pub mod named_limit;
 pub mod namespace;

@@ -32,10 +32,12 @@ pub enum Resource {
     Webhook,
     /// Anomalies raised by detection (a Keywarden extension).
     Anomaly,
+    /// Leaked keys: the workspace's leak policy, reports, checks (a Keywarden extension).
+    Leak,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 7] = [
+    pub const ALL: [Resource; 8] = [
         Self::Api,
         Self::Ratelimit,
         Self::Rbac,
@@ -43,6 +45,7 @@ impl Resource {
         Self::Audit,
         Self::Webhook,
         Self::Anomaly,
+        Self::Leak,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Resource {
             Self::Audit => "audit",
             Self::Webhook => "webhook",
             Self::Anomaly => "anomaly",
+            Self::Leak => "leak",
         }
     }
 
@@ -115,6 +119,7 @@ impl Resource {
                 "delete_endpoint",
             ],
             Self::Anomaly => &["read"],
+            Self::Leak => &["manage", "report_key", "check_keys"],
         }
     }
 
@@ -214,6 +219,10 @@ pub mod ops {
         Operation::new(Resource::Webhook, "delete_endpoint");
 
     pub const READ_ANOMALIES: Operation = Operation::new(Resource::Anomaly, "read");
+
+    pub const MANAGE_LEAKS: Operation = Operation::new(Resource::Leak, "manage");
+    pub const REPORT_LEAKED_KEY: Operation = Operation::new(Resource::Leak, "report_key");
+    pub const CHECK_KEYS: Operation = Operation::new(Resource::Leak, "check_keys");
 
     pub const LIMIT: Operation = Operation::new(Resource::Ratelimit, "limit");
     pub const CREATE_NAMESPACE: Operation = Operation::new(Resource::Ratelimit, "create_namespace");

@@ -23,6 +23,7 @@ use crate::id::{DeliveryId, WebhookEndpointId};
 use crate::identity::{ExternalId, Identity, IdentityUpdate};
 use crate::key::KeyRecord;
 use crate::key_change::{KeyChange, KeyChangeError};
+use crate::leak::LeakPolicy;
 use crate::namespace::{Identifier, Namespace, RateOverride};
 use crate::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use crate::root_key::{RootKey, RootKeyUpdate};
@@ -597,6 +598,26 @@ pub trait AnomalyStore: Send + Sync {
     ) -> StoreResult<Page<RecordedAnomaly>>;
 }
 
+/// Leaked keys (a Keywarden extension): each workspace's policy, and reports that change no
+/// key. Reports that revoke or disable a key go through [`KeyStore::delete_key`] and
+/// [`KeyStore::change_key`] with a `key.leaked` audit entry, so the audit log is the record of
+/// every report (`leaks.listReports` reads it).
+#[async_trait]
+pub trait LeakStore: Send + Sync {
+    /// The workspace's policy; `None` when it never set one (the default applies).
+    async fn leak_policy(&self, workspace: &WorkspaceId) -> StoreResult<Option<LeakPolicy>>;
+    /// Sets the workspace's policy.
+    async fn set_leak_policy(
+        &self,
+        workspace: &WorkspaceId,
+        policy: LeakPolicy,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
+    /// Records a report that leaves the key as it is (policy `flag`): writes `audit` and the
+    /// webhook deliveries it announces.
+    async fn record_leak(&self, audit: &AuditEntry) -> StoreResult<()>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -612,6 +633,7 @@ pub trait Store:
     + AnalyticsStore
     + WebhookStore
     + AnomalyStore
+    + LeakStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -86,10 +86,12 @@ pub enum WebhookEventType {
     AnomalyNewClientIps,
     AnomalyUsedAfterRotation,
     AnomalyUnknownKeyProbing,
+    /// A key was reported as leaked (a Keywarden extension).
+    KeyLeaked,
 }
 
 impl WebhookEventType {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::KeyCreated,
         Self::KeyUpdated,
         Self::KeyDeleted,
@@ -100,6 +102,7 @@ impl WebhookEventType {
         Self::AnomalyNewClientIps,
         Self::AnomalyUsedAfterRotation,
         Self::AnomalyUnknownKeyProbing,
+        Self::KeyLeaked,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -114,6 +117,7 @@ impl WebhookEventType {
             Self::AnomalyNewClientIps => "anomaly.new_client_ips",
             Self::AnomalyUsedAfterRotation => "anomaly.used_after_rotation",
             Self::AnomalyUnknownKeyProbing => "anomaly.unknown_key_probing",
+            Self::KeyLeaked => "key.leaked",
         }
     }
 

@@ -162,6 +162,7 @@ impl WebhookEvent {
             | A::KeyRolesSet => WebhookEventType::KeyUpdated,
             A::KeyDelete => WebhookEventType::KeyDeleted,
             A::KeyReroll => WebhookEventType::KeyRerolled,
+            A::KeyLeaked => WebhookEventType::KeyLeaked,
             _ => return None,
         };
         let mut keys = entry.targets.iter().filter(|t| t.kind == "key");

@@ -69,6 +69,9 @@ pub enum ApiError {
     MalformedAuthorization,
     #[error("the root key is unknown or revoked")]
     UnknownRootKey,
+    /// A secret scanning partner request whose signature is missing or does not verify.
+    #[error("partner report refused: {0}")]
+    PartnerSignature(String),
     /// The root key holds no permission for the operation, anywhere.
     #[error("missing permission: {0}")]
     MissingPermission(String),

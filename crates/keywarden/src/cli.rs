@@ -32,6 +32,30 @@ pub enum Command {
     MigrateStore(MigrateStoreArgs),
     /// Show a workspace's audit log (admin changes), newest first.
     Audit(AuditArgs),
+    /// Find Keywarden keys in files and git history (exit 0: none, 1: found, 2: error).
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and directories to scan; directories are walked (skipping `.git`), and one that
+    /// holds a git repository also has its whole history scanned.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Do not scan git history, only the files as they are.
+    #[arg(long)]
+    pub no_history: bool,
+    /// Ask the server at this URL which found keys are live (`leaks.checkKeys`). Needs a root
+    /// key with `leak.*.check_keys`, from KEYWARDEN_ROOT_KEY or --root-key-file.
+    #[arg(long, value_name = "URL")]
+    pub check: Option<String>,
+    /// Report every live key found to the server as leaked (`leaks.reportKey`), which applies
+    /// the workspace's leak policy (revoke by default). Needs --check and `leak.*.report_key`.
+    #[arg(long, requires = "check")]
+    pub revoke: bool,
+    /// A file holding the root key (instead of KEYWARDEN_ROOT_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub root_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use keywarden_core::anomaly::AnomalySettings;
+use keywarden_core::leak::PartnerKeys;
 use keywarden_server::service::{AnomalyDetection, UsageSettings};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,9 @@ pub struct Config {
     pub anomaly_cooldown_ms: i64,
     /// Baselines of keys unused for this long are forgotten.
     pub anomaly_idle_ms: i64,
+    /// GitHub's secret scanning public keys, in the JSON form GitHub publishes them
+    /// (`{"public_keys": [{"key_identifier", "key"}]}`); unset refuses every partner report.
+    pub secret_scanning_keys_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for Config {
             anomaly_credits_low_absolute: a.credits_low_absolute,
             anomaly_cooldown_ms: a.cooldown_ms,
             anomaly_idle_ms: a.idle_ms,
+            secret_scanning_keys_file: None,
         }
     }
 }
@@ -144,6 +149,21 @@ impl Config {
             enabled: self.anomaly_detection,
             queue_capacity: self.anomaly_queue_capacity,
             thresholds,
+        })
+    }
+
+    /// The secret scanning partner keys from `secret_scanning_keys_file`; none when unset.
+    pub fn partner_keys(&self) -> anyhow::Result<PartnerKeys> {
+        let Some(path) = &self.secret_scanning_keys_file else {
+            return Ok(PartnerKeys::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read secret_scanning_keys_file {}", path.display()))?;
+        PartnerKeys::from_github_json(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid configuration: secret_scanning_keys_file {}: {e}",
+                path.display()
+            )
         })
     }
 
@@ -220,6 +240,7 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_credits_low_absolute",
     "anomaly_cooldown_ms",
     "anomaly_idle_ms",
+    "secret_scanning_keys_file",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -311,6 +332,46 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().contains("usage_flush_interval_ms"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn secret_scanning_keys_come_from_githubs_published_json() {
+        use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = dir.path().join("kw.toml");
+        let keys_file = dir.path().join("github-keys.json");
+        let none = load(None, Overrides::default()).unwrap();
+        assert!(none.partner_keys().unwrap().is_empty());
+
+        let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let pem = signing
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let doc = serde_json::json!({"public_keys": [{"key_identifier": "abc", "key": pem}]});
+        std::fs::write(&keys_file, doc.to_string()).unwrap();
+        std::fs::write(
+            &config_file,
+            format!(
+                "secret_scanning_keys_file = {:?}\n",
+                keys_file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let config = load(Some(&config_file), Overrides::default()).unwrap();
+        assert!(!config.partner_keys().unwrap().is_empty());
+
+        std::fs::write(
+            &keys_file,
+            "{\"public_keys\": [{\"key_identifier\": \"abc\", \"key\": \"x\"}]}",
+        )
+        .unwrap();
+        let err = config.partner_keys().unwrap_err();
+        assert!(
+            format!("{err:#}").contains("secret_scanning_keys_file"),
             "{err:#}"
         );
     }

@@ -7,6 +7,8 @@ mod config;
 mod logging;
 mod migrate_store_command;
 mod root_key_command;
+mod scan_command;
+mod scan_sources;
 mod serve;
 mod workspace_command;
 
@@ -25,6 +27,8 @@ async fn main() -> ExitCode {
         Command::Workspace(args) => workspace_command::run(args).await,
         Command::MigrateStore(args) => migrate_store_command::run(args).await,
         Command::Audit(args) => audit_command::run(args).await,
+        // Scanning has exit codes of its own: 1 means keys were found, 2 an error.
+        Command::Scan(args) => return scan_command::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     logging::init(config.log_format);
     let usage = config.usage()?;
     let anomalies = config.anomalies()?;
+    let partner_keys = config.partner_keys()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -56,6 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_stale: Duration::from_secs(config.max_stale_secs),
             usage,
             anomalies,
+            partner_keys,
             ..ServiceSettings::default()
         },
         webhooks: WebhookSettings {

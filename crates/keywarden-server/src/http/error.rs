@@ -48,7 +48,7 @@ impl ApiError {
             Self::AnalyticsQueryTimedOut(_) | Self::AnalyticsRowsExceeded(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::UnknownRootKey => StatusCode::UNAUTHORIZED,
+            Self::UnknownRootKey | Self::PartnerSignature(_) => StatusCode::UNAUTHORIZED,
             Self::MissingPermission(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::IdentityExists(_) => StatusCode::CONFLICT,
@@ -70,7 +70,7 @@ impl ApiError {
             Self::AnalyticsQueryTimedOut(_) | Self::AnalyticsRowsExceeded(_) => {
                 "Unprocessable Entity"
             }
-            Self::UnknownRootKey => "Unauthorized",
+            Self::UnknownRootKey | Self::PartnerSignature(_) => "Unauthorized",
             Self::MissingPermission(_) => "Insufficient Permissions",
             Self::NotFound { .. } | Self::RouteNotFound(_) => "Not Found",
             Self::Conflict(_) | Self::IdentityExists(_) => "Conflicting Resource",
@@ -94,6 +94,7 @@ impl ApiError {
             Self::MissingAuthorization => "unkey/authentication/missing",
             Self::MalformedAuthorization => "unkey/authentication/malformed",
             Self::UnknownRootKey => "unkey/authentication/key_not_found",
+            Self::PartnerSignature(_) => "keywarden/authentication/invalid_signature",
             Self::MissingPermission(_) => "unkey/authorization/insufficient_permissions",
             Self::NotFound {
                 what: Missing::Key, ..
@@ -164,6 +165,9 @@ impl ApiError {
                 "Authorization header must have the form 'Bearer <root key>'.".into()
             }
             Self::UnknownRootKey => "The provided root key is invalid or has been revoked.".into(),
+            Self::PartnerSignature(why) => {
+                format!("The secret scanning report was refused: {why}.")
+            }
             Self::MissingPermission(p) => {
                 format!("The root key lacks the permission to do this. Missing permission: {p}")
             }

@@ -13,6 +13,7 @@ mod fields;
 mod health;
 mod identities;
 mod keys;
+mod leaks;
 mod liveness;
 mod metrics;
 
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(anomalies::routes())
         .merge(webhooks::routes())
+        .merge(leaks::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -12,6 +12,7 @@ mod identities;
 mod key_access;
 mod key_cache;
 mod keys;
+mod leaks;
 mod limit_counts;
 mod namespaces;
 mod query_cache;
@@ -49,6 +50,7 @@ pub use key_cache::{CacheLookups, CachedKey, KeyCache};
 pub use keys::{
     AccessUpdate, CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey,
 };
+pub use leaks::{HandledLeak, LeakSighting, PartnerRequest};
 pub use limit_counts::LimitDecisions;
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
@@ -75,6 +77,8 @@ pub struct ServiceSettings {
     pub analytics: keywarden_core::store::AnalyticsLimits,
     /// Anomaly detection over verifications.
     pub anomalies: AnomalyDetection,
+    /// The keys GitHub secret scanning partner reports are signed with; none refuses them.
+    pub partner_keys: keywarden_core::leak::PartnerKeys,
 }
 
 impl Default for ServiceSettings {
@@ -85,6 +89,7 @@ impl Default for ServiceSettings {
             usage: UsageSettings::default(),
             analytics: DEFAULT_ANALYTICS_LIMITS,
             anomalies: AnomalyDetection::default(),
+            partner_keys: keywarden_core::leak::PartnerKeys::default(),
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct Keywarden {
     anomalies: anomaly_watch::AnomalyFeed,
     /// Owns the detector; taken and run by the application.
     anomaly_watcher: parking_lot::Mutex<Option<AnomalyWatcher>>,
+    /// See [`ServiceSettings::partner_keys`].
+    partner_keys: keywarden_core::leak::PartnerKeys,
 }
 
 impl Keywarden {
@@ -178,6 +185,7 @@ impl Keywarden {
             analytics_limits: settings.analytics,
             anomalies,
             anomaly_watcher: parking_lot::Mutex::new(anomaly_watcher),
+            partner_keys: settings.partner_keys.clone(),
         })
     }
 

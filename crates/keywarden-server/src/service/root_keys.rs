@@ -94,6 +94,11 @@ impl Caller {
         self
     }
 
+    /// Who and where the request came from.
+    pub fn origin(&self) -> &AuditContext {
+        &self.origin
+    }
+
     /// A new audit entry for a change this caller makes in its workspace at `time`.
     pub fn audit(&self, time: UnixMillis, action: AuditAction) -> AuditEntry {
         self.origin.entry(self.workspace(), time, action)

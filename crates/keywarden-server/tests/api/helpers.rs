@@ -599,6 +599,27 @@ impl AuditStore for CountingStore {
 }
 
 #[async_trait]
+impl keywarden_core::store::LeakStore for CountingStore {
+    async fn leak_policy(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> StoreResult<Option<keywarden_core::leak::LeakPolicy>> {
+        self.inner.leak_policy(workspace).await
+    }
+    async fn set_leak_policy(
+        &self,
+        workspace: &WorkspaceId,
+        policy: keywarden_core::leak::LeakPolicy,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        self.inner.set_leak_policy(workspace, policy, audit).await
+    }
+    async fn record_leak(&self, audit: &AuditEntry) -> StoreResult<()> {
+        self.inner.record_leak(audit).await
+    }
+}
+
+#[async_trait]
 impl AnomalyStore for CountingStore {
     async fn insert_anomaly(&self, anomaly: &RecordedAnomaly) -> StoreResult<()> {
         self.inner.insert_anomaly(anomaly).await

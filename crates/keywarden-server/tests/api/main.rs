@@ -18,6 +18,7 @@ mod isolation;
 mod key_access;
 mod key_limits;
 mod keys;
+mod leaks;
 mod migrate;
 mod pagination;
 mod permissions;

@@ -36,6 +36,8 @@ mod key_access;
 mod key_limits;
 #[path = "../api/keys.rs"]
 mod keys;
+#[path = "../api/leaks.rs"]
+mod leaks;
 #[path = "../api/migrate.rs"]
 mod migrate;
 #[path = "../api/pagination.rs"]

@@ -19,6 +19,7 @@ mod apis;
 mod audit;
 mod identities;
 mod keys;
+mod leaks;
 mod namespaces;
 mod rbac;
 mod root_keys;

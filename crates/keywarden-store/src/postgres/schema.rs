@@ -336,6 +336,14 @@ CREATE INDEX anomalies_by_workspace ON anomalies (workspace_id, id);
     r#"
 DROP INDEX analytics_verifications_for_pruning;
 "#,
+    // Each workspace's answer to leaked keys; no row means the default (revoke).
+    r#"
+CREATE TABLE leak_policies (
+    workspace_id  TEXT COLLATE "C" PRIMARY KEY REFERENCES workspaces(id),
+    policy        TEXT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,7 @@ mod audit;
 mod connection;
 mod identities;
 mod keys;
+mod leaks;
 mod namespaces;
 mod rbac;
 mod readers;

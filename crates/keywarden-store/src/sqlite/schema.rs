@@ -327,6 +327,14 @@ CREATE INDEX anomalies_by_workspace ON anomalies (workspace_id, id);
     "
 DROP INDEX analytics_verifications_for_pruning;
 ",
+    // Each workspace's answer to leaked keys; no row means the default (revoke).
+    "
+CREATE TABLE leak_policies (
+    workspace_id  TEXT PRIMARY KEY REFERENCES workspaces(id),
+    policy        TEXT NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+",
 ];
 
 /// Brings the database to the latest schema version.

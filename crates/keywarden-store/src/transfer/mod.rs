@@ -297,6 +297,14 @@ pub static TABLES: &[Table] = &[
             ("evidence", Text),
         ],
     },
+    Table {
+        name: "leak_policies",
+        columns: &[
+            ("workspace_id", Text),
+            ("policy", Text),
+            ("updated_at", Int),
+        ],
+    },
 ];
 
 /// The columns of every `analytics_verifications_per_*` rollup table.

@@ -38,6 +38,7 @@ mod audit;
 mod credits;
 mod identities;
 mod keys;
+mod leaks;
 mod namespaces;
 mod postgres;
 mod rbac;
