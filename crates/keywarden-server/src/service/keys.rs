@@ -178,6 +178,7 @@ impl Keywarden {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            sealed: None,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -479,6 +480,7 @@ impl Keywarden {
                 last_used: None,
                 rotated_to: None,
                 replaced_at: None,
+                sealed: None,
             });
             hashes.push(key.hash);
         }

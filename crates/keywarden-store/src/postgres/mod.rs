@@ -16,6 +16,7 @@ mod access;
 mod analytics;
 mod anomalies;
 mod apis;
+mod data_keys;
 mod audit;
 mod identities;
 mod keys;

@@ -8,6 +8,7 @@
 mod analytics;
 mod anomalies;
 mod apis;
+mod data_keys;
 mod audit;
 mod connection;
 mod identities;

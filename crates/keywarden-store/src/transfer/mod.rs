@@ -129,6 +129,8 @@ pub static TABLES: &[Table] = &[
             ("last_used_at", Int),
             ("replaced_at", Int),
             ("rotated_to", Text),
+            ("encryption_key_id", Text),
+            ("encrypted", Text),
         ],
     },
     Table {
@@ -295,6 +297,16 @@ pub static TABLES: &[Table] = &[
             ("client_ip", Text),
             ("time", Int),
             ("evidence", Text),
+        ],
+    },
+    Table {
+        name: "data_keys",
+        columns: &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("master_key_id", Text),
+            ("wrapped", Text),
+            ("created_at", Int),
         ],
     },
 ];
