@@ -151,9 +151,7 @@ impl MasterKeyring {
             .map(str::trim)
             .filter(|entry| !entry.is_empty());
         for (n, entry) in entries.enumerate() {
-            let (id, material) = entry
-                .split_once(':')
-                .ok_or(MasterKeyError::Shape(n + 1))?;
+            let (id, material) = entry.split_once(':').ok_or(MasterKeyError::Shape(n + 1))?;
             let id = MasterKeyId::parse(id.trim())?;
             let bytes: [u8; KEY_LEN] = STANDARD
                 .decode(material.trim())
@@ -436,7 +434,10 @@ mod tests {
         let plaintext = PlaintextKey::new("sk_3ZjXabcdefghijkmnop".to_owned());
         let sealed = data_key.seal(&workspace, &key_id, &plaintext);
         let opened = ring.unwrap(&stored).unwrap();
-        assert_eq!(opened.open(&workspace, &key_id, &sealed).unwrap(), plaintext);
+        assert_eq!(
+            opened.open(&workspace, &key_id, &sealed).unwrap(),
+            plaintext
+        );
     }
 
     #[test]
@@ -491,7 +492,10 @@ mod tests {
 
         let only_new = ring(&new);
         let opened = only_new.unwrap(&rewrapped).unwrap();
-        assert_eq!(opened.open(&workspace, &key_id, &sealed).unwrap(), plaintext);
+        assert_eq!(
+            opened.open(&workspace, &key_id, &sealed).unwrap(),
+            plaintext
+        );
         assert_eq!(
             only_new.unwrap(&stored).unwrap_err(),
             VaultError::UnknownMasterKey(MasterKeyId::parse("old").unwrap())
@@ -516,7 +520,10 @@ mod tests {
         );
         assert_eq!(ring(&format!("{b}, {a}")).current().id().as_str(), "b");
 
-        assert_eq!(MasterKeyring::parse(" \n# none\n").unwrap_err(), MasterKeyError::Empty);
+        assert_eq!(
+            MasterKeyring::parse(" \n# none\n").unwrap_err(),
+            MasterKeyError::Empty
+        );
         assert_eq!(
             MasterKeyring::parse("justbase64").unwrap_err(),
             MasterKeyError::Shape(1)
@@ -557,8 +564,14 @@ mod tests {
         ] {
             assert!(!shown.contains(&material), "{shown}");
             assert!(!shown.contains("visible_nowhere"), "{shown}");
-            assert!(!shown.contains(&format!("{:?}", data_key.secret.0)), "{shown}");
-            assert!(!shown.contains(&format!("{:?}", wrapped.wrapped)), "{shown}");
+            assert!(
+                !shown.contains(&format!("{:?}", data_key.secret.0)),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains(&format!("{:?}", wrapped.wrapped)),
+                "{shown}"
+            );
         }
     }
 }

@@ -9,7 +9,8 @@ use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{
-    ApiId, DataKeyId, IdentityId, KeyId, NamespaceId, OverrideId, PermissionId, RoleId, RootKeyId, WorkspaceId,
+    ApiId, DataKeyId, IdentityId, KeyId, NamespaceId, OverrideId, PermissionId, RoleId, RootKeyId,
+    WorkspaceId,
 };
 use keywarden_core::identity::{ExternalId, Identity};
 use keywarden_core::key::KeyRecord;

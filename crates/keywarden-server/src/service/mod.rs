@@ -17,6 +17,7 @@ mod namespaces;
 mod query_cache;
 mod ratelimit;
 mod rbac;
+mod recoverable;
 mod refill;
 mod root_key_admin;
 mod root_keys;
@@ -48,10 +49,12 @@ pub use key_access::AccessChange;
 pub use key_cache::{CacheLookups, CachedKey, KeyCache};
 pub use keys::{
     AccessUpdate, CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey,
+    ReadKey,
 };
 pub use limit_counts::LimitDecisions;
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
+pub use recoverable::{MasterKeyCheckError, RotationReport, rotate_master_key};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
@@ -75,6 +78,9 @@ pub struct ServiceSettings {
     pub analytics: keywarden_core::store::AnalyticsLimits,
     /// Anomaly detection over verifications.
     pub anomalies: AnomalyDetection,
+    /// The master keys that wrap workspaces' data keys; `None` turns recoverable keys off
+    /// (412).
+    pub master_keys: Option<keywarden_core::vault::MasterKeyring>,
 }
 
 impl Default for ServiceSettings {
@@ -85,6 +91,7 @@ impl Default for ServiceSettings {
             usage: UsageSettings::default(),
             analytics: DEFAULT_ANALYTICS_LIMITS,
             anomalies: AnomalyDetection::default(),
+            master_keys: None,
         }
     }
 }
@@ -134,6 +141,8 @@ pub struct Keywarden {
     anomalies: anomaly_watch::AnomalyFeed,
     /// Owns the detector; taken and run by the application.
     anomaly_watcher: parking_lot::Mutex<Option<AnomalyWatcher>>,
+    /// See [`ServiceSettings::master_keys`].
+    master_keys: Option<keywarden_core::vault::MasterKeyring>,
 }
 
 impl Keywarden {
@@ -178,6 +187,7 @@ impl Keywarden {
             analytics_limits: settings.analytics,
             anomalies,
             anomaly_watcher: parking_lot::Mutex::new(anomaly_watcher),
+            master_keys: settings.master_keys.clone(),
         })
     }
 

@@ -8,9 +8,9 @@
 mod analytics;
 mod anomalies;
 mod apis;
-mod data_keys;
 mod audit;
 mod connection;
+mod data_keys;
 mod identities;
 mod keys;
 mod namespaces;

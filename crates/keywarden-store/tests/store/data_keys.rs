@@ -42,7 +42,11 @@ async fn the_first_data_key_of_a_workspace_wins_and_rewraps_in_place(backend: Ba
     assert_eq!(read, rewrapped);
     assert_eq!(read.master_key_id.as_str(), "new");
     assert_eq!(
-        MasterKeyring::parse(&new).unwrap().unwrap(&read).unwrap().id(),
+        MasterKeyring::parse(&new)
+            .unwrap()
+            .unwrap(&read)
+            .unwrap()
+            .id(),
         old_ring.unwrap(&first).unwrap().id()
     );
 }
