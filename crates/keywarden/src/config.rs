@@ -3,7 +3,7 @@
 //! are an error, so a typo does not silently fall back to a default.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -76,6 +76,10 @@ pub struct Config {
     pub anomaly_cooldown_ms: i64,
     /// Baselines of keys unused for this long are forgotten.
     pub anomaly_idle_ms: i64,
+    /// A file of master keys for recoverable keys (`<id>:<base64 of 32 bytes>` per line, the
+    /// current one first). The keys themselves can instead be given in
+    /// `KEYWARDEN_MASTER_KEYS`; never in this file's settings.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -113,6 +117,7 @@ impl Default for Config {
             anomaly_credits_low_absolute: a.credits_low_absolute,
             anomaly_cooldown_ms: a.cooldown_ms,
             anomaly_idle_ms: a.idle_ms,
+            master_key_file: None,
         }
     }
 }
@@ -184,10 +189,13 @@ pub struct Overrides {
     pub redis_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_fault_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// The environment variables that map to settings. Others with the prefix (such as
-/// `KEYWARDEN_BOOTSTRAP_ROOT_KEY`, a secret read separately) are not settings.
+/// `KEYWARDEN_BOOTSTRAP_ROOT_KEY` and `KEYWARDEN_MASTER_KEYS`, secrets read separately) are
+/// not settings.
 const ENV_SETTINGS: &[&str] = &[
     "listen",
     "database_url",
@@ -220,6 +228,7 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_credits_low_absolute",
     "anomaly_cooldown_ms",
     "anomaly_idle_ms",
+    "master_key_file",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {

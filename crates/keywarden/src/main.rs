@@ -5,6 +5,7 @@ mod backends;
 mod cli;
 mod config;
 mod logging;
+mod master_key_command;
 mod migrate_store_command;
 mod root_key_command;
 mod serve;
@@ -25,6 +26,7 @@ async fn main() -> ExitCode {
         Command::Workspace(args) => workspace_command::run(args).await,
         Command::MigrateStore(args) => migrate_store_command::run(args).await,
         Command::Audit(args) => audit_command::run(args).await,
+        Command::MasterKey(args) => master_key_command::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,7 +36,7 @@ pub async fn get_key(
 
 #[derive(Debug, Deserialize)]
 pub struct WhoamiBody {
-    key: Option<String>,
+    key: Option<super::SubmittedKey>,
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
