@@ -282,6 +282,8 @@ async fn tour(server: &ServerProcess, secrets: &mut Secrets) {
                 .await
                 .unwrap();
             assert!(!response.status().is_server_error(), "{operation}: {body}");
+            let text = response.text().await.unwrap();
+            assert!(!text.contains(&in_body), "{operation} echoed a key: {text}");
         }
     }
     let too_long = format!("{in_body}{}", "x".repeat(600));
