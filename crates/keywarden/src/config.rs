@@ -373,6 +373,30 @@ mod tests {
     }
 
     #[test]
+    fn the_master_key_file_comes_from_the_file_or_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(&file, "master_key_file = \"/etc/keywarden/keys\"\n").unwrap();
+        let config = load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(
+            config.master_key_file.as_deref(),
+            Some(Path::new("/etc/keywarden/keys"))
+        );
+        let config = load(
+            Some(&file),
+            Overrides {
+                master_key_file: Some("/run/keys".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config.master_key_file.as_deref(),
+            Some(Path::new("/run/keys"))
+        );
+    }
+
+    #[test]
     fn a_missing_config_file_is_an_error() {
         let err = load(
             Some(Path::new("/nonexistent/kw.toml")),
