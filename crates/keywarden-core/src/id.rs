@@ -242,6 +242,11 @@ id_type!(
     AnomalyId,
     "anm"
 );
+id_type!(
+    /// A workspace's data key, which encrypts its recoverable keys.
+    DataKeyId,
+    "dek"
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use crate::named_limit::{LimitSpec, NamedLimit, replace_by_name};
 use crate::rbac::{Permission, Role};
 use crate::text::KeyName;
 use crate::time::UnixMillis;
+use crate::vault::SealedKey;
 
 /// The latest expiry or grace period the wire accepts: 2100-01-01T00:00:00Z.
 pub const MAX_EXPIRES: i64 = 4_102_444_800_000;
@@ -51,6 +52,9 @@ pub struct KeyRecord {
     /// presented after its grace ended is then known to be an old copy.
     pub rotated_to: Option<KeyId>,
     pub replaced_at: Option<UnixMillis>,
+    /// For a recoverable key, its plaintext encrypted under the workspace's data key (see
+    /// [`crate::vault`]); `None` for every other key.
+    pub sealed: Option<SealedKey>,
 }
 
 /// A field of a partial update: leave it, clear it (`null` on the wire), or set it.
@@ -211,6 +215,7 @@ impl KeyRecord {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            sealed: None,
         }
     }
 }
@@ -294,6 +299,7 @@ mod tests {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            sealed: None,
         }
     }
 

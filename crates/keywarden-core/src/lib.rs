@@ -29,6 +29,7 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod usage;
+pub mod vault;
 pub mod verify;
 pub mod verify_limits;
 pub mod webhook;

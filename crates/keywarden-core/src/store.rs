@@ -29,6 +29,7 @@ use crate::rbac::{Permission, PermissionUpdate, Role, RoleUpdate};
 use crate::root_key::{RootKey, RootKeyUpdate};
 use crate::time::UnixMillis;
 use crate::usage::{Granularity, VerificationEvent, VerificationRollup};
+use crate::vault::WrappedDataKey;
 use crate::webhook_outbox::{
     AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
     WebhookDelivery, WebhookEndpoint, WebhookEvent,
@@ -618,6 +619,22 @@ pub trait LeakStore: Send + Sync {
     async fn record_leak(&self, audit: &AuditEntry) -> StoreResult<()>;
 }
 
+/// Workspaces' data keys for recoverable keys, stored only wrapped under a master key (see
+/// [`crate::vault`]). Not an admin change, so no audit entry: a data key is created on a
+/// workspace's first recoverable key and only ever re-wrapped.
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
+    /// The workspace's data key, if it has one.
+    async fn data_key(&self, workspace: &WorkspaceId) -> StoreResult<Option<WrappedDataKey>>;
+    /// Stores `key` as its workspace's data key unless the workspace has one already; returns
+    /// the one stored, so two concurrent first uses agree on a single data key.
+    async fn insert_data_key(&self, key: &WrappedDataKey) -> StoreResult<WrappedDataKey>;
+    /// Every workspace's data key, for master-key rotation.
+    async fn data_keys(&self) -> StoreResult<Vec<WrappedDataKey>>;
+    /// Replaces the wrapping of the data key with `key.id` (same key, another master key).
+    async fn rewrap_data_key(&self, key: &WrappedDataKey) -> StoreResult<()>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -634,6 +651,7 @@ pub trait Store:
     + WebhookStore
     + AnomalyStore
     + LeakStore
+    + DataKeyStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -173,6 +173,7 @@ mod tests {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            sealed: None,
         }
     }
 

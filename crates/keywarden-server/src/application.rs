@@ -57,6 +57,10 @@ impl Application {
         let service = Keywarden::start(backends, clock, &settings.service)
             .await
             .context("could not load keys and root keys from the store")?;
+        service
+            .check_master_keys()
+            .await
+            .context("the master keys do not fit the store")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.listen))?;

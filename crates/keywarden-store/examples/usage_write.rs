@@ -101,6 +101,7 @@ async fn main() {
             deleted_at: None,
             last_used: None,
             replaced_at: None,
+            sealed: None,
             rotated_to: None,
         };
         // Each write has an audit entry of its own.

@@ -9,7 +9,8 @@ use keywarden_core::api::Api;
 use keywarden_core::credits::{CreditRefill, Credits, RefillSchedule};
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{
-    ApiId, IdentityId, KeyId, NamespaceId, OverrideId, PermissionId, RoleId, RootKeyId, WorkspaceId,
+    ApiId, DataKeyId, IdentityId, KeyId, NamespaceId, OverrideId, PermissionId, RoleId, RootKeyId,
+    WorkspaceId,
 };
 use keywarden_core::identity::{ExternalId, Identity};
 use keywarden_core::key::KeyRecord;
@@ -24,6 +25,7 @@ use keywarden_core::store::PageRequest;
 use keywarden_core::text::{ApiName, KeyName, Label};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::VerificationRollup;
+use keywarden_core::vault::SealedKey;
 use keywarden_core::verify::VerifyCode;
 use keywarden_core::workspace::Workspace;
 
@@ -192,6 +194,10 @@ pub struct StoredKey {
     /// Written only by rotation, on the replaced key.
     pub replaced_at: Option<i64>,
     pub rotated_to: Option<String>,
+    /// For recoverable keys: the data key that sealed the plaintext, and the sealed
+    /// plaintext (nonce, ciphertext and tag) in standard base64.
+    pub encryption_key_id: Option<String>,
+    pub encrypted: Option<String>,
 }
 
 impl StoredKey {
@@ -217,6 +223,8 @@ impl StoredKey {
             last_used_at: key.last_used.map(UnixMillis::as_millis),
             replaced_at: key.replaced_at.map(UnixMillis::as_millis),
             rotated_to: key.rotated_to.as_ref().map(|k| k.to_string()),
+            encryption_key_id: key.sealed.as_ref().map(|s| s.data_key_id.to_string()),
+            encrypted: key.sealed.as_ref().map(SealedKey::ciphertext_base64),
         })
     }
 
@@ -263,7 +271,27 @@ impl StoredKey {
                 .transpose()
                 .map_err(at("keys.rotated_to"))?,
             replaced_at: millis(self.replaced_at),
+            sealed: sealed(self.encryption_key_id.as_deref(), self.encrypted.as_deref())?,
         })
+    }
+}
+
+/// A recoverable key's sealed plaintext from its two columns; both or neither are set.
+fn sealed(
+    data_key_id: Option<&str>,
+    encrypted: Option<&str>,
+) -> Result<Option<SealedKey>, ColumnError> {
+    match (data_key_id, encrypted) {
+        (None, None) => Ok(None),
+        (Some(id), Some(encrypted)) => {
+            let id = DataKeyId::parse(id).map_err(at("keys.encryption_key_id"))?;
+            SealedKey::from_stored(id, encrypted)
+                .map(Some)
+                .ok_or_else(|| at("keys.encrypted")(Invalid("not a sealed key")))
+        }
+        _ => Err(at("keys.encrypted")(Invalid(
+            "encrypted and encryption_key_id must be set together",
+        ))),
     }
 }
 

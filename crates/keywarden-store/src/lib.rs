@@ -7,6 +7,7 @@ mod analytics;
 mod anomaly_columns;
 mod audit_columns;
 mod columns;
+mod data_key_columns;
 mod location;
 pub mod postgres;
 pub mod postgres_feed;

@@ -25,8 +25,8 @@ pub fn delivery_columns_of(alias: &str) -> String {
         .join(", ")
 }
 
-/// One `webhook_endpoints` row.
-#[derive(Debug, Clone)]
+/// One `webhook_endpoints` row. Its `Debug` leaves out the secret.
+#[derive(Clone)]
 pub struct StoredEndpoint {
     pub id: String,
     pub workspace_id: String,
@@ -39,6 +39,18 @@ pub struct StoredEndpoint {
     pub secret: String,
     pub created_at: i64,
     pub updated_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredEndpoint")
+            .field("id", &self.id)
+            .field("workspace_id", &self.workspace_id)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoredEndpoint {
@@ -136,5 +148,37 @@ impl StoredDelivery {
             last_error: self.last_error,
             delivered_at: self.delivered_at.map(UnixMillis::from_millis),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keywarden_core::id::{WebhookEndpointId, WorkspaceId};
+    use keywarden_core::time::UnixMillis;
+    use keywarden_core::webhook::WebhookSecret;
+    use keywarden_core::webhook_outbox::{WebhookEndpoint, WebhookUrl};
+
+    use super::StoredEndpoint;
+
+    #[test]
+    fn debug_output_leaves_out_the_secret() {
+        let now = UnixMillis::from_millis(1_795_780_800_000);
+        let endpoint = WebhookEndpoint {
+            id: WebhookEndpointId::generate(now),
+            workspace_id: WorkspaceId::parse("ws_1").unwrap(),
+            url: WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap(),
+            description: None,
+            event_types: Vec::new(),
+            enabled: true,
+            secret: WebhookSecret::generate(),
+            created_at: now,
+            updated_at: None,
+        };
+        let stored = StoredEndpoint::of(&endpoint);
+        let secret = endpoint.secret.expose();
+        let body = secret.trim_start_matches("whsec_");
+        for shown in [format!("{stored:?}"), format!("{endpoint:?}")] {
+            assert!(!shown.contains(body), "{shown}");
+        }
     }
 }

@@ -34,6 +34,40 @@ pub enum Command {
     Audit(AuditArgs),
     /// Find Keywarden keys in files and git history (exit 0: none, 1: found, 2: error).
     Scan(ScanArgs),
+    /// Master keys for recoverable keys: generate one, or re-wrap every data key under the
+    /// current one.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Print a new random master key as `<id>:<base64>`, for the master key file or
+    /// KEYWARDEN_MASTER_KEYS.
+    Generate {
+        /// The key's id, stored next to every data key it wraps [default: mk-<unix time>]
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Re-wrap every workspace's data key under the current (first) master key. Afterwards
+    /// the other master keys can be removed from the configuration. Safe to repeat, and to
+    /// run while servers are up.
+    Rotate {
+        #[command(flatten)]
+        keys: MasterKeyArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the master keys come from.
+#[derive(Debug, Args, Default)]
+pub struct MasterKeyArgs {
+    /// File of master keys, one `<id>:<base64 of 32 bytes>` per line, the current one first
+    /// [env: KEYWARDEN_MASTER_KEY_FILE]. The keys may instead be given, comma-separated, in
+    /// KEYWARDEN_MASTER_KEYS. Without either, recoverable keys are off (412).
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +164,8 @@ pub struct ServeArgs {
     /// fail-closed [env: KEYWARDEN_REDIS_FAULT_MODE] [default: local]
     #[arg(long, value_name = "MODE")]
     pub redis_fault_mode: Option<String>,
+    #[command(flatten)]
+    pub master_keys: MasterKeyArgs,
     #[command(flatten)]
     pub store: StoreArgs,
 }

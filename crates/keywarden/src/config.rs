@@ -3,7 +3,7 @@
 //! are an error, so a typo does not silently fall back to a default.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -80,6 +80,10 @@ pub struct Config {
     /// GitHub's secret scanning public keys, in the JSON form GitHub publishes them
     /// (`{"public_keys": [{"key_identifier", "key"}]}`); unset refuses every partner report.
     pub secret_scanning_keys_file: Option<std::path::PathBuf>,
+    /// A file of master keys for recoverable keys (`<id>:<base64 of 32 bytes>` per line, the
+    /// current one first). The keys themselves can instead be given in
+    /// `KEYWARDEN_MASTER_KEYS`; never in this file's settings.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -118,6 +122,7 @@ impl Default for Config {
             anomaly_cooldown_ms: a.cooldown_ms,
             anomaly_idle_ms: a.idle_ms,
             secret_scanning_keys_file: None,
+            master_key_file: None,
         }
     }
 }
@@ -204,10 +209,13 @@ pub struct Overrides {
     pub redis_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_fault_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// The environment variables that map to settings. Others with the prefix (such as
-/// `KEYWARDEN_BOOTSTRAP_ROOT_KEY`, a secret read separately) are not settings.
+/// `KEYWARDEN_BOOTSTRAP_ROOT_KEY` and `KEYWARDEN_MASTER_KEYS`, secrets read separately) are
+/// not settings.
 const ENV_SETTINGS: &[&str] = &[
     "listen",
     "database_url",
@@ -241,6 +249,7 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_cooldown_ms",
     "anomaly_idle_ms",
     "secret_scanning_keys_file",
+    "master_key_file",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -422,6 +431,30 @@ mod tests {
                 .unwrap_err();
             assert!(format!("{err:#}").contains(name), "{bad}: {err:#}");
         }
+    }
+
+    #[test]
+    fn the_master_key_file_comes_from_the_file_or_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(&file, "master_key_file = \"/etc/keywarden/keys\"\n").unwrap();
+        let config = load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(
+            config.master_key_file.as_deref(),
+            Some(Path::new("/etc/keywarden/keys"))
+        );
+        let config = load(
+            Some(&file),
+            Overrides {
+                master_key_file: Some("/run/keys".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config.master_key_file.as_deref(),
+            Some(Path::new("/run/keys"))
+        );
     }
 
     #[test]

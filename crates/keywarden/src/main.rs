@@ -5,6 +5,7 @@ mod backends;
 mod cli;
 mod config;
 mod logging;
+mod master_key_command;
 mod migrate_store_command;
 mod root_key_command;
 mod scan_command;
@@ -29,6 +30,7 @@ async fn main() -> ExitCode {
         Command::Audit(args) => audit_command::run(args).await,
         // Scanning has exit codes of its own: 1 means keys were found, 2 an error.
         Command::Scan(args) => return scan_command::run(args).await,
+        Command::MasterKey(args) => master_key_command::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

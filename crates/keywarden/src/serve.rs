@@ -12,6 +12,7 @@ use crate::backends;
 use crate::cli::ServeArgs;
 use crate::config::{self, Overrides};
 use crate::logging;
+use crate::master_key_command;
 
 const BOOTSTRAP_ENV: &str = "KEYWARDEN_BOOTSTRAP_ROOT_KEY";
 
@@ -24,9 +25,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             log_format: args.log_format,
             redis_url: args.redis,
             redis_fault_mode: args.redis_fault_mode,
+            master_key_file: args.master_keys.master_key_file,
         },
     )?;
     logging::init(config.log_format);
+    let master_keys = master_key_command::configured(&config)?;
+    match &master_keys {
+        Some(ring) => tracing::info!(
+            current = %ring.current().id(),
+            configured = ring.ids().count(),
+            "recoverable keys enabled"
+        ),
+        None => tracing::info!("recoverable keys disabled: no master key configured"),
+    }
     let usage = config.usage()?;
     let anomalies = config.anomalies()?;
     let partner_keys = config.partner_keys()?;
@@ -58,6 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             usage,
             anomalies,
             partner_keys,
+            master_keys,
             ..ServiceSettings::default()
         },
         webhooks: WebhookSettings {

@@ -205,6 +205,6 @@ async fn list_keys(
             request.decrypt,
         )
         .await?;
-    let data: Vec<KeyData<'_>> = page.items.iter().map(KeyData::of).collect();
+    let data: Vec<KeyData<'_>> = page.items.iter().map(KeyData::read).collect();
     Ok(Paginated(data, Pagination::from_next(page.next)).into_response())
 }

@@ -77,7 +77,7 @@ fn field_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
             } else {
                 format!("body.{path}")
             };
-            return ApiError::invalid_field(location, e.into_inner().to_string());
+            return ApiError::invalid_field(location, without_values(&e.into_inner().to_string()));
         }
         Ok(_) => de.end().err(),
     };
@@ -88,6 +88,46 @@ fn field_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
             |e| e.to_string(),
         ),
     )
+}
+
+/// A JSON error message without the values it quotes (`invalid type: string "…"`, `unknown
+/// variant `…``): a misplaced key or root key must not come back in an error, nor reach a
+/// log that records errors.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let string = rest
+            .find("string \"")
+            .map(|at| (at, "string \"", '"', "a string"));
+        let variant = rest
+            .find("variant `")
+            .map(|at| (at, "variant `", '`', "variant"));
+        let next = match (string, variant) {
+            (Some(s), Some(v)) => Some(if s.0 < v.0 { s } else { v }),
+            (s, v) => s.or(v),
+        };
+        let Some((at, opening, quote, replacement)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(replacement);
+        rest = skip_quoted(&rest[at + opening.len()..], quote);
+    }
+}
+
+/// What follows the closing `quote` of a quoted value (escaped quotes skipped).
+fn skip_quoted(s: &str, quote: char) -> &str {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            c if c == quote && !escaped => return &s[i + c.len_utf8()..],
+            _ => escaped = false,
+        }
+    }
+    ""
 }
 
 /// Whether a JSON document holds the escape `\u0000` (a raw NUL byte is not valid JSON, so
@@ -144,7 +184,31 @@ impl FromRequestParts<AppState> for Caller {
 
 #[cfg(test)]
 mod tests {
-    use super::has_nul_escape;
+    use super::{has_nul_escape, without_values};
+
+    #[test]
+    fn json_errors_lose_the_values_they_quote() {
+        let err = serde_json::from_str::<bool>(r#""sk_secret\"quoted""#).unwrap_err();
+        let shown = without_values(&err.to_string());
+        assert!(
+            !shown.contains("secret") && !shown.contains("quoted"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("invalid type: a string, expected a boolean"),
+            "{shown}"
+        );
+
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Op {
+            Set,
+        }
+        let err = serde_json::from_str::<Op>(r#""sk_secret""#).unwrap_err();
+        let shown = without_values(&err.to_string());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("expected `set`"), "{shown}");
+    }
 
     #[test]
     fn nul_escapes_are_found_and_escaped_backslashes_are_not() {

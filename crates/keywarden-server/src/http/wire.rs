@@ -9,11 +9,12 @@ use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{LimitName, LimitSpec, MAX_NAMED_LIMITS, NamedLimit};
 use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::secret::PlaintextKey;
 use keywarden_core::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
 use super::fields::{Fields, Nullable};
-use crate::service::NewCredits;
+use crate::service::{NewCredits, ReadKey};
 
 /// Parses an id with the wire's pattern and a minimum length.
 pub fn parse_id<T>(
@@ -177,8 +178,9 @@ impl CreditsData {
     }
 }
 
-/// `KeyResponseData`: a key as getKey, whoami and listKeys show it.
-#[derive(Debug, Serialize)]
+/// `KeyResponseData`: a key as getKey, whoami and listKeys show it. Not `Debug`: it may
+/// carry a plaintext.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyData<'a> {
     key_id: &'a str,
@@ -206,9 +208,20 @@ pub struct KeyData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     identity: Option<IdentityData<'a>>,
     ratelimits: Vec<LimitData<'a>>,
+    /// Only with `decrypt: true`, for a recoverable key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plaintext: Option<&'a str>,
 }
 
 impl<'a> KeyData<'a> {
+    /// A key read with getKey or listKeys, with its plaintext if it was decrypted.
+    pub fn read(read: &'a ReadKey) -> Self {
+        Self {
+            plaintext: read.plaintext.as_ref().map(PlaintextKey::expose),
+            ..Self::of(&read.key)
+        }
+    }
+
     pub fn of(key: &'a KeyRecord) -> Self {
         Self {
             key_id: key.id.as_str(),
@@ -226,6 +239,7 @@ impl<'a> KeyData<'a> {
             credits: key.credits.as_ref().map(|c| CreditsData::of(Some(c))),
             identity: key.identity.as_ref().map(IdentityData::of),
             ratelimits: key.ratelimits.iter().map(LimitData::of).collect(),
+            plaintext: None,
         }
     }
 }

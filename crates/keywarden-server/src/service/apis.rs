@@ -5,13 +5,12 @@ use keywarden_core::audit::AuditAction;
 use keywarden_core::change::Change;
 use keywarden_core::id::ApiId;
 use keywarden_core::identity::ExternalId;
-use keywarden_core::key::KeyRecord;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
 use keywarden_core::root_key::ops;
 use keywarden_core::store::{Page, PageRequest};
 use keywarden_core::text::ApiName;
 
-use super::{Caller, Keywarden};
+use super::{Caller, Keywarden, ReadKey};
 use crate::error::ApiError;
 
 /// A new API. Defaults and delete protection are Keywarden extensions to `apis.createApi`.
@@ -88,8 +87,8 @@ impl Keywarden {
         Ok(())
     }
 
-    /// A page of an API's live keys. `decrypt` needs `decrypt_key`; no key is recoverable in
-    /// this server, so decrypted listings carry no plaintext.
+    /// A page of an API's live keys. `decrypt` needs `decrypt_key`, and adds the plaintext of
+    /// recoverable keys.
     pub async fn list_keys(
         &self,
         caller: &Caller,
@@ -97,7 +96,7 @@ impl Keywarden {
         external_id: Option<&ExternalId>,
         page: PageRequest,
         decrypt: bool,
-    ) -> Result<Page<KeyRecord>, ApiError> {
+    ) -> Result<Page<ReadKey>, ApiError> {
         caller.require_on(ops::READ_KEY, api_id.as_str(), ApiError::api_not_found)?;
         if decrypt {
             caller.require_on(ops::DECRYPT_KEY, api_id.as_str(), ApiError::api_not_found)?;
@@ -106,11 +105,26 @@ impl Keywarden {
             .api(caller.workspace(), api_id)
             .await?
             .ok_or_else(ApiError::api_not_found)?;
-        let mut page = self
+        let page = self
             .store
             .keys_of_api(caller.workspace(), api_id, external_id, page)
             .await?;
-        page.items = page.items.into_iter().map(|k| self.as_of_now(k)).collect();
-        Ok(page)
+        let plaintexts = if decrypt {
+            self.open_keys(caller.workspace(), &page.items).await?
+        } else {
+            vec![None; page.items.len()]
+        };
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .zip(plaintexts)
+                .map(|(key, plaintext)| ReadKey {
+                    key: self.as_of_now(key),
+                    plaintext,
+                })
+                .collect(),
+            next: page.next,
+        })
     }
 }

@@ -60,6 +60,14 @@ pub struct AccessUpdate {
     pub roles: Option<Vec<RoleName>>,
 }
 
+/// A key as `keys.getKey` and `apis.listKeys` show it: the record, and the plaintext when
+/// the caller asked to decrypt a recoverable key.
+#[derive(Debug)]
+pub struct ReadKey {
+    pub key: KeyRecord,
+    pub plaintext: Option<PlaintextKey>,
+}
+
 /// A key just issued: its id and the plaintext, returned this once.
 #[derive(Debug)]
 pub struct CreatedKey {
@@ -93,14 +101,6 @@ pub struct ImportedKey {
 pub struct MigrationReport {
     pub migrated: Vec<(String, KeyId)>,
     pub failed: Vec<String>,
-}
-
-fn recoverable_unavailable() -> ApiError {
-    ApiError::PreconditionFailed(
-        "Recoverable keys are not available: this server has no encryption master key \
-         configured. Create the key with recoverable: false."
-            .into(),
-    )
 }
 
 fn credits_of(new: Option<NewCredits>, now: UnixMillis) -> Result<Option<Credits>, ApiError> {
@@ -141,7 +141,7 @@ impl Keywarden {
                 api.id.as_str(),
                 ApiError::specified_api_not_found,
             )?;
-            return Err(recoverable_unavailable());
+            self.require_recoverable()?;
         }
         // Everything that can refuse the call comes before anything that creates objects.
         let (permissions, roles) = self
@@ -155,8 +155,17 @@ impl Keywarden {
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
         let issued = key_format::generate(prefix.as_ref(), byte_length);
+        let id = KeyId::generate(now);
+        let sealed = if new.recoverable {
+            Some(
+                self.seal(caller.workspace(), &id, &issued.plaintext)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let mut record = KeyRecord {
-            id: KeyId::generate(now),
+            id,
             workspace_id: caller.workspace().clone(),
             api_id: api.id,
             digest: issued.plaintext.digest(),
@@ -178,6 +187,7 @@ impl Keywarden {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            sealed,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -243,16 +253,25 @@ impl Keywarden {
         caller: &Caller,
         id: &KeyId,
         decrypt: bool,
-    ) -> Result<KeyRecord, ApiError> {
+    ) -> Result<ReadKey, ApiError> {
         let key = self.reachable_key(caller, id, ops::READ_KEY).await?;
-        if decrypt {
+        let plaintext = if decrypt {
             caller.require_on(
                 ops::DECRYPT_KEY,
                 key.api_id.as_str(),
                 ApiError::key_not_found,
             )?;
-        }
-        Ok(self.as_of_now(key))
+            self.open_keys(caller.workspace(), std::slice::from_ref(&key))
+                .await?
+                .pop()
+                .flatten()
+        } else {
+            None
+        };
+        Ok(ReadKey {
+            key: self.as_of_now(key),
+            plaintext,
+        })
     }
 
     /// A key as readers should see it now: with any refill that fell due applied, even if
@@ -367,6 +386,15 @@ impl Keywarden {
         grace_ms: i64,
     ) -> Result<CreatedKey, ApiError> {
         let old = self.reachable_key(caller, id, ops::CREATE_KEY).await?;
+        // The new key is recoverable when the old one was, as in Unkey.
+        if old.sealed.is_some() {
+            caller.require_on(
+                ops::ENCRYPT_KEY,
+                old.api_id.as_str(),
+                ApiError::key_not_found,
+            )?;
+            self.require_recoverable()?;
+        }
         let prefix = match &old.prefix {
             Some(prefix) => Some(prefix.clone()),
             None => self
@@ -377,7 +405,13 @@ impl Keywarden {
         };
         let now = self.now();
         let issued = key_format::generate(prefix.as_ref(), old.byte_length);
-        let new = old.rotated(KeyId::generate(now), prefix, &issued, now);
+        let mut new = old.rotated(KeyId::generate(now), prefix, &issued, now);
+        if old.sealed.is_some() {
+            new.sealed = Some(
+                self.seal(caller.workspace(), &new.id, &issued.plaintext)
+                    .await?,
+            );
+        }
         let old_expires = expiry_after_rotation(old.expires, now, grace_ms);
         let audit = caller
             .audit(now, AuditAction::KeyReroll)
@@ -481,6 +515,7 @@ impl Keywarden {
                 last_used: None,
                 rotated_to: None,
                 replaced_at: None,
+                sealed: None,
             });
             hashes.push(key.hash);
         }

@@ -18,6 +18,7 @@ mod namespaces;
 mod query_cache;
 mod ratelimit;
 mod rbac;
+mod recoverable;
 mod refill;
 mod root_key_admin;
 mod root_keys;
@@ -49,11 +50,13 @@ pub use key_access::AccessChange;
 pub use key_cache::{CacheLookups, CachedKey, KeyCache};
 pub use keys::{
     AccessUpdate, CreatedKey, CreditsOperation, ImportedKey, MigrationReport, NewCredits, NewKey,
+    ReadKey,
 };
 pub use leaks::{HandledLeak, LeakSighting, PartnerRequest};
 pub use limit_counts::LimitDecisions;
 pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
+pub use recoverable::{MasterKeyCheckError, RotationReport, rotate_master_key};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
@@ -79,6 +82,9 @@ pub struct ServiceSettings {
     pub anomalies: AnomalyDetection,
     /// The keys GitHub secret scanning partner reports are signed with; none refuses them.
     pub partner_keys: keywarden_core::leak::PartnerKeys,
+    /// The master keys that wrap workspaces' data keys; `None` turns recoverable keys off
+    /// (412).
+    pub master_keys: Option<keywarden_core::vault::MasterKeyring>,
 }
 
 impl Default for ServiceSettings {
@@ -90,6 +96,7 @@ impl Default for ServiceSettings {
             analytics: DEFAULT_ANALYTICS_LIMITS,
             anomalies: AnomalyDetection::default(),
             partner_keys: keywarden_core::leak::PartnerKeys::default(),
+            master_keys: None,
         }
     }
 }
@@ -141,6 +148,8 @@ pub struct Keywarden {
     anomaly_watcher: parking_lot::Mutex<Option<AnomalyWatcher>>,
     /// See [`ServiceSettings::partner_keys`].
     partner_keys: keywarden_core::leak::PartnerKeys,
+    /// See [`ServiceSettings::master_keys`].
+    master_keys: Option<keywarden_core::vault::MasterKeyring>,
 }
 
 impl Keywarden {
@@ -186,6 +195,7 @@ impl Keywarden {
             anomalies,
             anomaly_watcher: parking_lot::Mutex::new(anomaly_watcher),
             partner_keys: settings.partner_keys.clone(),
+            master_keys: settings.master_keys.clone(),
         })
     }
 

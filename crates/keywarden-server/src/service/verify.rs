@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use keywarden_core::anomaly::CreditsAfter;
 use keywarden_core::credits::SpendOutcome;
-use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, KeyId};
 use keywarden_core::root_key::{Access, ops};
+use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::CreditSpend;
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::VerificationEvent;
@@ -28,7 +28,8 @@ use crate::error::ApiError;
 /// A verification request, validated.
 #[derive(Debug)]
 pub struct VerifyInput {
-    pub key: String,
+    /// The presented key; its `Debug` is redacted.
+    pub key: PlaintextKey,
     /// Credits to spend; `None` spends 1 from keys that have a balance.
     pub cost: Option<i64>,
     /// When given, keys outside these keyspaces (APIs) are `NOT_FOUND`.
@@ -132,7 +133,7 @@ impl Keywarden {
             Some(text) => Some(self.queries.compile(text)?),
             None => None,
         };
-        let digest = KeyDigest::of(&input.key);
+        let digest = input.key.digest();
         let now = self.now();
         let entry = if self.cache_trusted(now) {
             self.keys.lookup(&digest, self.store.as_ref()).await?

@@ -158,6 +158,17 @@ pub async fn spawn_app_with(
     now: i64,
     adjust: impl FnOnce(&mut ServerSettings),
 ) -> TestApp {
+    try_spawn_app_with(storage, now, adjust)
+        .await
+        .expect("build app")
+}
+
+/// Like [`spawn_app_with`], but a server that refuses to start is an error, not a panic.
+pub async fn try_spawn_app_with(
+    storage: Arc<TestStorage>,
+    now: i64,
+    adjust: impl FnOnce(&mut ServerSettings),
+) -> anyhow::Result<TestApp> {
     let clock = Arc::new(TestClock(AtomicI64::new(now)));
     let (inner, backends) = storage.open(clock.clone()).await;
     let store = Arc::new(CountingStore::new(inner));
@@ -200,8 +211,7 @@ pub async fn spawn_app_with(
         },
         clock.clone(),
     )
-    .await
-    .expect("build app");
+    .await?;
     let base_url = format!("http://{}", app.local_addr());
     let service = app.service();
     let (tx, rx) = oneshot::channel::<()>();
@@ -219,7 +229,7 @@ pub async fn spawn_app_with(
         }
         assert!(service.resyncs() > 0, "the change feed never connected");
     }
-    TestApp {
+    Ok(TestApp {
         base_url,
         client: reqwest::Client::new(),
         clock,
@@ -228,7 +238,7 @@ pub async fn spawn_app_with(
         storage,
         shutdown: Some(tx),
         stopped: Some(stopped),
-    }
+    })
 }
 
 impl TestApp {
@@ -868,6 +878,31 @@ impl AnalyticsStore for CountingStore {
     ) -> Result<Vec<AnalyticsRow>, AnalyticsError> {
         let limits = self.analytics_limits.lock().unwrap().unwrap_or(limits);
         self.inner.run_analytics_query(query, limits).await
+    }
+}
+
+#[async_trait]
+impl keywarden_core::store::DataKeyStore for CountingStore {
+    async fn data_key(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> StoreResult<Option<keywarden_core::vault::WrappedDataKey>> {
+        self.inner.data_key(workspace).await
+    }
+    async fn insert_data_key(
+        &self,
+        key: &keywarden_core::vault::WrappedDataKey,
+    ) -> StoreResult<keywarden_core::vault::WrappedDataKey> {
+        self.inner.insert_data_key(key).await
+    }
+    async fn data_keys(&self) -> StoreResult<Vec<keywarden_core::vault::WrappedDataKey>> {
+        self.inner.data_keys().await
+    }
+    async fn rewrap_data_key(
+        &self,
+        key: &keywarden_core::vault::WrappedDataKey,
+    ) -> StoreResult<()> {
+        self.inner.rewrap_data_key(key).await
     }
 }
 

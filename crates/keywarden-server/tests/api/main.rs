@@ -23,6 +23,7 @@ mod migrate;
 mod pagination;
 mod permissions;
 mod ratelimit;
+mod recoverable;
 mod redis_limiter;
 mod refill;
 mod reroll;

@@ -46,6 +46,8 @@ mod pagination;
 mod permissions;
 #[path = "../api/ratelimit.rs"]
 mod ratelimit;
+#[path = "../api/recoverable.rs"]
+mod recoverable;
 #[path = "../api/redis_limiter.rs"]
 mod redis_limiter;
 #[path = "../api/refill.rs"]

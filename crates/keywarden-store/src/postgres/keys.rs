@@ -70,9 +70,10 @@ macro_rules! insert_key_sql {
     () => {
         "INSERT INTO keys (id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
          meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
-         last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits) VALUES \
+         last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits, \
+         encryption_key_id, encrypted) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         $20, $21)"
+         $20, $21, $22, $23)"
     };
 }
 
@@ -111,6 +112,8 @@ async fn insert_key_row(
         .bind(k.deleted_at)
         .bind(k.identity_id)
         .bind(k.ratelimits)
+        .bind(k.encryption_key_id)
+        .bind(k.encrypted)
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() > 0)

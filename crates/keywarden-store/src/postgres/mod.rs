@@ -17,6 +17,7 @@ mod analytics;
 mod anomalies;
 mod apis;
 mod audit;
+mod data_keys;
 mod identities;
 mod keys;
 mod leaks;

@@ -43,8 +43,8 @@ macro_rules! key_select {
          k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
          k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, \
          k.deleted_at, k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, \
-         i.created_at, i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to \
-         FROM keys k LEFT JOIN identities i ON i.id = k.identity_id"
+         i.created_at, i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to, \
+         k.encryption_key_id, k.encrypted FROM keys k LEFT JOIN identities i ON i.id = k.identity_id"
     };
 }
 pub(super) use key_select;
@@ -52,7 +52,8 @@ pub(super) use key_select;
 /// The first column of the identity in [`key_select`].
 const KEY_IDENTITY_AT: usize = 20;
 /// Where `k.last_used_at` is in [`key_select`]: after the identity's seven columns; the
-/// rotation marker (`replaced_at`, `rotated_to`) follows it.
+/// rotation marker (`replaced_at`, `rotated_to`) and the sealed plaintext
+/// (`encryption_key_id`, `encrypted`) follow it.
 const KEY_LAST_USED_AT: usize = KEY_IDENTITY_AT + 7;
 
 /// The balance columns of a key, in the order [`credits_at`] reads them.
@@ -184,6 +185,8 @@ pub(super) fn key_from_row(row: &PgRow) -> PgResult<KeyRecord> {
         last_used_at: row.try_get(KEY_LAST_USED_AT)?,
         replaced_at: row.try_get(KEY_LAST_USED_AT + 1)?,
         rotated_to: row.try_get(KEY_LAST_USED_AT + 2)?,
+        encryption_key_id: row.try_get(KEY_LAST_USED_AT + 3)?,
+        encrypted: row.try_get(KEY_LAST_USED_AT + 4)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),

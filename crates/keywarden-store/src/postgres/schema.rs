@@ -344,6 +344,19 @@ CREATE TABLE leak_policies (
     updated_at    BIGINT NOT NULL
 );
 "#,
+    // Recoverable keys: each key's sealed plaintext, and each workspace's data key, wrapped
+    // under a master key from configuration (never stored).
+    r#"
+ALTER TABLE keys ADD COLUMN encryption_key_id TEXT COLLATE "C";
+ALTER TABLE keys ADD COLUMN encrypted TEXT;
+CREATE TABLE data_keys (
+    id             TEXT COLLATE "C" PRIMARY KEY,
+    workspace_id   TEXT COLLATE "C" NOT NULL UNIQUE REFERENCES workspaces(id),
+    master_key_id  TEXT COLLATE "C" NOT NULL,
+    wrapped        TEXT NOT NULL,
+    created_at     BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

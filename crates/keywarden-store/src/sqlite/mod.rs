@@ -10,6 +10,7 @@ mod anomalies;
 mod apis;
 mod audit;
 mod connection;
+mod data_keys;
 mod identities;
 mod keys;
 mod leaks;

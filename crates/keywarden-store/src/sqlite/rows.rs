@@ -42,11 +42,12 @@ pub const KEY_SELECT: &str = "SELECT k.id, k.workspace_id, k.api_id, k.hash, k.s
     k.byte_length, k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
     k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, k.deleted_at, \
     k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, i.created_at, \
-    i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to \
-    FROM keys k LEFT JOIN identities i ON i.id = k.identity_id";
+    i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to, k.encryption_key_id, \
+    k.encrypted FROM keys k LEFT JOIN identities i ON i.id = k.identity_id";
 
 /// Where `k.last_used_at` is in [`KEY_SELECT`]: after the identity's seven columns; the
-/// rotation marker (`replaced_at`, `rotated_to`) follows it.
+/// rotation marker (`replaced_at`, `rotated_to`) and the sealed plaintext
+/// (`encryption_key_id`, `encrypted`) follow it.
 const KEY_LAST_USED_AT: usize = KEY_IDENTITY_AT + 7;
 
 /// The first column of the identity in [`KEY_SELECT`].
@@ -122,6 +123,8 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         last_used_at: row.get(KEY_LAST_USED_AT)?,
         replaced_at: row.get(KEY_LAST_USED_AT + 1)?,
         rotated_to: row.get(KEY_LAST_USED_AT + 2)?,
+        encryption_key_id: row.get(KEY_LAST_USED_AT + 3)?,
+        encrypted: row.get(KEY_LAST_USED_AT + 4)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
@@ -136,10 +139,11 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
     conn.prepare_cached(
         "INSERT INTO keys (id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
          meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
-         last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits) VALUES \
+         last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits, \
+         encryption_key_id, encrypted) VALUES \
          (:id, :workspace_id, :api_id, :hash, :start, :prefix, :byte_length, :name, :meta, \
          :enabled, :expires, :remaining, :interval, :amount, :day, :last_refill_at, :created_at, \
-         :updated_at, :deleted_at, :identity_id, :ratelimits)",
+         :updated_at, :deleted_at, :identity_id, :ratelimits, :encryption_key_id, :encrypted)",
     )?
     .execute(named_params! {
         ":id": k.id,
@@ -163,6 +167,8 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
         ":deleted_at": k.deleted_at,
         ":identity_id": k.identity_id,
         ":ratelimits": k.ratelimits,
+        ":encryption_key_id": k.encryption_key_id,
+        ":encrypted": k.encrypted,
     })?;
     Ok(())
 }

@@ -335,6 +335,19 @@ CREATE TABLE leak_policies (
     updated_at    INTEGER NOT NULL
 ) STRICT;
 ",
+    // Recoverable keys: each key's sealed plaintext, and each workspace's data key, wrapped
+    // under a master key from configuration (never stored).
+    "
+ALTER TABLE keys ADD COLUMN encryption_key_id TEXT;
+ALTER TABLE keys ADD COLUMN encrypted TEXT;
+CREATE TABLE data_keys (
+    id             TEXT PRIMARY KEY,
+    workspace_id   TEXT NOT NULL UNIQUE REFERENCES workspaces(id),
+    master_key_id  TEXT NOT NULL,
+    wrapped        TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+) STRICT;
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -129,6 +129,8 @@ pub static TABLES: &[Table] = &[
             ("last_used_at", Int),
             ("replaced_at", Int),
             ("rotated_to", Text),
+            ("encryption_key_id", Text),
+            ("encrypted", Text),
         ],
     },
     Table {
@@ -303,6 +305,16 @@ pub static TABLES: &[Table] = &[
             ("workspace_id", Text),
             ("policy", Text),
             ("updated_at", Int),
+        ],
+    },
+    Table {
+        name: "data_keys",
+        columns: &[
+            ("id", Text),
+            ("workspace_id", Text),
+            ("master_key_id", Text),
+            ("wrapped", Text),
+            ("created_at", Int),
         ],
     },
 ];

@@ -86,6 +86,7 @@ pub fn key_in(
         last_used: None,
         rotated_to: None,
         replaced_at: None,
+        sealed: None,
     }
 }
 

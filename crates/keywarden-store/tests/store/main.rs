@@ -36,6 +36,7 @@ mod fixture;
 mod analytics;
 mod audit;
 mod credits;
+mod data_keys;
 mod identities;
 mod keys;
 mod leaks;

@@ -26,6 +26,8 @@ pub struct ServerProcess {
     pub base_url: String,
     /// Every line the process wrote to stderr so far.
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// Every line the process wrote to stdout so far.
+    pub stdout: Arc<Mutex<Vec<String>>>,
 }
 
 /// How to start a server.
@@ -55,20 +57,34 @@ impl ServerProcess {
         let mut command = Command::new(binary());
         command
             .current_dir(launch.dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        // JSON logs unless the test picks a format (the address is read from either).
+        if !launch.extra_args.contains(&"--log-format") {
+            command.args(["--log-format", "json"]);
+        }
+        command
             .args(launch.extra_args)
             .env_remove("KEYWARDEN_LISTEN")
             .env_remove("KEYWARDEN_DATABASE_URL")
             .env_remove("KEYWARDEN_BOOTSTRAP_ROOT_KEY")
             .env_remove("KEYWARDEN_REDIS_URL")
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.envs(launch.envs.iter().copied());
         if let Some(key) = launch.bootstrap_key {
             command.env("KEYWARDEN_BOOTSTRAP_ROOT_KEY", key);
         }
         let mut child = command.spawn().expect("start keywarden");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout_sink = Arc::clone(&stdout_lines);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                stdout_sink.lock().unwrap().push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("piped stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (address_tx, address_rx) = mpsc::channel();
@@ -96,6 +112,7 @@ impl ServerProcess {
             child,
             base_url: format!("http://{address}"),
             stderr: lines,
+            stdout: stdout_lines,
         }
     }
 
@@ -142,6 +159,10 @@ impl Drop for ServerProcess {
 }
 
 fn listening_address(line: &str) -> Option<String> {
+    // Text format: `… listening address=127.0.0.1:1234`.
+    if let Some((_, rest)) = line.split_once(" listening address=") {
+        return rest.split_whitespace().next().map(str::to_owned);
+    }
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     if value.get("message")?.as_str()? != "listening" {
         return None;

@@ -13,6 +13,7 @@ mod verify;
 use axum::Router;
 use axum::routing::post;
 use keywarden_core::id::KeyId;
+use serde::Deserialize;
 
 use super::fields::Fields;
 use super::wire::parse_id;
@@ -46,8 +47,32 @@ fn key_id(f: &mut Fields, value: Option<String>) -> Option<KeyId> {
         .and_then(|s| parse_id(f, "body.keyId", &s, 3, KeyId::parse))
 }
 
+/// A key plaintext as a request carries it (verify, whoami): read like a string, but its
+/// `Debug` never shows it, so a body printed for diagnosis cannot leak a key.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct SubmittedKey(String);
+
+impl std::fmt::Debug for SubmittedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubmittedKey(<redacted>)")
+    }
+}
+
 /// The plaintext `key` of verify and whoami: 1..512 characters.
-fn plaintext_key(f: &mut Fields, value: Option<String>) -> Option<String> {
-    let key = f.required("body.key", value)?;
+fn plaintext_key(f: &mut Fields, value: Option<SubmittedKey>) -> Option<String> {
+    let key = f.required("body.key", value.map(|k| k.0))?;
     f.length("body.key", &key, 1, 512).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubmittedKey;
+
+    #[test]
+    fn a_submitted_key_never_shows_in_debug_output() {
+        let key: SubmittedKey = serde_json::from_str("\"sk_3ZjXsecretbody\"").unwrap();
+        assert!(!format!("{key:?}").contains("secretbody"));
+        assert_eq!(key.0, "sk_3ZjXsecretbody");
+    }
 }

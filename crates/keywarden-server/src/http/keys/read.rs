@@ -31,12 +31,12 @@ pub async fn get_key(
     let id = key_id(&mut f, body.key_id);
     let id = f.finish(id)?;
     let key = state.service.get_key(&caller, &id, body.decrypt).await?;
-    Ok(Data(KeyData::of(&key)).into_response())
+    Ok(Data(KeyData::read(&key)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
 pub struct WhoamiBody {
-    key: Option<String>,
+    key: Option<super::SubmittedKey>,
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

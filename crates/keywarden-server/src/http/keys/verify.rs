@@ -7,6 +7,7 @@ use keywarden_core::id::ApiId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::meta::Meta;
 use keywarden_core::ratelimit::LimitDecision;
+use keywarden_core::secret::PlaintextKey;
 use keywarden_core::verify::VerifyCode;
 use keywarden_core::verify_limits::{PlannedLimit, RequestedLimit};
 use serde::{Deserialize, Serialize};
@@ -96,7 +97,7 @@ fn requested_limits(f: &mut Fields, items: Vec<VerifyLimitBody>) -> Vec<Requeste
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyKeyBody {
-    key: Option<String>,
+    key: Option<super::SubmittedKey>,
     tags: Option<Vec<String>>,
     permissions: Option<String>,
     credits: Option<VerifyCreditsBody>,
@@ -145,7 +146,7 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
                 .collect()
         });
         f.finish(key.map(|key| VerifyInput {
-            key,
+            key: PlaintextKey::new(key),
             cost,
             keyspaces,
             ratelimits,
