@@ -106,6 +106,17 @@ pub struct ServeArgs {
     /// fail-closed [env: KEYWARDEN_REDIS_FAULT_MODE] [default: local]
     #[arg(long, value_name = "MODE")]
     pub redis_fault_mode: Option<String>,
+    /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) with it, reloading it when
+    /// the file changes [env: KEYWARDEN_TLS_CERT]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [env: KEYWARDEN_TLS_KEY]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback, e.g. behind a TLS-terminating
+    /// proxy [env: KEYWARDEN_INSECURE_HTTP]
+    #[arg(long)]
+    pub insecure_http: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

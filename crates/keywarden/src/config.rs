@@ -3,7 +3,7 @@
 //! are an error, so a typo does not silently fall back to a default.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -76,6 +76,16 @@ pub struct Config {
     pub anomaly_cooldown_ms: i64,
     /// Baselines of keys unused for this long are forgotten.
     pub anomaly_idle_ms: i64,
+    /// PEM certificate chain to serve HTTPS with (needs `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for changes, in seconds (≥ 1).
+    pub tls_reload_secs: u64,
+    /// Allow plain HTTP on a non-loopback `listen` address.
+    pub insecure_http: bool,
+    /// PEM file of extra root certificates trusted for `https://` webhook endpoints.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -113,6 +123,11 @@ impl Default for Config {
             anomaly_credits_low_absolute: a.credits_low_absolute,
             anomaly_cooldown_ms: a.cooldown_ms,
             anomaly_idle_ms: a.idle_ms,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_secs: 5,
+            insecure_http: false,
+            webhook_ca_file: None,
         }
     }
 }
@@ -184,6 +199,12 @@ pub struct Overrides {
     pub redis_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_fault_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_http: Option<bool>,
 }
 
 /// The environment variables that map to settings. Others with the prefix (such as
@@ -220,6 +241,11 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_credits_low_absolute",
     "anomaly_cooldown_ms",
     "anomaly_idle_ms",
+    "tls_cert",
+    "tls_key",
+    "tls_reload_secs",
+    "insecure_http",
+    "webhook_ca_file",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -241,7 +267,33 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config>
     if config.webhook_expiring_horizon_secs < 60 {
         anyhow::bail!("invalid configuration: webhook_expiring_horizon_secs must be at least 60");
     }
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        anyhow::bail!("invalid configuration: give both tls_cert and tls_key, or neither");
+    }
+    if config.tls_reload_secs == 0 {
+        anyhow::bail!("invalid configuration: tls_reload_secs must be at least 1");
+    }
     Ok(config)
+}
+
+impl Config {
+    /// The TLS settings, when a certificate is configured.
+    pub fn tls(&self) -> Option<keywarden_server::TlsSettings> {
+        let (cert, key) = self.tls_cert.clone().zip(self.tls_key.clone())?;
+        Some(keywarden_server::TlsSettings {
+            cert,
+            key,
+            reload_interval: Duration::from_secs(self.tls_reload_secs),
+        })
+    }
+
+    /// The extra roots trusted for webhook endpoints, as DER.
+    pub fn webhook_roots(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let Some(file) = &self.webhook_ca_file else {
+            return Ok(Vec::new());
+        };
+        keywarden_server::tls::read_pem_certificates(file)
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +413,31 @@ mod tests {
                 .unwrap_err();
             assert!(format!("{err:#}").contains(name), "{bad}: {err:#}");
         }
+    }
+
+    #[test]
+    fn tls_settings_need_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(&file, "tls_cert = \"a.pem\"\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("tls_key"), "{err:#}");
+        std::fs::write(
+            &file,
+            "tls_cert = \"a.pem\"\ntls_key = \"k.pem\"\ntls_reload_secs = 2\n",
+        )
+        .unwrap();
+        let tls = load(Some(&file), Overrides::default())
+            .unwrap()
+            .tls()
+            .unwrap();
+        assert_eq!(tls.cert, PathBuf::from("a.pem"));
+        assert_eq!(tls.key, PathBuf::from("k.pem"));
+        assert_eq!(tls.reload_interval, Duration::from_secs(2));
+        assert!(
+            load(None, Overrides::default()).unwrap().tls().is_none(),
+            "no TLS by default"
+        );
     }
 
     #[test]

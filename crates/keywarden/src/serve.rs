@@ -24,6 +24,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             log_format: args.log_format,
             redis_url: args.redis,
             redis_fault_mode: args.redis_fault_mode,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            insecure_http: args.insecure_http.then_some(true),
         },
     )?;
     logging::init(config.log_format);
@@ -62,8 +65,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             enabled: config.webhooks_enabled,
             poll_interval: Duration::from_millis(config.webhook_poll_ms),
             expiring_horizon: Duration::from_secs(config.webhook_expiring_horizon_secs),
+            extra_roots: config.webhook_roots()?,
             ..WebhookSettings::default()
         },
+        tls: config.tls(),
+        insecure_http: config.insecure_http,
         ..ServerSettings::default()
     };
     let app = Application::build(settings, backends, clock).await?;

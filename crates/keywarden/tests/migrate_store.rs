@@ -215,7 +215,7 @@ async fn check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_installation_moves_to_postgres_and_back() {
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let source_dir = tempfile::tempdir().unwrap();
     let mut source = sqlite_node(source_dir.path());
     let expectations = populate(&client, &source).await;

@@ -42,6 +42,10 @@ pub struct TestClock(AtomicI64);
 impl TestClock {
     pub const START: i64 = 1_795_780_800_000;
 
+    pub fn at(t: i64) -> Self {
+        Self(AtomicI64::new(t))
+    }
+
     pub fn set(&self, t: i64) {
         self.0.store(t, Ordering::SeqCst);
     }
@@ -190,8 +194,15 @@ pub async fn spawn_app_with(
             expiring_every: std::time::Duration::from_millis(50),
             ..keywarden_server::service::WebhookSettings::default()
         },
+        tls: None,
+        insecure_http: false,
     };
     adjust(&mut settings);
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(
         settings,
         Backends {
@@ -202,7 +213,7 @@ pub async fn spawn_app_with(
     )
     .await
     .expect("build app");
-    let base_url = format!("http://{}", app.local_addr());
+    let base_url = format!("{scheme}://{}", app.local_addr());
     let service = app.service();
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = tokio::spawn(app.run_until_stopped(async {

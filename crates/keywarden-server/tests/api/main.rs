@@ -26,6 +26,7 @@ mod redis_limiter;
 mod refill;
 mod reroll;
 mod root_keys;
+mod tls;
 mod usage;
 mod verify;
 mod webhook_store;

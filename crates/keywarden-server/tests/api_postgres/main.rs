@@ -52,6 +52,8 @@ mod refill;
 mod reroll;
 #[path = "../api/root_keys.rs"]
 mod root_keys;
+#[path = "../api/tls.rs"]
+mod tls;
 #[path = "../api/usage.rs"]
 mod usage;
 #[path = "../api/verify.rs"]
