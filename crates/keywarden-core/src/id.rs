@@ -242,6 +242,11 @@ id_type!(
     AnomalyId,
     "anm"
 );
+id_type!(
+    /// A key that signs short-lived tokens; the `kid` of their header and of the JWKS.
+    SigningKeyId,
+    "sig"
+);
 
 #[cfg(test)]
 mod tests {

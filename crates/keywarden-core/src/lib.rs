@@ -26,6 +26,7 @@ pub mod secret;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod token;
 pub mod usage;
 pub mod verify;
 pub mod verify_limits;

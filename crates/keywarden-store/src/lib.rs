@@ -10,6 +10,7 @@ mod columns;
 mod location;
 pub mod postgres;
 pub mod postgres_feed;
+mod signing_key_columns;
 pub mod sqlite;
 pub mod transfer;
 mod usage;

@@ -862,6 +862,23 @@ impl AnalyticsStore for CountingStore {
 }
 
 #[async_trait]
+impl keywarden_core::store::SigningKeyStore for CountingStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<keywarden_core::token::SigningKeyRecord>> {
+        self.inner.signing_keys().await
+    }
+    async fn rotate_signing_key(
+        &self,
+        key: &keywarden_core::token::SigningKeyRecord,
+        due_before: UnixMillis,
+        retire_before: UnixMillis,
+    ) -> StoreResult<bool> {
+        self.inner
+            .rotate_signing_key(key, due_before, retire_before)
+            .await
+    }
+}
+
+#[async_trait]
 impl Store for CountingStore {
     async fn flush(&self) -> StoreResult<()> {
         self.inner.flush().await

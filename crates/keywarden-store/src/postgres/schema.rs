@@ -336,6 +336,14 @@ CREATE INDEX anomalies_by_workspace ON anomalies (workspace_id, id);
     r#"
 DROP INDEX analytics_verifications_for_pruning;
 "#,
+    // Keys that sign short-lived tokens, shared by every node of the installation.
+    r#"
+CREATE TABLE signing_keys (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    created_at  BIGINT NOT NULL,
+    seed        TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

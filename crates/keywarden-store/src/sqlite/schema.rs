@@ -327,6 +327,14 @@ CREATE INDEX anomalies_by_workspace ON anomalies (workspace_id, id);
     "
 DROP INDEX analytics_verifications_for_pruning;
 ",
+    // Keys that sign short-lived tokens, shared by every node of the installation.
+    "
+CREATE TABLE signing_keys (
+    id          TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    seed        TEXT NOT NULL
+) STRICT;
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -297,6 +297,10 @@ pub static TABLES: &[Table] = &[
             ("evidence", Text),
         ],
     },
+    Table {
+        name: "signing_keys",
+        columns: &[("id", Text), ("created_at", Int), ("seed", Text)],
+    },
 ];
 
 /// The columns of every `analytics_verifications_per_*` rollup table.
