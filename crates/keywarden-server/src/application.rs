@@ -122,6 +122,7 @@ impl Application {
             tokio::spawn(refill_credits(Arc::clone(&self.service))),
             tokio::spawn(sweep_limits(Arc::clone(&self.service))),
             tokio::spawn(prune_usage(Arc::clone(&self.service))),
+            tokio::spawn(refresh_signing_keys(Arc::clone(&self.service))),
         ];
         background.extend(anomaly_watcher);
         if self.settings.webhooks.enabled {
@@ -289,6 +290,19 @@ async fn prune_usage(service: Arc<Keywarden>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, "verification events past retention deleted"),
             Err(e) => tracing::warn!(error = ?e, "could not delete old verification events"),
+        }
+    }
+}
+
+/// Picks up token signing keys other nodes added, and adds the next one when it is due, so
+/// every node publishes a new key soon after it appears.
+async fn refresh_signing_keys(service: Arc<Keywarden>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(10));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = service.refresh_signing_keys().await {
+            tracing::warn!(error = ?e, "could not refresh token signing keys");
         }
     }
 }

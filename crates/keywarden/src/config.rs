@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use keywarden_core::anomaly::AnomalySettings;
-use keywarden_server::service::{AnomalyDetection, UsageSettings};
+use keywarden_core::token::TokenPolicy;
+use keywarden_server::service::{AnomalyDetection, TokenSettings, UsageSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -86,6 +87,14 @@ pub struct Config {
     pub insecure_http: bool,
     /// PEM file of extra root certificates trusted for `https://` webhook endpoints.
     pub webhook_ca_file: Option<PathBuf>,
+    /// Lifetime of a short-lived token when the request names none, in seconds.
+    pub token_default_ttl_secs: u64,
+    /// The longest lifetime a short-lived token gets, in seconds.
+    pub token_max_ttl_secs: u64,
+    /// How long one token signing key signs before the next takes over, in seconds (≥ 60).
+    pub token_rotation_secs: u64,
+    /// The `iss` claim of short-lived tokens.
+    pub token_issuer: String,
 }
 
 impl Default for Config {
@@ -128,6 +137,10 @@ impl Default for Config {
             tls_reload_secs: 5,
             insecure_http: false,
             webhook_ca_file: None,
+            token_default_ttl_secs: 300,
+            token_max_ttl_secs: 3600,
+            token_rotation_secs: 24 * 60 * 60,
+            token_issuer: "keywarden".into(),
         }
     }
 }
@@ -246,6 +259,10 @@ const ENV_SETTINGS: &[&str] = &[
     "tls_reload_secs",
     "insecure_http",
     "webhook_ca_file",
+    "token_default_ttl_secs",
+    "token_max_ttl_secs",
+    "token_rotation_secs",
+    "token_issuer",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -284,6 +301,32 @@ impl Config {
             cert,
             key,
             reload_interval: Duration::from_secs(self.tls_reload_secs),
+        })
+    }
+
+    /// The short-lived token settings, refusing lifetimes that cannot work.
+    pub fn tokens(&self) -> anyhow::Result<TokenSettings> {
+        let millis = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let policy = TokenPolicy {
+            default_ttl_ms: millis(self.token_default_ttl_secs),
+            max_ttl_ms: millis(self.token_max_ttl_secs),
+            rotate_every_ms: millis(self.token_rotation_secs),
+            ..TokenPolicy::default()
+        };
+        policy.validate().map_err(|e| {
+            let setting = match e.0 {
+                "default_ttl" => "token_default_ttl_secs (between 1 and token_max_ttl_secs)",
+                "max_ttl" => "token_max_ttl_secs (at least 1)",
+                _ => "token_rotation_secs (at least 60)",
+            };
+            anyhow::anyhow!("invalid configuration: {setting} is out of range")
+        })?;
+        if self.token_issuer.is_empty() {
+            anyhow::bail!("invalid configuration: token_issuer must not be empty");
+        }
+        Ok(TokenSettings {
+            policy,
+            issuer: self.token_issuer.clone(),
         })
     }
 
@@ -438,6 +481,37 @@ mod tests {
             load(None, Overrides::default()).unwrap().tls().is_none(),
             "no TLS by default"
         );
+    }
+
+    #[test]
+    fn token_settings_come_from_the_file_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(
+            &file,
+            "token_default_ttl_secs = 60\ntoken_max_ttl_secs = 600\n\
+             token_rotation_secs = 3600\ntoken_issuer = \"https://auth.example\"\n",
+        )
+        .unwrap();
+        let tokens = load(Some(&file), Overrides::default())
+            .unwrap()
+            .tokens()
+            .unwrap();
+        assert_eq!(tokens.policy.default_ttl_ms, 60_000);
+        assert_eq!(tokens.policy.max_ttl_ms, 600_000);
+        assert_eq!(tokens.policy.rotate_every_ms, 3_600_000);
+        assert_eq!(tokens.issuer, "https://auth.example");
+        for (bad, name) in [
+            ("token_default_ttl_secs = 7200", "token_default_ttl_secs"),
+            ("token_max_ttl_secs = 0", "token_max_ttl_secs"),
+            ("token_rotation_secs = 5", "token_rotation_secs"),
+        ] {
+            std::fs::write(&file, format!("{bad}\n")).unwrap();
+            let err = load(Some(&file), Overrides::default())
+                .and_then(|c| c.tokens())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{bad}: {err:#}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     logging::init(config.log_format);
     let usage = config.usage()?;
     let anomalies = config.anomalies()?;
+    let tokens = config.tokens()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -59,6 +60,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_stale: Duration::from_secs(config.max_stale_secs),
             usage,
             anomalies,
+            tokens,
             ..ServiceSettings::default()
         },
         webhooks: WebhookSettings {

@@ -20,6 +20,7 @@ mod rbac;
 mod refill;
 mod root_key_admin;
 mod root_keys;
+mod tokens;
 mod usage_recorder;
 mod verify;
 mod verify_counts;
@@ -54,6 +55,7 @@ pub use ratelimit::{LimitRequest, LimitResult};
 pub use rbac::{NewPermission, NewRole};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
+pub use tokens::{Exchange, IssuedToken, TokenRequest, TokenSettings};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
 pub use verify::{RequestOrigin, Verification, VerifyInput};
 pub use verify_limits::CheckedLimits;
@@ -75,6 +77,8 @@ pub struct ServiceSettings {
     pub analytics: keywarden_core::store::AnalyticsLimits,
     /// Anomaly detection over verifications.
     pub anomalies: AnomalyDetection,
+    /// Short-lived tokens: lifetimes, signing key rotation, issuer.
+    pub tokens: TokenSettings,
 }
 
 impl Default for ServiceSettings {
@@ -85,6 +89,7 @@ impl Default for ServiceSettings {
             usage: UsageSettings::default(),
             analytics: DEFAULT_ANALYTICS_LIMITS,
             anomalies: AnomalyDetection::default(),
+            tokens: TokenSettings::default(),
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct Keywarden {
     anomalies: anomaly_watch::AnomalyFeed,
     /// Owns the detector; taken and run by the application.
     anomaly_watcher: parking_lot::Mutex<Option<AnomalyWatcher>>,
+    /// Signing keys of short-lived tokens.
+    tokens: tokens::TokenKeys,
 }
 
 impl Keywarden {
@@ -156,7 +163,7 @@ impl Keywarden {
         let local_limiter = Arc::new(InMemoryLimiter::new(Arc::clone(&clock)));
         let (usage, usage_writer) = usage_recorder::usage_channel(&settings.usage);
         let (anomalies, anomaly_watcher) = anomaly_watch::anomaly_channel(&settings.anomalies);
-        Ok(Self {
+        let service = Self {
             store,
             feed,
             clock,
@@ -178,7 +185,11 @@ impl Keywarden {
             analytics_limits: settings.analytics,
             anomalies,
             anomaly_watcher: parking_lot::Mutex::new(anomaly_watcher),
-        })
+            tokens: tokens::TokenKeys::new(settings.tokens.clone()),
+        };
+        // Tokens can be issued and their keys published from the first request on.
+        service.refresh_signing_keys().await?;
+        Ok(service)
     }
 
     /// The task that writes recorded verifications, once (`None` when recording is off or

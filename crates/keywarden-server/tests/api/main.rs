@@ -27,6 +27,7 @@ mod refill;
 mod reroll;
 mod root_keys;
 mod tls;
+mod tokens;
 mod usage;
 mod verify;
 mod webhook_store;

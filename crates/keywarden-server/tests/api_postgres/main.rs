@@ -54,6 +54,8 @@ mod reroll;
 mod root_keys;
 #[path = "../api/tls.rs"]
 mod tls;
+#[path = "../api/tokens.rs"]
+mod tokens;
 #[path = "../api/usage.rs"]
 mod usage;
 #[path = "../api/verify.rs"]
