@@ -85,7 +85,8 @@ pub struct StoreArgs {
     /// TOML file with settings (listen, database_url, log_format, key_cache_capacity,
     /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs,
     /// database_max_connections, record_verifications, usage_queue_capacity,
-    /// usage_flush_interval_ms, usage_batch_size, usage_retention_days).
+    /// usage_flush_interval_ms, usage_batch_size, usage_retention_days, tls_cert, tls_key,
+    /// tls_reload_secs, insecure_http, token_*; see the README for all).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -108,10 +109,10 @@ pub struct ServeArgs {
     pub redis_fault_mode: Option<String>,
     /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) with it, reloading it when
     /// the file changes [env: KEYWARDEN_TLS_CERT]
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert [env: KEYWARDEN_TLS_KEY]
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Allow plain HTTP on an address other than loopback, e.g. behind a TLS-terminating
     /// proxy [env: KEYWARDEN_INSECURE_HTTP]
