@@ -247,6 +247,11 @@ id_type!(
     DataKeyId,
     "dek"
 );
+id_type!(
+    /// A key that signs short-lived tokens; the `kid` of their header and of the JWKS.
+    SigningKeyId,
+    "sig"
+);
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ pub mod secret;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod token;
 pub mod usage;
 pub mod vault;
 pub mod verify;

@@ -634,6 +634,24 @@ pub trait DataKeyStore: Send + Sync {
     /// Replaces the wrapping of the data key with `key.id` (same key, another master key).
     async fn rewrap_data_key(&self, key: &WrappedDataKey) -> StoreResult<()>;
 }
+/// The keys that sign short-lived tokens, shared by every node of an installation. They
+/// belong to the installation, not to a workspace, and change only by rotation (no admin
+/// action, so no audit entry).
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Every stored signing key.
+    async fn signing_keys(&self) -> StoreResult<Vec<crate::token::SigningKeyRecord>>;
+    /// In one transaction: adds `key` unless a key created after `due_before` exists (another
+    /// node rotated first), and deletes every key older than the newest one created at or
+    /// before `retire_before` (their tokens have all expired). Returns whether `key` was
+    /// added.
+    async fn rotate_signing_key(
+        &self,
+        key: &crate::token::SigningKeyRecord,
+        due_before: UnixMillis,
+        retire_before: UnixMillis,
+    ) -> StoreResult<bool>;
+}
 
 /// Everything a server needs from storage.
 #[async_trait]
@@ -652,6 +670,7 @@ pub trait Store:
     + AnomalyStore
     + LeakStore
     + DataKeyStore
+    + SigningKeyStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -18,6 +18,7 @@ use crate::service::{
     run_webhook_worker,
 };
 use crate::state::AppState;
+use crate::tls::{Tls, TlsSettings, install_crypto_provider};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -28,6 +29,10 @@ pub struct ServerSettings {
     pub root_key_poll: Duration,
     /// The webhook delivery worker.
     pub webhooks: WebhookSettings,
+    /// Serve HTTPS with this certificate; `None` serves plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// Allow plain HTTP on an address other than loopback.
+    pub insecure_http: bool,
 }
 
 impl Default for ServerSettings {
@@ -37,12 +42,15 @@ impl Default for ServerSettings {
             service: ServiceSettings::default(),
             root_key_poll: Duration::from_secs(1),
             webhooks: WebhookSettings::default(),
+            tls: None,
+            insecure_http: false,
         }
     }
 }
 
 pub struct Application {
     listener: TcpListener,
+    tls: Option<Tls>,
     service: Arc<Keywarden>,
     settings: ServerSettings,
 }
@@ -54,6 +62,14 @@ impl Application {
         backends: Backends,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let tls = match &settings.tls {
+            Some(tls) => Some(Tls::load(tls.clone())?),
+            None => {
+                check_plain_http(settings.listen, settings.insecure_http)?;
+                None
+            }
+        };
         let service = Keywarden::start(backends, clock, &settings.service)
             .await
             .context("could not load keys and root keys from the store")?;
@@ -66,6 +82,7 @@ impl Application {
             .with_context(|| format!("could not listen on {}", settings.listen))?;
         Ok(Self {
             listener,
+            tls,
             service: Arc::new(service),
             settings,
         })
@@ -109,6 +126,7 @@ impl Application {
             tokio::spawn(refill_credits(Arc::clone(&self.service))),
             tokio::spawn(sweep_limits(Arc::clone(&self.service))),
             tokio::spawn(prune_usage(Arc::clone(&self.service))),
+            tokio::spawn(refresh_signing_keys(Arc::clone(&self.service))),
         ];
         background.extend(anomaly_watcher);
         if self.settings.webhooks.enabled {
@@ -125,14 +143,41 @@ impl Application {
             metrics,
             webhooks,
         });
-        tracing::info!(address = %self.local_addr(), "listening");
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed");
+        let address = self.local_addr();
+        let served = match self.tls {
+            None => {
+                tracing::info!(%address, scheme = "http", "listening");
+                axum::serve(
+                    self.listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+                .context("the HTTP server failed")
+            }
+            Some(tls) => {
+                tracing::info!(%address, scheme = "https", "listening");
+                let config =
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config());
+                background.push(tokio::spawn(tls.watch()));
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(None);
+                });
+                let listener = self
+                    .listener
+                    .into_std()
+                    .context("could not hand the listener to the TLS server")?;
+                axum_server::from_tcp_rustls(listener, config)
+                    .context("could not start the TLS server")?
+                    .handle(handle)
+                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+                    .context("the HTTPS server failed")
+            }
+        };
         stop(background);
         // Requests have finished: write the verifications still queued, then flush.
         let _ = stop_usage.send(true);
@@ -149,6 +194,26 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// Plain HTTP carries root keys and API keys in the clear, so it is only served on loopback
+/// unless the operator says otherwise.
+fn check_plain_http(listen: SocketAddr, allowed: bool) -> anyhow::Result<()> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !allowed {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {listen}, which is not a loopback address: \
+             give a certificate with --tls-cert and --tls-key, or allow plain HTTP with \
+             --insecure-http (for example behind a TLS-terminating proxy)"
+        );
+    }
+    tracing::warn!(
+        address = %listen,
+        "serving plain HTTP on a non-loopback address (--insecure-http): keys cross the network unencrypted"
+    );
+    Ok(())
 }
 
 /// Stops background work. The webhook worker may be stopped mid-send: its deliveries stay in
@@ -229,6 +294,19 @@ async fn prune_usage(service: Arc<Keywarden>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(events = n, "verification events past retention deleted"),
             Err(e) => tracing::warn!(error = ?e, "could not delete old verification events"),
+        }
+    }
+}
+
+/// Picks up token signing keys other nodes added, and adds the next one when it is due, so
+/// every node publishes a new key soon after it appears.
+async fn refresh_signing_keys(service: Arc<Keywarden>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(10));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(e) = service.refresh_signing_keys().await {
+            tracing::warn!(error = ?e, "could not refresh token signing keys");
         }
     }
 }

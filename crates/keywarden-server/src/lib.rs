@@ -5,6 +5,8 @@ pub mod error;
 mod http;
 pub mod service;
 mod state;
+pub mod tls;
 
 pub use application::{Application, ServerSettings};
 pub use http::MAX_BODY_BYTES;
+pub use tls::TlsSettings;

@@ -11,6 +11,7 @@ mod data_key_columns;
 mod location;
 pub mod postgres;
 pub mod postgres_feed;
+mod signing_key_columns;
 pub mod sqlite;
 pub mod transfer;
 mod usage;

@@ -143,7 +143,8 @@ pub struct StoreArgs {
     /// TOML file with settings (listen, database_url, log_format, key_cache_capacity,
     /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs,
     /// database_max_connections, record_verifications, usage_queue_capacity,
-    /// usage_flush_interval_ms, usage_batch_size, usage_retention_days).
+    /// usage_flush_interval_ms, usage_batch_size, usage_retention_days, tls_cert, tls_key,
+    /// tls_reload_secs, insecure_http, token_*; see the README for all).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -164,6 +165,17 @@ pub struct ServeArgs {
     /// fail-closed [env: KEYWARDEN_REDIS_FAULT_MODE] [default: local]
     #[arg(long, value_name = "MODE")]
     pub redis_fault_mode: Option<String>,
+    /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2) with it, reloading it when
+    /// the file changes [env: KEYWARDEN_TLS_CERT]
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [env: KEYWARDEN_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback, e.g. behind a TLS-terminating
+    /// proxy [env: KEYWARDEN_INSECURE_HTTP]
+    #[arg(long)]
+    pub insecure_http: bool,
     #[command(flatten)]
     pub master_keys: MasterKeyArgs,
     #[command(flatten)]

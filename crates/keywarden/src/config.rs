@@ -11,7 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use keywarden_core::anomaly::AnomalySettings;
 use keywarden_core::leak::PartnerKeys;
-use keywarden_server::service::{AnomalyDetection, UsageSettings};
+use keywarden_core::token::TokenPolicy;
+use keywarden_server::service::{AnomalyDetection, TokenSettings, UsageSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -84,6 +85,24 @@ pub struct Config {
     /// current one first). The keys themselves can instead be given in
     /// `KEYWARDEN_MASTER_KEYS`; never in this file's settings.
     pub master_key_file: Option<PathBuf>,
+    /// PEM certificate chain to serve HTTPS with (needs `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for changes, in seconds (≥ 1).
+    pub tls_reload_secs: u64,
+    /// Allow plain HTTP on a non-loopback `listen` address.
+    pub insecure_http: bool,
+    /// PEM file of extra root certificates trusted for `https://` webhook endpoints.
+    pub webhook_ca_file: Option<PathBuf>,
+    /// Lifetime of a short-lived token when the request names none, in seconds.
+    pub token_default_ttl_secs: u64,
+    /// The longest lifetime a short-lived token gets, in seconds.
+    pub token_max_ttl_secs: u64,
+    /// How long one token signing key signs before the next takes over, in seconds (≥ 60).
+    pub token_rotation_secs: u64,
+    /// The `iss` claim of short-lived tokens.
+    pub token_issuer: String,
 }
 
 impl Default for Config {
@@ -123,6 +142,15 @@ impl Default for Config {
             anomaly_idle_ms: a.idle_ms,
             secret_scanning_keys_file: None,
             master_key_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_secs: 5,
+            insecure_http: false,
+            webhook_ca_file: None,
+            token_default_ttl_secs: 300,
+            token_max_ttl_secs: 3600,
+            token_rotation_secs: 24 * 60 * 60,
+            token_issuer: "keywarden".into(),
         }
     }
 }
@@ -211,6 +239,12 @@ pub struct Overrides {
     pub redis_fault_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_http: Option<bool>,
 }
 
 /// The environment variables that map to settings. Others with the prefix (such as
@@ -250,6 +284,15 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_idle_ms",
     "secret_scanning_keys_file",
     "master_key_file",
+    "tls_cert",
+    "tls_key",
+    "tls_reload_secs",
+    "insecure_http",
+    "webhook_ca_file",
+    "token_default_ttl_secs",
+    "token_max_ttl_secs",
+    "token_rotation_secs",
+    "token_issuer",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -271,7 +314,59 @@ pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config>
     if config.webhook_expiring_horizon_secs < 60 {
         anyhow::bail!("invalid configuration: webhook_expiring_horizon_secs must be at least 60");
     }
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        anyhow::bail!("invalid configuration: give both tls_cert and tls_key, or neither");
+    }
+    if config.tls_reload_secs == 0 {
+        anyhow::bail!("invalid configuration: tls_reload_secs must be at least 1");
+    }
     Ok(config)
+}
+
+impl Config {
+    /// The TLS settings, when a certificate is configured.
+    pub fn tls(&self) -> Option<keywarden_server::TlsSettings> {
+        let (cert, key) = self.tls_cert.clone().zip(self.tls_key.clone())?;
+        Some(keywarden_server::TlsSettings {
+            cert,
+            key,
+            reload_interval: Duration::from_secs(self.tls_reload_secs),
+        })
+    }
+
+    /// The short-lived token settings, refusing lifetimes that cannot work.
+    pub fn tokens(&self) -> anyhow::Result<TokenSettings> {
+        let millis = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let policy = TokenPolicy {
+            default_ttl_ms: millis(self.token_default_ttl_secs),
+            max_ttl_ms: millis(self.token_max_ttl_secs),
+            rotate_every_ms: millis(self.token_rotation_secs),
+            ..TokenPolicy::default()
+        };
+        policy.validate().map_err(|e| {
+            let setting = match e.0 {
+                "default_ttl" => "token_default_ttl_secs (between 1 and token_max_ttl_secs)",
+                "max_ttl" => "token_max_ttl_secs (at least 1)",
+                _ => "token_rotation_secs (at least 60)",
+            };
+            anyhow::anyhow!("invalid configuration: {setting} is out of range")
+        })?;
+        if self.token_issuer.is_empty() {
+            anyhow::bail!("invalid configuration: token_issuer must not be empty");
+        }
+        Ok(TokenSettings {
+            policy,
+            issuer: self.token_issuer.clone(),
+        })
+    }
+
+    /// The extra roots trusted for webhook endpoints, as DER.
+    pub fn webhook_roots(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let Some(file) = &self.webhook_ca_file else {
+            return Ok(Vec::new());
+        };
+        keywarden_server::tls::read_pem_certificates(file)
+    }
 }
 
 #[cfg(test)]
@@ -455,6 +550,62 @@ mod tests {
             config.master_key_file.as_deref(),
             Some(Path::new("/run/keys"))
         );
+    }
+
+    #[test]
+    fn tls_settings_need_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(&file, "tls_cert = \"a.pem\"\n").unwrap();
+        let err = load(Some(&file), Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("tls_key"), "{err:#}");
+        std::fs::write(
+            &file,
+            "tls_cert = \"a.pem\"\ntls_key = \"k.pem\"\ntls_reload_secs = 2\n",
+        )
+        .unwrap();
+        let tls = load(Some(&file), Overrides::default())
+            .unwrap()
+            .tls()
+            .unwrap();
+        assert_eq!(tls.cert, PathBuf::from("a.pem"));
+        assert_eq!(tls.key, PathBuf::from("k.pem"));
+        assert_eq!(tls.reload_interval, Duration::from_secs(2));
+        assert!(
+            load(None, Overrides::default()).unwrap().tls().is_none(),
+            "no TLS by default"
+        );
+    }
+
+    #[test]
+    fn token_settings_come_from_the_file_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keywarden.toml");
+        std::fs::write(
+            &file,
+            "token_default_ttl_secs = 60\ntoken_max_ttl_secs = 600\n\
+             token_rotation_secs = 3600\ntoken_issuer = \"https://auth.example\"\n",
+        )
+        .unwrap();
+        let tokens = load(Some(&file), Overrides::default())
+            .unwrap()
+            .tokens()
+            .unwrap();
+        assert_eq!(tokens.policy.default_ttl_ms, 60_000);
+        assert_eq!(tokens.policy.max_ttl_ms, 600_000);
+        assert_eq!(tokens.policy.rotate_every_ms, 3_600_000);
+        assert_eq!(tokens.issuer, "https://auth.example");
+        for (bad, name) in [
+            ("token_default_ttl_secs = 7200", "token_default_ttl_secs"),
+            ("token_max_ttl_secs = 0", "token_max_ttl_secs"),
+            ("token_rotation_secs = 5", "token_rotation_secs"),
+        ] {
+            std::fs::write(&file, format!("{bad}\n")).unwrap();
+            let err = load(Some(&file), Overrides::default())
+                .and_then(|c| c.tokens())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{bad}: {err:#}");
+        }
     }
 
     #[test]

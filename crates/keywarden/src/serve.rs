@@ -26,6 +26,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             redis_url: args.redis,
             redis_fault_mode: args.redis_fault_mode,
             master_key_file: args.master_keys.master_key_file,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            insecure_http: args.insecure_http.then_some(true),
         },
     )?;
     logging::init(config.log_format);
@@ -41,6 +44,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let usage = config.usage()?;
     let anomalies = config.anomalies()?;
     let partner_keys = config.partner_keys()?;
+    let tokens = config.tokens()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -70,14 +74,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anomalies,
             partner_keys,
             master_keys,
+            tokens,
             ..ServiceSettings::default()
         },
         webhooks: WebhookSettings {
             enabled: config.webhooks_enabled,
             poll_interval: Duration::from_millis(config.webhook_poll_ms),
             expiring_horizon: Duration::from_secs(config.webhook_expiring_horizon_secs),
+            extra_roots: config.webhook_roots()?,
             ..WebhookSettings::default()
         },
+        tls: config.tls(),
+        insecure_http: config.insecure_http,
         ..ServerSettings::default()
     };
     let app = Application::build(settings, backends, clock).await?;

@@ -40,7 +40,7 @@ impl Cluster {
             _shared: shared,
             nodes,
             _dirs: dirs,
-            client: reqwest::Client::new(),
+            client: common::http_client(),
         }
     }
 

@@ -69,7 +69,7 @@ async fn passes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_redis_limits_follow_the_fault_mode_and_recover() {
     let shared = Shared::create().await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut proxy = TcpProxy::start(socket_of(&redis_url())).await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let modes = ["local", "fail-open", "fail-closed"];
@@ -161,7 +161,7 @@ async fn without_redis_limits_follow_the_fault_mode_and_recover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers() {
     let shared = Shared::create().await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut proxy = TcpProxy::start(socket_of(&postgres_url())).await;
     let dir = tempfile::tempdir().unwrap();
     let node = shared.node_with(
@@ -282,7 +282,7 @@ async fn without_postgres_cached_keys_verify_writes_answer_503_and_all_recovers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cached_keys_stop_answering_once_the_staleness_bound_has_passed() {
     let shared = Shared::create().await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut proxy = TcpProxy::start(socket_of(&postgres_url())).await;
     let dir = tempfile::tempdir().unwrap();
     let node = shared.node_with_env(
@@ -340,7 +340,7 @@ async fn cached_keys_stop_answering_once_the_staleness_bound_has_passed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_kill_9_on_postgres() {
     let shared = Shared::create().await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let dir = tempfile::tempdir().unwrap();
     let mut node = shared.node(dir.path());
     let api = ok(

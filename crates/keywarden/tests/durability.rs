@@ -9,7 +9,7 @@ use serde_json::json;
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut server = ServerProcess::start(Launch::in_dir(dir.path()));
 
     let (_, api) = call(

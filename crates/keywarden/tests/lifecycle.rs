@@ -27,7 +27,7 @@ async fn first_start_prints_a_generated_root_key_once() {
     assert!(stderr.contains("will not be shown again"), "{stderr}");
     assert!(keywarden_core::key_format::has_valid_checksum(&key));
 
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let (status, _) = call(
         &client,
         &server,
@@ -73,7 +73,7 @@ async fn first_start_prints_a_generated_root_key_once() {
 async fn bootstrap_key_from_the_environment_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(Launch::in_dir(dir.path()));
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let (status, _) = call(
         &client,
         &server,
@@ -172,7 +172,7 @@ fn bad_cluster_settings_stop_the_server_with_a_clear_message() {
 async fn sigterm_finishes_requests_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start(Launch::in_dir(dir.path()));
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let (_, api) = call(
         &client,
         &server,
@@ -224,7 +224,7 @@ async fn logs_never_contain_keys() {
         extra_args: &[],
         envs: &[],
     });
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let (_, api) = call(
         &client,
         &server,
@@ -308,7 +308,7 @@ fn keywarden(dir: &std::path::Path, group: &str, args: &[&str]) -> std::process:
 async fn root_key_cli_creates_lists_and_revokes_beside_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(Launch::in_dir(dir.path()));
-    let client = reqwest::Client::new();
+    let client = common::http_client();
 
     let created = cli(
         dir.path(),
@@ -402,7 +402,7 @@ async fn root_key_cli_creates_lists_and_revokes_beside_a_running_server() {
 async fn workspace_cli_creates_a_tenant_whose_root_key_sees_only_its_own_data() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(Launch::in_dir(dir.path()));
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     // An API in the bootstrap workspace.
     let (status, body) = call(
         &client,

@@ -213,12 +213,33 @@ async fn check(
     use_after_rotation(client, node, e).await;
 }
 
+/// The `kid`s of the token signing keys `node` publishes.
+async fn published_kids(client: &reqwest::Client, node: &ServerProcess) -> Vec<String> {
+    let set: Value = client
+        .get(node.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<String> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kids.len(), 1, "{set}");
+    kids
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_installation_moves_to_postgres_and_back() {
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let source_dir = tempfile::tempdir().unwrap();
     let mut source = sqlite_node(source_dir.path());
     let expectations = populate(&client, &source).await;
+    let signing_keys = published_kids(&client, &source).await;
     source.terminate();
 
     let shared = Shared::create().await;
@@ -250,6 +271,7 @@ async fn an_installation_moves_to_postgres_and_back() {
     assert_eq!(rows_of("webhook_endpoints"), 1);
     assert_eq!(rows_of("webhook_deliveries"), 5, "one per key created");
     assert_eq!(rows_of("anomalies"), 1);
+    assert_eq!(rows_of("signing_keys"), 1);
 
     // A target that already holds data is refused, untouched.
     let (success, output) = migrate(&sqlite_url, &postgres);
@@ -259,6 +281,8 @@ async fn an_installation_moves_to_postgres_and_back() {
     let cluster_dir = tempfile::tempdir().unwrap();
     let mut node = shared.node(cluster_dir.path());
     check(&client, &node, &expectations, 6).await;
+    // Tokens issued before the move still verify: the same signing key is published.
+    assert_eq!(published_kids(&client, &node).await, signing_keys);
     node.terminate();
 
     // And back into a fresh SQLite file.

@@ -161,7 +161,7 @@ fn create_limited_root_key(dir: &Path, database: &str) -> String {
 /// the new key is accepted (any answer but 401).
 async fn wait_until_authenticated(server: &ServerProcess, root_key: &str) {
     let status = common::poll_status(
-        &reqwest::Client::new(),
+        &common::http_client(),
         server,
         root_key,
         "apis.getApi",

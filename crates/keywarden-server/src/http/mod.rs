@@ -12,6 +12,7 @@ mod extract;
 mod fields;
 mod health;
 mod identities;
+mod jwks;
 mod keys;
 mod leaks;
 mod liveness;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(anomalies::routes())
         .merge(webhooks::routes())
         .merge(leaks::routes())
+        .route("/.well-known/jwks.json", get(jwks::jwks))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

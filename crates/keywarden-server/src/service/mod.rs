@@ -22,6 +22,7 @@ mod recoverable;
 mod refill;
 mod root_key_admin;
 mod root_keys;
+mod tokens;
 mod usage_recorder;
 mod verify;
 mod verify_counts;
@@ -59,6 +60,7 @@ pub use rbac::{NewPermission, NewRole};
 pub use recoverable::{MasterKeyCheckError, RotationReport, rotate_master_key};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
+pub use tokens::{Exchange, IssuedToken, TokenRequest, TokenSettings};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
 pub use verify::{RequestOrigin, Verification, VerifyInput};
 pub use verify_limits::CheckedLimits;
@@ -85,6 +87,8 @@ pub struct ServiceSettings {
     /// The master keys that wrap workspaces' data keys; `None` turns recoverable keys off
     /// (412).
     pub master_keys: Option<keywarden_core::vault::MasterKeyring>,
+    /// Short-lived tokens: lifetimes, signing key rotation, issuer.
+    pub tokens: TokenSettings,
 }
 
 impl Default for ServiceSettings {
@@ -97,6 +101,7 @@ impl Default for ServiceSettings {
             anomalies: AnomalyDetection::default(),
             partner_keys: keywarden_core::leak::PartnerKeys::default(),
             master_keys: None,
+            tokens: TokenSettings::default(),
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct Keywarden {
     partner_keys: keywarden_core::leak::PartnerKeys,
     /// See [`ServiceSettings::master_keys`].
     master_keys: Option<keywarden_core::vault::MasterKeyring>,
+    /// Signing keys of short-lived tokens.
+    tokens: tokens::TokenKeys,
 }
 
 impl Keywarden {
@@ -172,7 +179,7 @@ impl Keywarden {
         let local_limiter = Arc::new(InMemoryLimiter::new(Arc::clone(&clock)));
         let (usage, usage_writer) = usage_recorder::usage_channel(&settings.usage);
         let (anomalies, anomaly_watcher) = anomaly_watch::anomaly_channel(&settings.anomalies);
-        Ok(Self {
+        let service = Self {
             store,
             feed,
             clock,
@@ -196,7 +203,11 @@ impl Keywarden {
             anomaly_watcher: parking_lot::Mutex::new(anomaly_watcher),
             partner_keys: settings.partner_keys.clone(),
             master_keys: settings.master_keys.clone(),
-        })
+            tokens: tokens::TokenKeys::new(settings.tokens.clone()),
+        };
+        // Tokens can be issued and their keys published from the first request on.
+        service.refresh_signing_keys().await?;
+        Ok(service)
     }
 
     /// The task that writes recorded verifications, once (`None` when recording is off or

@@ -29,6 +29,9 @@ pub struct WebhookSettings {
     /// How often the expiring-soon pass runs.
     pub expiring_every: Duration,
     pub retry: RetryPolicy,
+    /// Certificates (DER) trusted for `https://` endpoints besides the system's roots, for
+    /// receivers with a private CA.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for WebhookSettings {
@@ -39,6 +42,7 @@ impl Default for WebhookSettings {
             expiring_horizon: Duration::from_secs(24 * 60 * 60),
             expiring_every: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -70,12 +74,21 @@ pub async fn run_webhook_worker(
     settings: WebhookSettings,
     stats: Arc<WebhookStats>,
 ) {
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .user_agent("keywarden-webhooks")
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+        .redirect(reqwest::redirect::Policy::none());
+    // `https://` endpoints are verified against the system's roots (rustls with the platform
+    // verifier), plus any configured ones.
+    for der in &settings.extra_roots {
+        match reqwest::Certificate::from_der(der) {
+            Ok(root) => builder = builder.add_root_certificate(root),
+            Err(e) => {
+                tracing::error!(error = ?e, "a configured webhook root certificate is unusable")
+            }
+        }
+    }
+    let client = match builder.build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = ?e, "could not build the webhook HTTP client; webhooks are not sent");

@@ -42,6 +42,10 @@ pub struct TestClock(AtomicI64);
 impl TestClock {
     pub const START: i64 = 1_795_780_800_000;
 
+    pub fn at(t: i64) -> Self {
+        Self(AtomicI64::new(t))
+    }
+
     pub fn set(&self, t: i64) {
         self.0.store(t, Ordering::SeqCst);
     }
@@ -201,8 +205,15 @@ pub async fn try_spawn_app_with(
             expiring_every: std::time::Duration::from_millis(50),
             ..keywarden_server::service::WebhookSettings::default()
         },
+        tls: None,
+        insecure_http: false,
     };
     adjust(&mut settings);
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(
         settings,
         Backends {
@@ -212,7 +223,7 @@ pub async fn try_spawn_app_with(
         clock.clone(),
     )
     .await?;
-    let base_url = format!("http://{}", app.local_addr());
+    let base_url = format!("{scheme}://{}", app.local_addr());
     let service = app.service();
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = tokio::spawn(app.run_until_stopped(async {
@@ -903,6 +914,22 @@ impl keywarden_core::store::DataKeyStore for CountingStore {
         key: &keywarden_core::vault::WrappedDataKey,
     ) -> StoreResult<()> {
         self.inner.rewrap_data_key(key).await
+    }
+}
+#[async_trait]
+impl keywarden_core::store::SigningKeyStore for CountingStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<keywarden_core::token::SigningKeyRecord>> {
+        self.inner.signing_keys().await
+    }
+    async fn rotate_signing_key(
+        &self,
+        key: &keywarden_core::token::SigningKeyRecord,
+        due_before: UnixMillis,
+        retire_before: UnixMillis,
+    ) -> StoreResult<bool> {
+        self.inner
+            .rotate_signing_key(key, due_before, retire_before)
+            .await
     }
 }
 

@@ -28,6 +28,8 @@ mod redis_limiter;
 mod refill;
 mod reroll;
 mod root_keys;
+mod tls;
+mod tokens;
 mod usage;
 mod verify;
 mod webhook_store;

@@ -66,11 +66,16 @@ pub async fn receiver(addr: SocketAddr) -> (Shared, SocketAddr) {
     let inbox = Shared::default();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let bound = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .route("/hook", post(receive))
-        .with_state(Arc::clone(&inbox));
+    let app = receiver_routes(Arc::clone(&inbox));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (inbox, bound)
+}
+
+/// The receiver's routes: `POST /hook` into `inbox`.
+pub fn receiver_routes(inbox: Shared) -> axum::Router {
+    axum::Router::new()
+        .route("/hook", post(receive))
+        .with_state(inbox)
 }
 
 pub async fn create_endpoint(
@@ -78,10 +83,18 @@ pub async fn create_endpoint(
     addr: SocketAddr,
     types: &[&str],
 ) -> (String, WebhookSecret) {
+    create_endpoint_at(app, &format!("http://{addr}/hook"), types).await
+}
+
+pub async fn create_endpoint_at(
+    app: &TestApp,
+    url: &str,
+    types: &[&str],
+) -> (String, WebhookSecret) {
     let reply = app
         .call(
             "webhooks.createEndpoint",
-            json!({ "url": format!("http://{addr}/hook"), "eventTypes": types }),
+            json!({ "url": url, "eventTypes": types }),
         )
         .await;
     let data = reply.ok();

@@ -56,6 +56,10 @@ mod refill;
 mod reroll;
 #[path = "../api/root_keys.rs"]
 mod root_keys;
+#[path = "../api/tls.rs"]
+mod tls;
+#[path = "../api/tokens.rs"]
+mod tokens;
 #[path = "../api/usage.rs"]
 mod usage;
 #[path = "../api/verify.rs"]

@@ -357,6 +357,14 @@ CREATE TABLE data_keys (
     created_at     BIGINT NOT NULL
 );
 "#,
+    // Keys that sign short-lived tokens, shared by every node of the installation.
+    r#"
+CREATE TABLE signing_keys (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    created_at  BIGINT NOT NULL,
+    seed        TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

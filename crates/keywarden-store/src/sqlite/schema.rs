@@ -348,6 +348,14 @@ CREATE TABLE data_keys (
     created_at     INTEGER NOT NULL
 ) STRICT;
 ",
+    // Keys that sign short-lived tokens, shared by every node of the installation.
+    "
+CREATE TABLE signing_keys (
+    id          TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    seed        TEXT NOT NULL
+) STRICT;
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -317,6 +317,10 @@ pub static TABLES: &[Table] = &[
             ("created_at", Int),
         ],
     },
+    Table {
+        name: "signing_keys",
+        columns: &[("id", Text), ("created_at", Int), ("seed", Text)],
+    },
 ];
 
 /// The columns of every `analytics_verifications_per_*` rollup table.

@@ -44,5 +44,6 @@ mod namespaces;
 mod postgres;
 mod rbac;
 mod root_keys;
+mod signing_keys;
 mod usage;
 mod webhooks;

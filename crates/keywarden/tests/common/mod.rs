@@ -210,3 +210,10 @@ pub async fn poll_status(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An HTTP client for talking to the server. reqwest uses rustls without a built-in crypto
+/// provider, so the process-wide one is installed first.
+pub fn http_client() -> reqwest::Client {
+    keywarden_server::tls::install_crypto_provider();
+    reqwest::Client::new()
+}

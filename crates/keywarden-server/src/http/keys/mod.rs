@@ -4,6 +4,7 @@ mod access;
 mod create;
 mod credits;
 mod delete;
+mod exchange;
 mod migrate;
 mod read;
 mod reroll;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/keys.addRoles", post(access::add_roles))
         .route("/v2/keys.removeRoles", post(access::remove_roles))
         .route("/v2/keys.setRoles", post(access::set_roles))
+        .route("/v2/keys.exchangeToken", post(exchange::exchange_token))
 }
 
 /// The `keyId` every single-key endpoint takes: 3..255 characters of `[a-zA-Z0-9_]`.
