@@ -22,6 +22,9 @@ use cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One rustls provider for every HTTPS client of the process: the server's webhook worker
+    // and `scan --check` against an https:// server alike.
+    keywarden_server::tls::install_crypto_provider();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::RootKey(args) => root_key_command::run(args).await,
