@@ -24,6 +24,7 @@ pub mod random;
 pub mod ratelimit;
 pub mod rbac;
 pub mod root_key;
+pub mod sealed_secret;
 pub mod secret;
 pub mod store;
 pub mod text;

@@ -653,6 +653,31 @@ pub trait SigningKeyStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Re-sealing server secrets in place (sealing plaintext ones once master keys are configured,
+/// moving sealed ones to the current master key on rotation). The secret itself never
+/// changes, so this is no admin change and writes no audit entry.
+#[async_trait]
+pub trait ServerSecretStore: Send + Sync {
+    /// Every webhook endpoint's secret as stored, of every workspace.
+    async fn webhook_endpoint_secrets(
+        &self,
+    ) -> StoreResult<Vec<crate::sealed_secret::EndpointSecret>>;
+    /// Stores `sealed` as the endpoint's secret if the stored one is still `current.secret`
+    /// (a secret rotated meanwhile is left alone); returns whether it was replaced.
+    async fn reseal_webhook_secret(
+        &self,
+        current: &crate::sealed_secret::EndpointSecret,
+        sealed: &crate::sealed_secret::SecretAtRest<crate::webhook::WebhookSecret>,
+    ) -> StoreResult<bool>;
+    /// Stores `sealed` as the seed of signing key `current.id` if the stored one is still
+    /// `current.seed`; returns whether it was replaced (not when the key was retired).
+    async fn reseal_signing_seed(
+        &self,
+        current: &crate::token::SigningKeyRecord,
+        sealed: &crate::sealed_secret::SecretAtRest<crate::token::SigningSeed>,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything a server needs from storage.
 #[async_trait]
 pub trait Store:
@@ -671,6 +696,7 @@ pub trait Store:
     + LeakStore
     + DataKeyStore
     + SigningKeyStore
+    + ServerSecretStore
 {
     /// Waits until every accepted write is durable; called on shutdown.
     async fn flush(&self) -> StoreResult<()>;

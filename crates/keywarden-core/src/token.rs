@@ -16,12 +16,14 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde::Serialize;
 
 use crate::id::{ApiId, KeyId, SigningKeyId, WorkspaceId};
+use crate::sealed_secret::{SecretAtRest, SecretOwner, SecretSealError, ServerSecret};
 use crate::time::UnixMillis;
+use crate::vault::MasterKeyring;
 
 /// The private half of a signing key: an Ed25519 seed. Never printed.
 ///
-/// Stored as it is for now; once the store has a master key (for recoverable keys), seeds
-/// should be encrypted under it like any other recoverable secret.
+/// Stored sealed under the master key when the server has master keys, as unpadded
+/// base64url otherwise (see `sealed_secret`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSeed([u8; 32]);
 
@@ -48,60 +50,93 @@ impl SigningSeed {
     }
 }
 
+impl ServerSecret for SigningSeed {
+    fn to_plain(&self) -> String {
+        self.to_stored()
+    }
+
+    fn from_plain(text: &str) -> Option<Self> {
+        Self::from_stored(text).ok()
+    }
+}
+
 impl fmt::Debug for SigningSeed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SigningSeed(<redacted>)")
     }
 }
 
-/// A signing key as the store keeps it.
+/// A signing key as the store keeps it: its seed sealed under a master key when the server
+/// has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRecord {
     pub id: SigningKeyId,
     pub created_at: UnixMillis,
-    pub seed: SigningSeed,
+    pub seed: SecretAtRest<SigningSeed>,
 }
 
 impl SigningKeyRecord {
-    /// A fresh key created at `now`.
-    pub fn generate(now: UnixMillis) -> Self {
+    /// A fresh key created at `now`, its seed sealed under the current master key of `ring`.
+    pub fn generate(now: UnixMillis, ring: Option<&MasterKeyring>) -> Self {
+        let id = SigningKeyId::generate(now);
+        let seed = SecretAtRest::seal(
+            &SigningSeed::generate(),
+            &SecretOwner::SigningKey(id.clone()),
+            ring,
+        );
         Self {
-            id: SigningKeyId::generate(now),
+            id,
             created_at: now,
-            seed: SigningSeed::generate(),
+            seed,
         }
+    }
+
+    /// What its seed's ciphertext is bound to.
+    pub fn owner(&self) -> SecretOwner {
+        SecretOwner::SigningKey(self.id.clone())
     }
 }
 
 /// A signing key ready to sign.
 pub struct SigningKey {
-    record: SigningKeyRecord,
+    id: SigningKeyId,
+    created_at: UnixMillis,
     pair: Ed25519KeyPair,
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
-            .field("id", &self.record.id)
-            .field("created_at", &self.record.created_at)
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
             .finish_non_exhaustive()
     }
 }
 
 impl SigningKey {
-    pub fn new(record: SigningKeyRecord) -> Self {
+    /// The key of `record`, its seed opened with `ring` when sealed. The seed lives on only
+    /// inside the key pair.
+    pub fn open(
+        record: &SigningKeyRecord,
+        ring: Option<&MasterKeyring>,
+    ) -> Result<Self, SecretSealError> {
+        let seed = record.seed.open(&record.owner(), ring)?;
         // Any 32 bytes are a valid Ed25519 seed; the public key is derived from it.
-        let pair = Ed25519KeyPair::from_seed_unchecked(&record.seed.0)
+        let pair = Ed25519KeyPair::from_seed_unchecked(&seed.0)
             .expect("ring accepts every 32-byte Ed25519 seed");
-        Self { record, pair }
+        Ok(Self {
+            id: record.id.clone(),
+            created_at: record.created_at,
+            pair,
+        })
     }
 
     pub fn id(&self) -> &SigningKeyId {
-        &self.record.id
+        &self.id
     }
 
     pub fn created_at(&self) -> UnixMillis {
-        self.record.created_at
+        self.created_at
     }
 
     /// The public key as a JWK (RFC 8037: `OKP`, `Ed25519`).
@@ -110,7 +145,7 @@ impl SigningKey {
             kty: "OKP",
             crv: "Ed25519",
             x: URL_SAFE_NO_PAD.encode(self.pair.public_key().as_ref()),
-            kid: self.record.id.to_string(),
+            kid: self.id.to_string(),
             alg: "EdDSA",
             use_: "sig",
         }
@@ -121,7 +156,7 @@ impl SigningKey {
         let header = Header {
             alg: "EdDSA",
             typ: "JWT",
-            kid: self.record.id.as_str(),
+            kid: self.id.as_str(),
         };
         // Both serialize infallibly: strings, numbers and lists of strings only.
         let header = serde_json::to_vec(&header).unwrap_or_default();
@@ -277,13 +312,18 @@ pub struct SigningKeyRing {
 }
 
 impl SigningKeyRing {
-    pub fn new(records: Vec<SigningKeyRecord>) -> Self {
-        let mut keys: Vec<_> = records
-            .into_iter()
-            .map(|r| std::sync::Arc::new(SigningKey::new(r)))
-            .collect();
+    /// The keys of `records`, their seeds opened with `ring`; fails on the first seed that
+    /// does not open.
+    pub fn open(
+        records: &[SigningKeyRecord],
+        ring: Option<&MasterKeyring>,
+    ) -> Result<Self, SecretSealError> {
+        let mut keys = records
+            .iter()
+            .map(|r| SigningKey::open(r, ring).map(std::sync::Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
         keys.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(b.id().cmp(a.id())));
-        Self { keys }
+        Ok(Self { keys })
     }
 
     /// The key that signs at `now`, or `None` when a new key is due (or none exists).
@@ -331,7 +371,11 @@ mod tests {
     fn seeds_never_print_and_round_trip_through_storage() {
         let seed = SigningSeed::generate();
         assert_eq!(format!("{seed:?}"), "SigningSeed(<redacted>)");
-        assert!(!format!("{:?}", SigningKeyRecord::generate(at(T0))).contains(&seed.to_stored()));
+        let record = SigningKeyRecord {
+            seed: SecretAtRest::Plain(seed.clone()),
+            ..SigningKeyRecord::generate(at(T0), None)
+        };
+        assert!(!format!("{record:?}").contains(&seed.to_stored()));
         assert_eq!(SigningSeed::from_stored(&seed.to_stored()), Ok(seed));
         assert_eq!(SigningSeed::from_stored("c2hvcnQ"), Err(SeedFormatError));
         assert_eq!(
@@ -342,7 +386,7 @@ mod tests {
 
     #[test]
     fn tokens_are_three_base64url_parts_with_the_kid_in_the_header() {
-        let key = SigningKey::new(SigningKeyRecord::generate(at(T0)));
+        let key = SigningKey::open(&SigningKeyRecord::generate(at(T0), None), None).unwrap();
         let claims = TokenClaims {
             iss: "keywarden".into(),
             sub: KeyId::parse("key_abc").unwrap(),
@@ -421,13 +465,13 @@ mod tests {
     fn a_replaced_key_stays_published_until_its_tokens_have_expired() {
         let policy = TokenPolicy::default();
         let day = policy.rotate_every_ms;
-        let old = SigningKeyRecord::generate(at(T0));
-        let ring = SigningKeyRing::new(vec![old.clone()]);
+        let old = SigningKeyRecord::generate(at(T0), None);
+        let ring = SigningKeyRing::open(&[old.clone()], None).unwrap();
         assert_eq!(ring.signer(at(T0 + 1), &policy).unwrap().id(), &old.id);
         assert!(ring.signer(at(T0 + day), &policy).is_none(), "rotation due");
 
-        let new = SigningKeyRecord::generate(at(T0 + day));
-        let ring = SigningKeyRing::new(vec![old.clone(), new.clone()]);
+        let new = SigningKeyRecord::generate(at(T0 + day), None);
+        let ring = SigningKeyRing::open(&[old.clone(), new.clone()], None).unwrap();
         assert_eq!(ring.signer(at(T0 + day), &policy).unwrap().id(), &new.id);
         let kids = |now: i64| -> Vec<String> {
             ring.published(at(now), &policy)

@@ -37,7 +37,7 @@ const TAG_LEN: usize = 16;
 
 /// 32 secret bytes. Never printed.
 #[derive(Clone)]
-struct SecretBytes([u8; KEY_LEN]);
+pub(crate) struct SecretBytes([u8; KEY_LEN]);
 
 impl SecretBytes {
     fn random() -> Self {
@@ -90,7 +90,7 @@ impl fmt::Display for MasterKeyId {
 #[derive(Debug, Clone)]
 pub struct MasterKey {
     id: MasterKeyId,
-    secret: SecretBytes,
+    pub(crate) secret: SecretBytes,
 }
 
 impl MasterKey {
@@ -181,7 +181,7 @@ impl MasterKeyring {
         self.keys.iter().map(|k| &k.id)
     }
 
-    fn key(&self, id: &MasterKeyId) -> Option<&MasterKey> {
+    pub(crate) fn key(&self, id: &MasterKeyId) -> Option<&MasterKey> {
         self.keys.iter().find(|k| &k.id == id)
     }
 
@@ -371,7 +371,7 @@ fn key_aad(workspace: &WorkspaceId, key_id: &KeyId, data_key: &DataKeyId) -> Vec
 }
 
 /// AES-256-GCM under `key` with a fresh random nonce; returns nonce ‖ ciphertext ‖ tag.
-fn seal_bytes(key: &SecretBytes, aad: &[u8], msg: &[u8]) -> Vec<u8> {
+pub(crate) fn seal_bytes(key: &SecretBytes, aad: &[u8], msg: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     random::fill(&mut nonce);
     let ciphertext = key
@@ -386,7 +386,7 @@ fn seal_bytes(key: &SecretBytes, aad: &[u8], msg: &[u8]) -> Vec<u8> {
 
 /// Opens what [`seal_bytes`] produced; fails on a wrong key, wrong associated data or any
 /// altered byte.
-fn open_bytes(key: &SecretBytes, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, ()> {
+pub(crate) fn open_bytes(key: &SecretBytes, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, ()> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return Err(());
     }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditAction, AuditEntry};
 use crate::id::{DeliveryId, WebhookEndpointId, WorkspaceId};
+use crate::sealed_secret::{SecretAtRest, SecretOwner};
 use crate::time::UnixMillis;
 use crate::webhook::{WebhookEventType, WebhookSecret};
 
@@ -71,8 +72,9 @@ pub fn event_type_set(mut types: Vec<WebhookEventType>) -> Vec<WebhookEventType>
     types
 }
 
-/// A workspace's endpoint. Its secret signs every delivery, so it is stored as it is shown:
-/// HMAC needs the key itself on both sides.
+/// A workspace's endpoint. Its secret signs every delivery, so it cannot be hashed (HMAC
+/// needs the key itself on both sides): it is kept sealed under the master key when the
+/// server has one (see `sealed_secret`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookEndpoint {
     pub id: WebhookEndpointId,
@@ -82,7 +84,7 @@ pub struct WebhookEndpoint {
     /// Sorted, without duplicates.
     pub event_types: Vec<WebhookEventType>,
     pub enabled: bool,
-    pub secret: WebhookSecret,
+    pub secret: SecretAtRest<WebhookSecret>,
     pub created_at: UnixMillis,
     pub updated_at: Option<UnixMillis>,
 }
@@ -90,6 +92,19 @@ pub struct WebhookEndpoint {
 impl WebhookEndpoint {
     pub fn subscribes(&self, event: WebhookEventType) -> bool {
         self.event_types.contains(&event)
+    }
+
+    /// What its secret's ciphertext is bound to.
+    pub fn secret_owner(&self) -> SecretOwner {
+        secret_owner(&self.workspace_id, &self.id)
+    }
+}
+
+/// What the secret of endpoint `id` of `workspace` is bound to when sealed.
+pub fn secret_owner(workspace: &WorkspaceId, id: &WebhookEndpointId) -> SecretOwner {
+    SecretOwner::WebhookEndpoint {
+        workspace: workspace.clone(),
+        endpoint: id.clone(),
     }
 }
 
@@ -100,7 +115,8 @@ pub struct EndpointUpdate {
     pub description: Option<String>,
     pub event_types: Option<Vec<WebhookEventType>>,
     pub enabled: Option<bool>,
-    pub secret: Option<WebhookSecret>,
+    /// A new secret, already in its stored form.
+    pub secret: Option<SecretAtRest<WebhookSecret>>,
 }
 
 impl EndpointUpdate {
@@ -243,7 +259,8 @@ pub struct WebhookDelivery {
 pub struct ClaimedDelivery {
     pub delivery: WebhookDelivery,
     pub url: String,
-    pub secret: WebhookSecret,
+    /// As stored: opened only to sign this delivery.
+    pub secret: SecretAtRest<WebhookSecret>,
 }
 
 /// What one attempt did, and what follows it.

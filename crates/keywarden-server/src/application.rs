@@ -77,6 +77,15 @@ impl Application {
             .check_master_keys()
             .await
             .context("the master keys do not fit the store")?;
+        service
+            .seal_server_secrets()
+            .await
+            .context("the master keys do not fit the server secrets in the store")?;
+        // Tokens can be issued and their keys published from the first request on.
+        service
+            .refresh_signing_keys()
+            .await
+            .context("could not load the token signing keys")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("could not listen on {}", settings.listen))?;

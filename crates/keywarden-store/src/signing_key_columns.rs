@@ -1,15 +1,16 @@
 //! Signing keys of short-lived tokens in their stored form, shared by both backends.
 
 use keywarden_core::id::SigningKeyId;
+use keywarden_core::sealed_secret::SecretAtRest;
 use keywarden_core::time::UnixMillis;
-use keywarden_core::token::{SigningKeyRecord, SigningSeed};
+use keywarden_core::token::SigningKeyRecord;
 
 use crate::columns::{ColumnError, at};
 
 pub const SIGNING_KEY_COLUMNS: &str = "id, created_at, seed";
 
-/// One row of `signing_keys`. The seed column holds the private key (see
-/// [`SigningSeed`] for why it is not encrypted yet).
+/// One row of `signing_keys`. The seed column holds the private key: `sealed:v1:…` under a
+/// master key, or unpadded base64url on a server without master keys.
 pub struct StoredSigningKey {
     pub id: String,
     pub created_at: i64,
@@ -29,7 +30,7 @@ impl StoredSigningKey {
         Ok(SigningKeyRecord {
             id: SigningKeyId::parse(&self.id).map_err(at("signing_keys.id"))?,
             created_at: UnixMillis::from_millis(self.created_at),
-            seed: SigningSeed::from_stored(&self.seed).map_err(at("signing_keys.seed"))?,
+            seed: SecretAtRest::from_stored(&self.seed).map_err(at("signing_keys.seed"))?,
         })
     }
 }

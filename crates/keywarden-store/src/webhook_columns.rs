@@ -2,8 +2,9 @@
 //! records of `columns`, and the rule that picks an event's subscribers.
 
 use keywarden_core::id::{DeliveryId, WebhookEndpointId, WorkspaceId};
+use keywarden_core::sealed_secret::{EndpointSecret, SecretAtRest};
 use keywarden_core::time::UnixMillis;
-use keywarden_core::webhook::{WebhookEventType, WebhookSecret};
+use keywarden_core::webhook::WebhookEventType;
 use keywarden_core::webhook_outbox::{DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookUrl};
 
 use crate::columns::{ColumnError, Invalid, at};
@@ -35,7 +36,8 @@ pub struct StoredEndpoint {
     /// A JSON array of event type names.
     pub event_types: String,
     pub enabled: bool,
-    /// The `whsec_…` form: deliveries are signed with it, so it cannot be hashed.
+    /// Deliveries are signed with it, so it cannot be hashed: `sealed:v1:…` under a master
+    /// key, or the `whsec_…` form on a server without master keys.
     pub secret: String,
     pub created_at: i64,
     pub updated_at: Option<i64>,
@@ -62,7 +64,7 @@ impl StoredEndpoint {
             description: e.description.clone(),
             event_types: event_types_json(&e.event_types),
             enabled: e.enabled,
-            secret: e.secret.expose(),
+            secret: e.secret.to_stored(),
             created_at: e.created_at.as_millis(),
             updated_at: e.updated_at.map(UnixMillis::as_millis),
         }
@@ -83,11 +85,24 @@ impl StoredEndpoint {
             description: self.description,
             event_types,
             enabled: self.enabled,
-            secret: WebhookSecret::parse(&self.secret).map_err(at("secret"))?,
+            secret: SecretAtRest::from_stored(&self.secret).map_err(at("secret"))?,
             created_at: UnixMillis::from_millis(self.created_at),
             updated_at: self.updated_at.map(UnixMillis::from_millis),
         })
     }
+}
+
+/// One endpoint's `workspace_id`, `id` and `secret` columns, for re-sealing.
+pub fn endpoint_secret(
+    workspace_id: &str,
+    id: &str,
+    secret: &str,
+) -> Result<EndpointSecret, ColumnError> {
+    Ok(EndpointSecret {
+        workspace_id: WorkspaceId::parse(workspace_id).map_err(at("workspace_id"))?,
+        endpoint_id: WebhookEndpointId::parse(id).map_err(at("id"))?,
+        secret: SecretAtRest::from_stored(secret).map_err(at("secret"))?,
+    })
 }
 
 /// The stored form of a set of event types.
@@ -154,6 +169,7 @@ impl StoredDelivery {
 #[cfg(test)]
 mod tests {
     use keywarden_core::id::{WebhookEndpointId, WorkspaceId};
+    use keywarden_core::sealed_secret::SecretAtRest;
     use keywarden_core::time::UnixMillis;
     use keywarden_core::webhook::WebhookSecret;
     use keywarden_core::webhook_outbox::{WebhookEndpoint, WebhookUrl};
@@ -170,12 +186,12 @@ mod tests {
             description: None,
             event_types: Vec::new(),
             enabled: true,
-            secret: WebhookSecret::generate(),
+            secret: SecretAtRest::Plain(WebhookSecret::generate()),
             created_at: now,
             updated_at: None,
         };
         let stored = StoredEndpoint::of(&endpoint);
-        let secret = endpoint.secret.expose();
+        let secret = stored.secret.clone();
         let body = secret.trim_start_matches("whsec_");
         for shown in [format!("{stored:?}"), format!("{endpoint:?}")] {
             assert!(!shown.contains(body), "{shown}");

@@ -1,10 +1,10 @@
-//! Master keys for recoverable keys: reading them from the configuration, and
-//! `keywarden master-key generate | rotate`.
+//! Master keys for recoverable keys and server secrets: reading them from the configuration,
+//! and `keywarden master-key generate | rotate`.
 
 use anyhow::{Context as _, bail};
 use keywarden_core::time::{Clock, SystemClock};
 use keywarden_core::vault::{MasterKey, MasterKeyId, MasterKeyring};
-use keywarden_server::service::rotate_master_key;
+use keywarden_server::service::{Reseal, rotate_master_key, seal_server_secrets};
 
 use crate::cli::MasterKeyCommand;
 use crate::config::{self, Config, Overrides};
@@ -81,11 +81,20 @@ pub async fn run(command: MasterKeyCommand) -> anyhow::Result<()> {
                 .await
                 .context("rotation stopped; running it again continues where it stopped")?;
             println!(
-                "{} data key(s) re-wrapped under master key '{}', {} already were; the other \
-                 master keys can now be removed",
+                "{} data key(s) re-wrapped under master key '{}', {} already were",
                 report.rewrapped,
                 ring.current().id(),
                 report.current
+            );
+            let secrets = seal_server_secrets(store.as_ref(), Some(&ring), Reseal::All)
+                .await
+                .context("re-sealing stopped; running it again continues where it stopped")?;
+            println!(
+                "{} server secret(s) (token signing keys, webhook secrets) sealed under master \
+                 key '{}', {} already were; the other master keys can now be removed",
+                secrets.sealed + secrets.resealed,
+                ring.current().id(),
+                secrets.current
             );
             Ok(())
         }

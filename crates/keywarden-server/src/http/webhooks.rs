@@ -148,10 +148,10 @@ async fn create_endpoint(
         event_types,
         description: body.description,
     }))?;
-    let endpoint = state.service.create_webhook_endpoint(&caller, new).await?;
+    let (endpoint, secret) = state.service.create_webhook_endpoint(&caller, new).await?;
     Ok(Data(json!({
         "endpointId": endpoint.id.as_str(),
-        "secret": endpoint.secret.expose(),
+        "secret": secret.expose(),
     }))
     .into_response())
 }

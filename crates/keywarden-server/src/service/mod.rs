@@ -22,6 +22,7 @@ mod recoverable;
 mod refill;
 mod root_key_admin;
 mod root_keys;
+mod server_secrets;
 mod tokens;
 mod usage_recorder;
 mod verify;
@@ -60,6 +61,7 @@ pub use rbac::{NewPermission, NewRole};
 pub use recoverable::{MasterKeyCheckError, RotationReport, rotate_master_key};
 pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
+pub use server_secrets::{Reseal, SecretReport, ServerSecretError, seal_server_secrets};
 pub use tokens::{Exchange, IssuedToken, TokenRequest, TokenSettings};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
 pub use verify::{RequestOrigin, Verification, VerifyInput};
@@ -205,8 +207,6 @@ impl Keywarden {
             master_keys: settings.master_keys.clone(),
             tokens: tokens::TokenKeys::new(settings.tokens.clone()),
         };
-        // Tokens can be issued and their keys published from the first request on.
-        service.refresh_signing_keys().await?;
         Ok(service)
     }
 

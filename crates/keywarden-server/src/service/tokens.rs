@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use keywarden_core::store::StoreResult;
+use keywarden_core::sealed_secret::SecretSealError;
+use keywarden_core::store::StoreError;
 use keywarden_core::time::UnixMillis;
 use keywarden_core::token::{
     Jwk, SigningKey, SigningKeyRecord, SigningKeyRing, TokenClaims, TokenPolicy, new_token_id,
@@ -78,6 +79,24 @@ pub struct IssuedToken {
     pub expires: UnixMillis,
 }
 
+/// Why the signing keys could not be loaded or rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningKeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a token signing key does not open with the configured master keys")]
+    Sealed(#[from] SecretSealError),
+}
+
+impl From<SigningKeyError> for ApiError {
+    fn from(e: SigningKeyError) -> Self {
+        match e {
+            SigningKeyError::Store(e) => e.into(),
+            e @ SigningKeyError::Sealed(_) => Self::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
 impl Keywarden {
     /// Verifies the key and, when the outcome is `VALID`, signs a token for it.
     pub async fn exchange_token(
@@ -141,7 +160,7 @@ impl Keywarden {
 
     /// Reloads the signing keys from the store (other nodes may have rotated) and adds a
     /// new one when the newest is due.
-    pub async fn refresh_signing_keys(&self) -> StoreResult<()> {
+    pub async fn refresh_signing_keys(&self) -> Result<(), SigningKeyError> {
         self.load_signing_keys().await?;
         let now = self.now();
         if self
@@ -169,9 +188,9 @@ impl Keywarden {
         })
     }
 
-    async fn rotate_signing_key(&self, now: UnixMillis) -> StoreResult<()> {
+    async fn rotate_signing_key(&self, now: UnixMillis) -> Result<(), SigningKeyError> {
         let policy = &self.tokens.settings.policy;
-        let key = SigningKeyRecord::generate(now);
+        let key = SigningKeyRecord::generate(now, self.master_keys.as_ref());
         let added = self
             .store
             .rotate_signing_key(&key, policy.rotation_cutoff(now), policy.retire_cutoff(now))
@@ -182,8 +201,10 @@ impl Keywarden {
         self.load_signing_keys().await
     }
 
-    async fn load_signing_keys(&self) -> StoreResult<()> {
-        let ring = SigningKeyRing::new(self.store.signing_keys().await?);
+    /// Reloads the signing keys, opening their seeds: the only place seeds are decrypted.
+    async fn load_signing_keys(&self) -> Result<(), SigningKeyError> {
+        let records = self.store.signing_keys().await?;
+        let ring = SigningKeyRing::open(&records, self.master_keys.as_ref())?;
         *self.tokens.ring.write() = Arc::new(ring);
         Ok(())
     }

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keywarden_core::time::UnixMillis;
-use keywarden_core::webhook::RetryPolicy;
-use keywarden_core::webhook_outbox::{AttemptNext, ClaimedDelivery, DeliveryAttempt};
+use keywarden_core::webhook::{RetryPolicy, WebhookSecret};
+use keywarden_core::webhook_outbox::{
+    AttemptNext, ClaimedDelivery, DeliveryAttempt, WebhookDelivery,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -170,22 +172,22 @@ async fn deliver(
         secret,
     } = claimed;
     let sent_at = service.now();
-    let timestamp = sent_at.as_millis() / 1000;
-    let signature = secret.sign(delivery.id.as_str(), timestamp, delivery.payload.as_bytes());
-    let started = Instant::now();
-    let result = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .header("webhook-id", delivery.id.as_str())
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(delivery.payload.clone())
-        .send()
-        .await;
-    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let (status, error) = match result {
-        Ok(response) => (Some(response.status().as_u16()), None),
-        Err(e) => (None, Some(describe(&e))),
+    let (status, error, duration_ms) = match service.open_webhook_secret(
+        &delivery.workspace_id,
+        &delivery.endpoint_id,
+        &secret,
+    ) {
+        Ok(secret) => send(client, &url, &delivery, &secret, sent_at).await,
+        Err(e) => {
+            // Not sent: a server whose master keys do not open the secret retries later
+            // (another node, or this one once configured right, may send it).
+            tracing::error!(error = %e, delivery_id = %delivery.id, "cannot sign a webhook delivery");
+            (
+                None,
+                Some("the endpoint's secret does not decrypt on this server".into()),
+                0,
+            )
+        }
     };
     let ok = status.is_some_and(|s| (200..300).contains(&s));
     let now = service.now();
@@ -222,6 +224,33 @@ async fn deliver(
     {
         // The lease runs out and the delivery is sent again: at least once, never lost.
         tracing::warn!(error = ?e, delivery_id = %delivery.id, "could not record a webhook attempt");
+    }
+}
+
+/// POSTs one delivery signed with `secret`; returns the status, the failure and the duration.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    delivery: &WebhookDelivery,
+    secret: &WebhookSecret,
+    sent_at: UnixMillis,
+) -> (Option<u16>, Option<String>, i64) {
+    let timestamp = sent_at.as_millis() / 1000;
+    let signature = secret.sign(delivery.id.as_str(), timestamp, delivery.payload.as_bytes());
+    let started = Instant::now();
+    let result = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", delivery.id.as_str())
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(delivery.payload.clone())
+        .send()
+        .await;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    match result {
+        Ok(response) => (Some(response.status().as_u16()), None, duration_ms),
+        Err(e) => (None, Some(describe(&e)), duration_ms),
     }
 }
 

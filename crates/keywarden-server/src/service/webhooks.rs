@@ -34,17 +34,19 @@ impl Keywarden {
         &self,
         caller: &Caller,
         new: NewEndpoint,
-    ) -> Result<WebhookEndpoint, ApiError> {
+    ) -> Result<(WebhookEndpoint, WebhookSecret), ApiError> {
         caller.require_everywhere(ops::CREATE_WEBHOOK_ENDPOINT)?;
         let now = self.now();
+        let id = WebhookEndpointId::generate(now);
+        let secret = WebhookSecret::generate();
         let endpoint = WebhookEndpoint {
-            id: WebhookEndpointId::generate(now),
+            secret: self.seal_webhook_secret(caller.workspace(), &id, &secret),
+            id,
             workspace_id: caller.workspace().clone(),
             url: new.url,
             description: new.description,
             event_types: event_type_set(new.event_types),
             enabled: true,
-            secret: WebhookSecret::generate(),
             created_at: now,
             updated_at: None,
         };
@@ -57,7 +59,7 @@ impl Keywarden {
             .insert_webhook_endpoint(&endpoint, &audit)
             .await?;
         tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
-        Ok(endpoint)
+        Ok((endpoint, secret))
     }
 
     pub async fn webhook_endpoints(
@@ -116,12 +118,13 @@ impl Keywarden {
         caller: &Caller,
         id: &WebhookEndpointId,
     ) -> Result<WebhookSecret, ApiError> {
+        let secret = WebhookSecret::generate();
         let update = EndpointUpdate {
-            secret: Some(WebhookSecret::generate()),
+            secret: Some(self.seal_webhook_secret(caller.workspace(), id, &secret)),
             ..EndpointUpdate::default()
         };
-        let endpoint = self.update_webhook_endpoint(caller, id, update).await?;
-        Ok(endpoint.secret)
+        self.update_webhook_endpoint(caller, id, update).await?;
+        Ok(secret)
     }
 
     pub async fn delete_webhook_endpoint(

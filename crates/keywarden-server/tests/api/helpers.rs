@@ -934,6 +934,31 @@ impl keywarden_core::store::SigningKeyStore for CountingStore {
 }
 
 #[async_trait]
+impl keywarden_core::store::ServerSecretStore for CountingStore {
+    async fn webhook_endpoint_secrets(
+        &self,
+    ) -> StoreResult<Vec<keywarden_core::sealed_secret::EndpointSecret>> {
+        self.inner.webhook_endpoint_secrets().await
+    }
+    async fn reseal_webhook_secret(
+        &self,
+        current: &keywarden_core::sealed_secret::EndpointSecret,
+        sealed: &keywarden_core::sealed_secret::SecretAtRest<
+            keywarden_core::webhook::WebhookSecret,
+        >,
+    ) -> StoreResult<bool> {
+        self.inner.reseal_webhook_secret(current, sealed).await
+    }
+    async fn reseal_signing_seed(
+        &self,
+        current: &keywarden_core::token::SigningKeyRecord,
+        sealed: &keywarden_core::sealed_secret::SecretAtRest<keywarden_core::token::SigningSeed>,
+    ) -> StoreResult<bool> {
+        self.inner.reseal_signing_seed(current, sealed).await
+    }
+}
+
+#[async_trait]
 impl Store for CountingStore {
     async fn flush(&self) -> StoreResult<()> {
         self.inner.flush().await

@@ -26,6 +26,7 @@ mod rbac;
 mod root_keys;
 mod rows;
 mod schema;
+mod server_secrets;
 mod signing_keys;
 mod usage;
 mod webhooks;

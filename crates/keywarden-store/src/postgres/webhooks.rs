@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{DeliveryId, WebhookEndpointId, WorkspaceId};
+use keywarden_core::sealed_secret::SecretAtRest;
 use keywarden_core::store::{Page, PageRequest, StoreResult, WebhookStore};
 use keywarden_core::time::UnixMillis;
-use keywarden_core::webhook::{WebhookEventType, WebhookSecret};
+use keywarden_core::webhook::WebhookEventType;
 use keywarden_core::webhook_outbox::{
     AttemptNext, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
     WebhookDelivery, WebhookEndpoint, WebhookEvent,
@@ -352,7 +353,7 @@ impl WebhookStore for PostgresStore {
                     Ok(ClaimedDelivery {
                         delivery: delivery_from_row(r)?,
                         url: r.try_get(12)?,
-                        secret: WebhookSecret::parse(&secret).map_err(at("secret"))?,
+                        secret: SecretAtRest::from_stored(&secret).map_err(at("secret"))?,
                     })
                 })
                 .collect::<PgResult<Vec<_>>>()

@@ -20,6 +20,7 @@ mod readers;
 mod root_keys;
 mod rows;
 mod schema;
+mod server_secrets;
 mod signing_keys;
 mod usage;
 mod webhooks;

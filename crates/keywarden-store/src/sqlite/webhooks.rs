@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use keywarden_core::audit::AuditEntry;
 use keywarden_core::id::{DeliveryId, WebhookEndpointId, WorkspaceId};
+use keywarden_core::sealed_secret::SecretAtRest;
 use keywarden_core::store::{Page, PageRequest, StoreResult, WebhookStore};
 use keywarden_core::time::UnixMillis;
-use keywarden_core::webhook::{WebhookEventType, WebhookSecret};
+use keywarden_core::webhook::WebhookEventType;
 use keywarden_core::webhook_outbox::{
     AttemptNext, AttemptRecord, ClaimedDelivery, DeliveryAttempt, DeliveryFilter, EndpointUpdate,
     WebhookDelivery, WebhookEndpoint, WebhookEvent,
@@ -319,7 +320,7 @@ impl WebhookStore for SqliteStore {
                     let url: String = r.get(12)?;
                     let secret: String = r.get(13)?;
                     let secret =
-                        WebhookSecret::parse(&secret).map_err(|e| conversion_error(13, e))?;
+                        SecretAtRest::from_stored(&secret).map_err(|e| conversion_error(13, e))?;
                     Ok(ClaimedDelivery {
                         delivery,
                         url,

@@ -4,6 +4,7 @@ use keywarden_core::audit::Actor;
 use keywarden_core::audit::{AuditAction, AuditContext, AuditFilter};
 use keywarden_core::id::WebhookEndpointId;
 use keywarden_core::leak::LeakPolicy;
+use keywarden_core::sealed_secret::SecretAtRest;
 use keywarden_core::webhook::WebhookEventType;
 use keywarden_core::webhook::WebhookSecret;
 use keywarden_core::webhook_outbox::{DeliveryFilter, WebhookEndpoint, WebhookUrl};
@@ -59,7 +60,7 @@ async fn a_flagged_leak_is_audited_and_announced(backend: Backend) {
         description: None,
         event_types: vec![WebhookEventType::KeyLeaked],
         enabled: true,
-        secret: WebhookSecret::generate(),
+        secret: SecretAtRest::Plain(WebhookSecret::generate()),
         created_at: NOW,
         updated_at: None,
     };

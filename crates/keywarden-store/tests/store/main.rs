@@ -44,6 +44,7 @@ mod namespaces;
 mod postgres;
 mod rbac;
 mod root_keys;
+mod server_secrets;
 mod signing_keys;
 mod usage;
 mod webhooks;

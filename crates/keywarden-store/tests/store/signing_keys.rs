@@ -19,7 +19,7 @@ fn at(offset: i64) -> UnixMillis {
 async fn rotation_adds_a_key_only_when_due_and_retires_old_ones(backend: Backend) {
     let f = fixture(backend).await;
     assert!(f.store.signing_keys().await.unwrap().is_empty());
-    let first = SigningKeyRecord::generate(at(0));
+    let first = SigningKeyRecord::generate(at(0), None);
     assert!(
         f.store
             .rotate_signing_key(&first, at(-1), at(-10_000))
@@ -29,21 +29,21 @@ async fn rotation_adds_a_key_only_when_due_and_retires_old_ones(backend: Backend
     assert_eq!(f.store.signing_keys().await.unwrap(), vec![first.clone()]);
 
     // `first` was created after the due time: another rotation is not due yet.
-    let early = SigningKeyRecord::generate(at(50));
+    let early = SigningKeyRecord::generate(at(50), None);
     assert!(
         !f.store
             .rotate_signing_key(&early, at(-1), at(-10_000))
             .await
             .unwrap()
     );
-    let second = SigningKeyRecord::generate(at(100));
+    let second = SigningKeyRecord::generate(at(100), None);
     assert!(
         f.store
             .rotate_signing_key(&second, at(0), at(-10_000))
             .await
             .unwrap()
     );
-    let third = SigningKeyRecord::generate(at(200));
+    let third = SigningKeyRecord::generate(at(200), None);
     // Keys older than the newest key created at or before at(100) (that is `second`) go.
     assert!(
         f.store
@@ -68,7 +68,7 @@ async fn concurrent_rotations_add_one_key(backend: Backend) {
     for _ in 0..4 {
         let store = f.store.clone();
         tasks.push(tokio::spawn(async move {
-            let key = SigningKeyRecord::generate(at(0));
+            let key = SigningKeyRecord::generate(at(0), None);
             store
                 .rotate_signing_key(&key, at(-1), at(-1))
                 .await

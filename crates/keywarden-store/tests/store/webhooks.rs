@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use keywarden_core::audit::{AuditAction, AuditContext};
 use keywarden_core::id::WebhookEndpointId;
+use keywarden_core::sealed_secret::SecretAtRest;
 use keywarden_core::store::StoreError;
 use keywarden_core::time::UnixMillis;
 use keywarden_core::webhook::{WebhookEventType, WebhookSecret};
@@ -30,7 +31,7 @@ fn endpoint(f: &crate::fixture::Fixture, types: Vec<WebhookEventType>) -> Webhoo
         description: None,
         event_types: types,
         enabled: true,
-        secret: WebhookSecret::generate(),
+        secret: SecretAtRest::Plain(WebhookSecret::generate()),
         created_at: NOW,
         updated_at: None,
     }
