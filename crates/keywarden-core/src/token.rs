@@ -466,7 +466,7 @@ mod tests {
         let policy = TokenPolicy::default();
         let day = policy.rotate_every_ms;
         let old = SigningKeyRecord::generate(at(T0), None);
-        let ring = SigningKeyRing::open(&[old.clone()], None).unwrap();
+        let ring = SigningKeyRing::open(std::slice::from_ref(&old), None).unwrap();
         assert_eq!(ring.signer(at(T0 + 1), &policy).unwrap().id(), &old.id);
         assert!(ring.signer(at(T0 + day), &policy).is_none(), "rotation due");
 

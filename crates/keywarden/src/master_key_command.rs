@@ -4,7 +4,7 @@
 use anyhow::{Context as _, bail};
 use keywarden_core::time::{Clock, SystemClock};
 use keywarden_core::vault::{MasterKey, MasterKeyId, MasterKeyring};
-use keywarden_server::service::{Reseal, rotate_master_key, seal_server_secrets};
+use keywarden_server::service::rotate_master_key;
 
 use crate::cli::MasterKeyCommand;
 use crate::config::{self, Config, Overrides};
@@ -86,9 +86,7 @@ pub async fn run(command: MasterKeyCommand) -> anyhow::Result<()> {
                 ring.current().id(),
                 report.current
             );
-            let secrets = seal_server_secrets(store.as_ref(), Some(&ring), Reseal::All)
-                .await
-                .context("re-sealing stopped; running it again continues where it stopped")?;
+            let secrets = report.secrets;
             println!(
                 "{} server secret(s) (token signing keys, webhook secrets) sealed under master \
                  key '{}', {} already were; the other master keys can now be removed",

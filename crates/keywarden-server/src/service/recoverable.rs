@@ -8,10 +8,11 @@
 use keywarden_core::id::{KeyId, WorkspaceId};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::secret::PlaintextKey;
-use keywarden_core::store::{DataKeyStore, StoreResult};
+use keywarden_core::store::{Store, StoreResult};
 use keywarden_core::vault::{DataKey, MasterKeyring, SealedKey, VaultError};
 
 use super::Keywarden;
+use super::server_secrets::{Reseal, SecretReport, ServerSecretError, seal_server_secrets};
 use crate::error::ApiError;
 
 /// Why the configured master keys do not fit the store (checked at startup).
@@ -24,6 +25,8 @@ pub enum MasterKeyCheckError {
          master key(s) they were wrapped with"
     )]
     Vault(#[source] VaultError),
+    #[error("could not re-seal the server secrets")]
+    Secrets(#[source] ServerSecretError),
 }
 
 fn recoverable_unavailable() -> ApiError {
@@ -122,14 +125,18 @@ pub struct RotationReport {
     pub rewrapped: usize,
     /// Data keys that already were.
     pub current: usize,
+    /// The server secrets (token signing seeds, webhook secrets), sealed under the current
+    /// master key as well.
+    pub secrets: SecretReport,
 }
 
-/// Re-wraps every workspace's data key under the current (first) master key of `ring`, so
-/// the older master keys can then be removed from the configuration. Keys themselves are not
-/// touched: they stay sealed under the same data keys. Safe to run again, and while servers
-/// run (they read the data key on each use).
+/// Re-wraps every workspace's data key, and re-seals every server secret, under the current
+/// (first) master key of `ring`, so the older master keys can then be removed from the
+/// configuration. Keys themselves are not touched: they stay sealed under the same data keys.
+/// Safe to run again, and while servers run (they read the data key on each use, and reload
+/// signing keys regularly).
 pub async fn rotate_master_key(
-    store: &dyn DataKeyStore,
+    store: &dyn Store,
     ring: &MasterKeyring,
 ) -> Result<RotationReport, MasterKeyCheckError> {
     let mut report = RotationReport::default();
@@ -149,5 +156,8 @@ pub async fn rotate_master_key(
             None => report.current += 1,
         }
     }
+    report.secrets = seal_server_secrets(store, Some(ring), Reseal::All)
+        .await
+        .map_err(MasterKeyCheckError::Secrets)?;
     Ok(report)
 }

@@ -28,6 +28,7 @@ mod redis_limiter;
 mod refill;
 mod reroll;
 mod root_keys;
+mod server_secrets;
 mod tls;
 mod tokens;
 mod usage;

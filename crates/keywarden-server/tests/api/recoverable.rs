@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use keywarden_core::store::Store as _;
 use keywarden_core::vault::{MasterKey, MasterKeyId, MasterKeyring};
-use keywarden_server::service::{RotationReport, rotate_master_key};
+use keywarden_server::service::{RotationReport, SecretReport, rotate_master_key};
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestClock, spawn_app_with, try_spawn_app_with};
@@ -171,23 +171,35 @@ async fn without_a_master_key_recoverable_keys_are_a_precondition_failure() {
     let storage = Arc::new(crate::backend::TestStorage::create(crate::BACKEND).await);
     let with_keys = spawn_with_keys(Arc::clone(&storage), ring(&[&master_key("mk1")])).await;
     let api = with_keys.create_api("later").await;
-    let (key_id, _) = with_keys
+    with_keys
         .create_key(&api, json!({ "recoverable": true }))
         .await;
     with_keys.stop().await;
 
-    // The same store served without master keys: no sealing, no opening, everything else
-    // as usual.
-    let app = spawn_app_with(storage, TestClock::START, |_| {}).await;
+    // The same store served without master keys: its token signing key is sealed too, so
+    // the server refuses to start, naming the master key it needs.
+    let refused = try_spawn_app_with(Arc::clone(&storage), TestClock::START, |_| {}).await;
+    let message = format!(
+        "{:#}",
+        refused.err().expect("sealed secrets need master keys")
+    );
+    assert!(message.contains("master key 'mk1'"), "{message}");
+
+    // A store that never had master keys: no sealing, no opening, everything else as usual.
+    let app = spawn_app_with(
+        Arc::new(crate::backend::TestStorage::create(crate::BACKEND).await),
+        TestClock::START,
+        |_| {},
+    )
+    .await;
+    let api = app.create_api("plain").await;
     app.call(
         "keys.createKey",
         json!({ "apiId": api, "recoverable": true }),
     )
     .await
     .err(412);
-    decrypted(&app, crate::helpers::ROOT_KEY, &key_id)
-        .await
-        .err(412);
+    let (key_id, _) = app.create_key(&api, json!({})).await;
     app.call("keys.getKey", json!({ "keyId": key_id }))
         .await
         .ok();
@@ -247,20 +259,20 @@ async fn master_key_rotation_keeps_keys_readable_without_the_old_key() {
         key.as_str()
     );
     // Step 2: re-wrap every data key under the new master key (twice: it is idempotent).
+    // The server secrets (here the token signing key) are re-sealed with them.
     let report = rotate_master_key(app.store.as_ref(), &both).await.unwrap();
-    assert_eq!(
-        report,
-        RotationReport {
-            rewrapped: 1,
-            current: 0
-        }
-    );
+    assert_eq!((report.rewrapped, report.current), (1, 0));
+    assert_eq!((report.secrets.resealed, report.secrets.current), (1, 0));
     let again = rotate_master_key(app.store.as_ref(), &both).await.unwrap();
     assert_eq!(
         again,
         RotationReport {
             rewrapped: 0,
-            current: 1
+            current: 1,
+            secrets: SecretReport {
+                current: 1,
+                ..SecretReport::default()
+            },
         }
     );
     app.stop().await;

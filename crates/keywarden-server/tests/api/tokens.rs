@@ -35,7 +35,7 @@ async fn exchange(app: &TestApp, body: Value) -> Value {
 
 /// Checks the token's signature against the JWKS as any JWT library would and returns its
 /// claims. The test clock is not the wall clock, so `exp` is checked by the tests.
-async fn claims_of(app: &TestApp, token: &str) -> Value {
+pub async fn claims_of(app: &TestApp, token: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
     let set = jwks(app).await;

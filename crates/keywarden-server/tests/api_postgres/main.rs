@@ -56,6 +56,8 @@ mod refill;
 mod reroll;
 #[path = "../api/root_keys.rs"]
 mod root_keys;
+#[path = "../api/server_secrets.rs"]
+mod server_secrets;
 #[path = "../api/tls.rs"]
 mod tls;
 #[path = "../api/tokens.rs"]
