@@ -1,6 +1,7 @@
 //! Master keys as an operator uses them: generated with the CLI, given in
-//! `KEYWARDEN_MASTER_KEYS`, rotated with `keywarden master-key rotate`, and refused at startup
-//! when they do not open the store's data keys.
+//! `KEYWARDEN_MASTER_KEYS`, rotated with `keywarden master-key rotate` (data keys and server
+//! secrets alike), and refused at startup when they do not open the store's data keys or
+//! sealed server secrets.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Launch, ROOT_KEY, ServerProcess, binary, call};
+use common::{Launch, ROOT_KEY, ServerProcess, binary, call, http_client};
 use serde_json::json;
 
 fn generate(id: &str) -> String {
@@ -31,7 +32,7 @@ fn start(dir: &Path, master_keys: &str) -> ServerProcess {
 
 async fn plaintext_of(server: &ServerProcess, key_id: &str) -> String {
     let (status, body) = call(
-        &reqwest::Client::new(),
+        &http_client(),
         server,
         ROOT_KEY,
         "keys.getKey",
@@ -42,14 +43,52 @@ async fn plaintext_of(server: &ServerProcess, key_id: &str) -> String {
     body["data"]["plaintext"].as_str().unwrap().to_owned()
 }
 
-/// Runs `keywarden serve` expecting it to refuse to start; returns its stderr.
+/// The key ids the server publishes for its tokens.
+async fn published_kids(server: &ServerProcess) -> Vec<String> {
+    let jwks: serde_json::Value = http_client()
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Exchanges `key` for a token; returns the token.
+async fn token_for(server: &ServerProcess, key: &str) -> String {
+    let (status, body) = call(
+        &http_client(),
+        server,
+        ROOT_KEY,
+        "keys.exchangeToken",
+        json!({ "key": key }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["token"].as_str().unwrap().to_owned()
+}
+
+/// Runs `keywarden serve` expecting it to refuse to start; returns its stderr. An empty
+/// `master_keys` means none.
 fn refused_start(dir: &Path, master_keys: &str) -> String {
-    let mut child = Command::new(binary())
+    let mut command = Command::new(binary());
+    command
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("KEYWARDEN_DATABASE_URL")
-        .env("KEYWARDEN_BOOTSTRAP_ROOT_KEY", ROOT_KEY)
-        .env("KEYWARDEN_MASTER_KEYS", master_keys)
+        .env_remove("KEYWARDEN_MASTER_KEYS")
+        .env("KEYWARDEN_BOOTSTRAP_ROOT_KEY", ROOT_KEY);
+    if !master_keys.is_empty() {
+        command.env("KEYWARDEN_MASTER_KEYS", master_keys);
+    }
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -77,7 +116,7 @@ async fn rotation_with_the_cli_retires_the_old_master_key() {
     let (old, new) = (generate("old"), generate("new"));
 
     let mut server = start(dir.path(), &old);
-    let client = reqwest::Client::new();
+    let client = http_client();
     let (_, api) = call(
         &client,
         &server,
@@ -98,6 +137,18 @@ async fn rotation_with_the_cli_retires_the_old_master_key() {
     assert_eq!(status, 200, "{created}");
     let key_id = created["data"]["keyId"].as_str().unwrap().to_owned();
     let key = created["data"]["key"].as_str().unwrap().to_owned();
+    // Server secrets: the token signing key made at startup, and a webhook endpoint's secret.
+    let (status, endpoint) = call(
+        &client,
+        &server,
+        ROOT_KEY,
+        "webhooks.createEndpoint",
+        json!({ "url": "http://127.0.0.1:9/hook", "eventTypes": ["key.deleted"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{endpoint}");
+    token_for(&server, &key).await;
+    let kids = published_kids(&server).await;
     assert!(server.terminate().success());
 
     let rotate = Command::new(binary())
@@ -117,6 +168,13 @@ async fn rotation_with_the_cli_retires_the_old_master_key() {
         printed.contains("1 data key(s) re-wrapped under master key 'new'"),
         "{printed}"
     );
+    assert!(
+        printed.contains(
+            "2 server secret(s) (token signing keys, webhook secrets) sealed under master key \
+             'new'"
+        ),
+        "{printed}"
+    );
     for material in [&old, &new] {
         let secret = material.split_once(':').unwrap().1;
         assert!(!printed.contains(secret));
@@ -124,6 +182,9 @@ async fn rotation_with_the_cli_retires_the_old_master_key() {
 
     let mut server = start(dir.path(), &new);
     assert_eq!(plaintext_of(&server, &key_id).await, key);
+    // The same signing key, opened with the new master key alone, still signs.
+    assert_eq!(published_kids(&server).await, kids);
+    token_for(&server, &key).await;
     assert!(server.terminate().success());
 
     // The retired key alone, or another key under the current id: refused at startup, with
@@ -149,4 +210,54 @@ fn malformed_master_keys_are_refused_without_being_quoted() {
     );
     assert!(stderr.contains("mk1"), "{stderr}");
     assert!(!stderr.contains(secretish), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_server_secrets_are_announced_and_sealed_once_master_keys_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(Launch {
+        dir: dir.path(),
+        bootstrap_key: Some(ROOT_KEY),
+        extra_args: &[],
+        envs: &[],
+    });
+    let (status, endpoint) = call(
+        &http_client(),
+        &server,
+        ROOT_KEY,
+        "webhooks.createEndpoint",
+        json!({ "url": "http://127.0.0.1:9/hook", "eventTypes": ["key.deleted"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{endpoint}");
+    let secret = endpoint["data"]["secret"].as_str().unwrap().to_owned();
+    assert!(server.terminate().success());
+    let output = format!(
+        "{}\n{}",
+        server.stderr_text(),
+        server.stdout.lock().unwrap().join("\n")
+    );
+    assert!(output.contains("stored in plaintext"), "{output}");
+    let db = || {
+        let mut bytes = std::fs::read(dir.path().join("keywarden.db")).unwrap();
+        bytes.extend(std::fs::read(dir.path().join("keywarden.db-wal")).unwrap_or_default());
+        bytes
+    };
+    let holds = |bytes: &[u8], text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(
+        holds(&db(), &secret),
+        "without master keys the secret is plaintext"
+    );
+
+    // Master keys configured: the startup seals what was plaintext.
+    let key = generate("mk1");
+    let mut server = start(dir.path(), &key);
+    let output = server.stderr_text() + &server.stdout.lock().unwrap().join("\n");
+    assert!(!output.contains("stored in plaintext"), "{output}");
+    assert!(server.terminate().success());
+
+    // Now sealed: a server without master keys refuses to start, naming the one it needs.
+    let stderr = refused_start(dir.path(), "");
+    assert!(stderr.contains("master key 'mk1'"), "{stderr}");
+    assert!(!stderr.contains(key.split_once(':').unwrap().1), "{stderr}");
 }
