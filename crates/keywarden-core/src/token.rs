@@ -385,6 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_seed_opens_to_the_same_key_pair_and_never_prints() {
+        use crate::vault::{MasterKey, MasterKeyId};
+        let entry = MasterKey::generate(MasterKeyId::parse("mk1").unwrap()).expose_config_entry();
+        let keys = MasterKeyring::parse(&entry).unwrap();
+        let sealed = SigningKeyRecord::generate(at(T0), Some(&keys));
+        let stored = sealed.seed.to_stored();
+        assert!(stored.starts_with("sealed:v1:mk1:"), "{stored}");
+        let seed = sealed.seed.open(&sealed.owner(), Some(&keys)).unwrap();
+        let plain = SigningKeyRecord {
+            seed: SecretAtRest::Plain(seed.clone()),
+            ..sealed.clone()
+        };
+        assert_eq!(
+            SigningKey::open(&sealed, Some(&keys)).unwrap().jwk(),
+            SigningKey::open(&plain, None).unwrap().jwk()
+        );
+        assert!(SigningKey::open(&sealed, None).is_err());
+        assert!(!format!("{sealed:?}").contains(&seed.to_stored()));
+        assert!(!format!("{sealed:?}").contains(stored.rsplit_once(':').unwrap().1));
+    }
+
+    #[test]
     fn tokens_are_three_base64url_parts_with_the_kid_in_the_header() {
         let key = SigningKey::open(&SigningKeyRecord::generate(at(T0), None), None).unwrap();
         let claims = TokenClaims {
