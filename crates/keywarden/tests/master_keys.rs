@@ -252,6 +252,9 @@ async fn plaintext_server_secrets_are_announced_and_sealed_once_master_keys_come
     // Master keys configured: the startup seals what was plaintext.
     let key = generate("mk1");
     let mut server = start(dir.path(), &key);
+    // Serving, with the signing key it made before (a request also lets the server finish
+    // installing its signal handler before the SIGTERM below).
+    assert_eq!(published_kids(&server).await.len(), 1);
     let output = server.stderr_text() + &server.stdout.lock().unwrap().join("\n");
     assert!(!output.contains("stored in plaintext"), "{output}");
     assert!(server.terminate().success());
