@@ -9,6 +9,7 @@ use crate::key_format::{ByteLength, IssuedKey, KeyPrefix};
 use crate::meta::Meta;
 use crate::named_limit::{LimitSpec, NamedLimit, replace_by_name};
 use crate::rbac::{Permission, Role};
+use crate::restriction::Restrictions;
 use crate::text::KeyName;
 use crate::time::UnixMillis;
 
@@ -51,6 +52,11 @@ pub struct KeyRecord {
     /// presented after its grace ended is then known to be an old copy.
     pub rotated_to: Option<KeyId>,
     pub replaced_at: Option<UnixMillis>,
+    /// Where the key may be used from.
+    pub restrictions: Option<Restrictions>,
+    /// The restrictions of the key's API, as they were when the key was read; never written
+    /// with the key.
+    pub api_restrictions: Option<Restrictions>,
 }
 
 /// A field of a partial update: leave it, clear it (`null` on the wire), or set it.
@@ -87,6 +93,7 @@ pub struct KeyUpdate {
     pub permissions: Option<Vec<Permission>>,
     /// Replaces the roles (resolved beforehand).
     pub roles: Option<Vec<Role>>,
+    pub restrictions: Patch<Restrictions>,
 }
 
 /// Why an update cannot be applied to a key.
@@ -122,6 +129,7 @@ impl KeyRecord {
         apply_patch(&mut self.meta, update.meta);
         apply_patch(&mut self.expires, update.expires);
         apply_patch(&mut self.identity, update.identity);
+        apply_patch(&mut self.restrictions, update.restrictions);
         if let Some(limits) = update.ratelimits {
             self.ratelimits = replace_by_name(&self.ratelimits, limits, now);
         }
@@ -211,6 +219,8 @@ impl KeyRecord {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            restrictions: self.restrictions.clone(),
+            api_restrictions: self.api_restrictions.clone(),
         }
     }
 }
@@ -294,6 +304,8 @@ mod tests {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            restrictions: None,
+            api_restrictions: None,
         }
     }
 

@@ -32,3 +32,5 @@ pub mod verify_limits;
 pub mod webhook;
 pub mod webhook_outbox;
 pub mod workspace;
+pub mod key_lifetime;
+pub mod restriction;

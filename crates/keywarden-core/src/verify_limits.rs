@@ -173,6 +173,8 @@ mod tests {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            restrictions: None,
+            api_restrictions: None,
         }
     }
 

@@ -101,6 +101,8 @@ async fn main() {
             deleted_at: None,
             last_used: None,
             replaced_at: None,
+            restrictions: None,
+            api_restrictions: None,
             rotated_to: None,
         };
         // Each write has an audit entry of its own.

@@ -178,6 +178,8 @@ impl Keywarden {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
+            restrictions: None,
+            api_restrictions: None,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -479,6 +481,8 @@ impl Keywarden {
                 last_used: None,
                 rotated_to: None,
                 replaced_at: None,
+                restrictions: None,
+                api_restrictions: None,
             });
             hashes.push(key.hash);
         }

@@ -86,6 +86,8 @@ pub fn key_in(
         last_used: None,
         rotated_to: None,
         replaced_at: None,
+        restrictions: None,
+        api_restrictions: None,
     }
 }
 
