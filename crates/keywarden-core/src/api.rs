@@ -52,7 +52,10 @@ impl Api {
             Patch::Set(l) => Some(l),
         };
         let lifetime = KeyLifetime::new(
-            patched(self.key_lifetime.default_lifetime(), update.default_key_lifetime),
+            patched(
+                self.key_lifetime.default_lifetime(),
+                update.default_key_lifetime,
+            ),
             patched(self.key_lifetime.max_lifetime(), update.max_key_lifetime),
         )?;
         self.key_lifetime = lifetime;

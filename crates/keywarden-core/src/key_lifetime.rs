@@ -42,7 +42,9 @@ pub enum LifetimeError {
          (now + maximum)"
     )]
     BeyondMax { max: i64, latest: i64 },
-    #[error("this API's keys must expire (maximum key lifetime {max} ms); expiry cannot be removed")]
+    #[error(
+        "this API's keys must expire (maximum key lifetime {max} ms); expiry cannot be removed"
+    )]
     MustExpire { max: i64 },
 }
 
@@ -162,13 +164,19 @@ mod tests {
             p.for_new_key(Some(edge.plus_millis(1)), now()),
             Err(LifetimeError::BeyondMax { max: DAY, .. })
         ));
-        assert!(p.check_update(&Patch::Set(edge.plus_millis(1)), now()).is_err());
+        assert!(
+            p.check_update(&Patch::Set(edge.plus_millis(1)), now())
+                .is_err()
+        );
         assert_eq!(
             p.check_update(&Patch::Clear, now()),
             Err(LifetimeError::MustExpire { max: DAY })
         );
         assert_eq!(p.check_update(&Patch::Keep, now()), Ok(()));
-        assert_eq!(KeyLifetime::default().check_update(&Patch::Clear, now()), Ok(()));
+        assert_eq!(
+            KeyLifetime::default().check_update(&Patch::Clear, now()),
+            Ok(())
+        );
     }
 
     #[test]

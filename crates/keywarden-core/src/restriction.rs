@@ -116,9 +116,7 @@ fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
 /// An IPv4-mapped IPv6 address as the IPv4 address it carries; any other address as is.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -284,10 +282,12 @@ impl Restrictions {
         }
         dedup(&mut allowed_ips);
         dedup(&mut allowed_origins);
-        Ok((!allowed_ips.is_empty() || !allowed_origins.is_empty()).then_some(Self {
-            allowed_ips,
-            allowed_origins,
-        }))
+        Ok(
+            (!allowed_ips.is_empty() || !allowed_origins.is_empty()).then_some(Self {
+                allowed_ips,
+                allowed_origins,
+            }),
+        )
     }
 
     pub fn allowed_ips(&self) -> &[IpNetwork] {
@@ -310,9 +310,10 @@ impl Restrictions {
             return Err(Refusal::Address);
         }
         if !self.allowed_origins.is_empty()
-            && !site.origin.as_ref().is_some_and(|origin| {
-                self.allowed_origins.iter().any(|p| p.matches(origin))
-            })
+            && !site
+                .origin
+                .as_ref()
+                .is_some_and(|origin| self.allowed_origins.iter().any(|p| p.matches(origin)))
         {
             return Err(Refusal::Origin);
         }
@@ -382,7 +383,15 @@ mod tests {
             IpNetwork::parse("10.0.0.0/33"),
             Err(RestrictionError::PrefixTooLong { max: 32 })
         );
-        for bad in ["", "10.0.0", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8", "host", "::/129x"] {
+        for bad in [
+            "",
+            "10.0.0",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/+8",
+            "host",
+            "::/129x",
+        ] {
             assert!(IpNetwork::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -407,7 +416,11 @@ mod tests {
         assert!(port.matches(&site("http://localhost:3000")));
         assert!(!port.matches(&site("http://localhost:3001")));
         assert!(!port.matches(&site("http://localhost")));
-        assert!(OriginPattern::parse("[::1]:8080").unwrap().matches(&site("http://[::1]:8080/")));
+        assert!(
+            OriginPattern::parse("[::1]:8080")
+                .unwrap()
+                .matches(&site("http://[::1]:8080/"))
+        );
     }
 
     #[test]

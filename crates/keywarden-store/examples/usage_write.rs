@@ -73,6 +73,8 @@ async fn main() {
         default_byte_length: ByteLength::DEFAULT,
         delete_protection: false,
         created_at: now,
+        restrictions: None,
+        key_lifetime: Default::default(),
     };
     store.insert_api(&api, &audit).await.expect("api");
     let mut keys = Vec::with_capacity(KEYS);

@@ -35,7 +35,8 @@ macro_rules! lockable {
 }
 pub(super) use lockable;
 
-/// Selects keys (as `k`) with the identity each belongs to (as `i`), in the column order
+/// Selects keys (as `k`) with the identity each belongs to (as `i`) and their API's
+/// restrictions (from `a`), in the column order
 /// [`key_from_row`] reads.
 macro_rules! key_select {
     () => {
@@ -43,8 +44,10 @@ macro_rules! key_select {
          k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
          k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, \
          k.deleted_at, k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, \
-         i.created_at, i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to \
-         FROM keys k LEFT JOIN identities i ON i.id = k.identity_id"
+         i.created_at, i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to, \
+         k.restrictions, a.restrictions \
+         FROM keys k LEFT JOIN identities i ON i.id = k.identity_id \
+         LEFT JOIN apis a ON a.id = k.api_id"
     };
 }
 pub(super) use key_select;
@@ -81,7 +84,7 @@ pub(super) use root_key_columns;
 macro_rules! api_columns {
     () => {
         "id, workspace_id, name, default_prefix, default_byte_length, delete_protection, \
-         created_at"
+         created_at, restrictions, default_key_lifetime_ms, max_key_lifetime_ms"
     };
 }
 pub(super) use api_columns;
@@ -184,6 +187,8 @@ pub(super) fn key_from_row(row: &PgRow) -> PgResult<KeyRecord> {
         last_used_at: row.try_get(KEY_LAST_USED_AT)?,
         replaced_at: row.try_get(KEY_LAST_USED_AT + 1)?,
         rotated_to: row.try_get(KEY_LAST_USED_AT + 2)?,
+        restrictions: row.try_get(KEY_LAST_USED_AT + 3)?,
+        api_restrictions: row.try_get(KEY_LAST_USED_AT + 4)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
@@ -218,6 +223,9 @@ pub(super) fn api_from_row(row: &PgRow) -> PgResult<Api> {
         default_byte_length: row.try_get(4)?,
         delete_protection: row.try_get(5)?,
         created_at: row.try_get(6)?,
+        restrictions: row.try_get(7)?,
+        default_key_lifetime_ms: row.try_get(8)?,
+        max_key_lifetime_ms: row.try_get(9)?,
     };
     Ok(stored.into_api()?)
 }

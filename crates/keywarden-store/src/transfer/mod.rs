@@ -88,6 +88,9 @@ pub static TABLES: &[Table] = &[
             ("delete_protection", Flag),
             ("created_at", Int),
             ("deleted_at", Int),
+            ("restrictions", Text),
+            ("default_key_lifetime_ms", Int),
+            ("max_key_lifetime_ms", Int),
         ],
     },
     Table {
@@ -129,6 +132,7 @@ pub static TABLES: &[Table] = &[
             ("last_used_at", Int),
             ("replaced_at", Int),
             ("rotated_to", Text),
+            ("restrictions", Text),
         ],
     },
     Table {

@@ -108,6 +108,8 @@ pub fn api_in(workspace: &WorkspaceId) -> Api {
         default_byte_length: ByteLength::DEFAULT,
         delete_protection: false,
         created_at: NOW,
+        restrictions: None,
+        key_lifetime: Default::default(),
     }
 }
 

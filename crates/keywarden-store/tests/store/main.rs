@@ -41,6 +41,7 @@ mod keys;
 mod namespaces;
 mod postgres;
 mod rbac;
+mod restrictions;
 mod root_keys;
 mod usage;
 mod webhooks;
