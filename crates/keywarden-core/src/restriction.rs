@@ -298,6 +298,16 @@ impl Restrictions {
         &self.allowed_origins
     }
 
+    /// The wire and stored form: `{"allowedIps": [...], "allowedOrigins": [...]}`, each
+    /// entry canonical.
+    pub fn to_json(&self) -> serde_json::Value {
+        let text = |items: &mut dyn Iterator<Item = String>| -> Vec<String> { items.collect() };
+        serde_json::json!({
+            "allowedIps": text(&mut self.allowed_ips.iter().map(ToString::to_string)),
+            "allowedOrigins": text(&mut self.allowed_origins.iter().map(ToString::to_string)),
+        })
+    }
+
     /// Whether a call from `site` may use the key. Fails closed: with an address list, a call
     /// whose address is unknown is refused; with an origin list, so is a call that names no
     /// origin (a server-side call of a browser-only key).

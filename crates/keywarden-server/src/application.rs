@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use keywarden_core::change::FeedEvent;
+use keywarden_core::restriction::IpNetwork;
 use keywarden_core::time::Clock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -28,6 +29,9 @@ pub struct ServerSettings {
     pub root_key_poll: Duration,
     /// The webhook delivery worker.
     pub webhooks: WebhookSettings,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers); from
+    /// any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 impl Default for ServerSettings {
@@ -37,6 +41,7 @@ impl Default for ServerSettings {
             service: ServiceSettings::default(),
             root_key_poll: Duration::from_secs(1),
             webhooks: WebhookSettings::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -120,6 +125,7 @@ impl Application {
             requests: Arc::new(http::RequestMetrics::new(Arc::clone(&metrics))),
             metrics,
             webhooks,
+            trusted_proxies: self.settings.trusted_proxies.clone().into(),
         });
         tracing::info!(address = %self.local_addr(), "listening");
         let served = axum::serve(

@@ -81,13 +81,7 @@ fn decode_meta(column: &'static str, meta: Option<&str>) -> Result<Option<Meta>,
 /// Restrictions as a JSON object `{"allowedIps": [...], "allowedOrigins": [...]}`, each entry
 /// in its canonical text form.
 fn encode_restrictions(r: Option<&Restrictions>) -> Option<String> {
-    r.map(|r| {
-        serde_json::json!({
-            "allowedIps": r.allowed_ips().iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "allowedOrigins": r.allowed_origins().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        })
-        .to_string()
-    })
+    r.map(|r| r.to_json().to_string())
 }
 
 fn decode_restrictions(

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use keywarden_core::anomaly::AnomalySettings;
+use keywarden_core::restriction::IpNetwork;
 use keywarden_server::service::{AnomalyDetection, UsageSettings};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,9 @@ pub struct Config {
     pub anomaly_cooldown_ms: i64,
     /// Baselines of keys unused for this long are forgotten.
     pub anomaly_idle_ms: i64,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client;
+    /// from any other peer the header is ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -113,11 +117,23 @@ impl Default for Config {
             anomaly_credits_low_absolute: a.credits_low_absolute,
             anomaly_cooldown_ms: a.cooldown_ms,
             anomaly_idle_ms: a.idle_ms,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl Config {
+    /// The trusted proxies as networks, refusing entries that are not addresses or networks.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<IpNetwork>> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                IpNetwork::parse(entry.trim())
+                    .map_err(|e| anyhow::anyhow!("trusted_proxies: {entry:?} {e}"))
+            })
+            .collect()
+    }
+
     /// The anomaly detection settings, refusing thresholds that cannot work.
     pub fn anomalies(&self) -> anyhow::Result<AnomalyDetection> {
         if self.anomaly_queue_capacity == 0 {
@@ -220,6 +236,7 @@ const ENV_SETTINGS: &[&str] = &[
     "anomaly_credits_low_absolute",
     "anomaly_cooldown_ms",
     "anomaly_idle_ms",
+    "trusted_proxies",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -371,5 +388,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kw.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let config = load(Some(&file), Overrides::default()).unwrap();
+        let proxies = config.trusted_proxies().unwrap();
+        assert_eq!(
+            proxies,
+            [
+                IpNetwork::parse("10.0.0.0/8").unwrap(),
+                IpNetwork::parse("::1").unwrap()
+            ]
+        );
+        assert!(Config::default().trusted_proxies().unwrap().is_empty());
+        let bad = Config {
+            trusted_proxies: vec!["10.0.0.1/8".into()],
+            ..Config::default()
+        };
+        let err = bad.trusted_proxies().unwrap_err().to_string();
+        assert!(err.contains("10.0.0.0/8"), "{err}");
     }
 }

@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     logging::init(config.log_format);
     let usage = config.usage()?;
     let anomalies = config.anomalies()?;
+    let trusted_proxies = config.trusted_proxies()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -64,6 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             expiring_horizon: Duration::from_secs(config.webhook_expiring_horizon_secs),
             ..WebhookSettings::default()
         },
+        trusted_proxies,
         ..ServerSettings::default()
     };
     let app = Application::build(settings, backends, clock).await?;

@@ -156,3 +156,22 @@ mod tests {
         assert!(!has_nul_escape(br#"{"name":"trailing \"}"#));
     }
 }
+
+/// The request's `Origin` header, or else its `Referer`, unparsed: what browser-key
+/// restrictions check. Taking the value is a reference-count increment; it is parsed only
+/// for keys that have origin restrictions.
+pub struct BrowserOrigin(pub Option<axum::http::HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for BrowserOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        Ok(Self(
+            headers
+                .get(axum::http::header::ORIGIN)
+                .or_else(|| headers.get(axum::http::header::REFERER))
+                .cloned(),
+        ))
+    }
+}

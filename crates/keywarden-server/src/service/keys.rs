@@ -10,9 +10,11 @@ use keywarden_core::identity::ExternalId;
 use keywarden_core::key::{KeyRecord, KeyUpdate, Patch, expiry_after_rotation};
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::key_format::{self, ByteLength, KeyPrefix};
+use keywarden_core::key_lifetime::LifetimeError;
 use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{LimitSpec, replace_by_name};
 use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::restriction::Restrictions;
 use keywarden_core::root_key::ops;
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::ImportOutcome;
@@ -50,6 +52,8 @@ pub struct NewKey {
     pub permissions: Vec<PermissionSlug>,
     /// Must exist.
     pub roles: Vec<RoleName>,
+    /// Keywarden extension: where the key may be used from.
+    pub restrictions: Option<Restrictions>,
 }
 
 /// Replacements for what a key holds, as `keys.updateKey` asks for them (resolved to
@@ -109,6 +113,11 @@ fn credits_of(new: Option<NewCredits>, now: UnixMillis) -> Result<Option<Credits
         .map_err(|e| ApiError::invalid_field("body.credits.remaining", e.to_string()))
 }
 
+/// An expiry the API's policy does not allow: the request's fault.
+fn lifetime_error(e: LifetimeError) -> ApiError {
+    ApiError::invalid_field("body.expires", e.to_string())
+}
+
 fn change_error(e: KeyChangeError) -> ApiError {
     match e {
         KeyChangeError::NotFound => ApiError::key_not_found(),
@@ -152,6 +161,10 @@ impl Keywarden {
             None => None,
         };
         let now = self.now();
+        let expires = api
+            .key_lifetime
+            .for_new_key(new.expires, now)
+            .map_err(lifetime_error)?;
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
         let issued = key_format::generate(prefix.as_ref(), byte_length);
@@ -166,7 +179,7 @@ impl Keywarden {
             name: new.name,
             meta: new.meta,
             enabled: new.enabled,
-            expires: new.expires,
+            expires,
             credits: credits_of(new.credits, now)?,
             identity,
             ratelimits: replace_by_name(&[], new.ratelimits, now),
@@ -178,8 +191,8 @@ impl Keywarden {
             last_used: None,
             rotated_to: None,
             replaced_at: None,
-            restrictions: None,
-            api_restrictions: None,
+            restrictions: new.restrictions,
+            api_restrictions: api.restrictions,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -294,7 +307,17 @@ impl Keywarden {
         external_id: Patch<ExternalId>,
         access: AccessUpdate,
     ) -> Result<(), ApiError> {
-        self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        let key = self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        if update.expires != Patch::Keep {
+            let api = self
+                .store
+                .api(caller.workspace(), &key.api_id)
+                .await?
+                .ok_or_else(ApiError::key_not_found)?;
+            api.key_lifetime
+                .check_update(&update.expires, self.now())
+                .map_err(lifetime_error)?;
+        }
         (update.permissions, update.roles) = self
             .resolve_access(caller, access.permissions, access.roles)
             .await?;
@@ -368,17 +391,17 @@ impl Keywarden {
         grace_ms: i64,
     ) -> Result<CreatedKey, ApiError> {
         let old = self.reachable_key(caller, id, ops::CREATE_KEY).await?;
-        let prefix = match &old.prefix {
-            Some(prefix) => Some(prefix.clone()),
-            None => self
-                .store
-                .api(caller.workspace(), &old.api_id)
-                .await?
-                .and_then(|api| api.default_prefix),
-        };
+        let api = self
+            .store
+            .api(caller.workspace(), &old.api_id)
+            .await?
+            .ok_or_else(ApiError::key_not_found)?;
+        let prefix = old.prefix.clone().or(api.default_prefix);
         let now = self.now();
         let issued = key_format::generate(prefix.as_ref(), old.byte_length);
-        let new = old.rotated(KeyId::generate(now), prefix, &issued, now);
+        let mut new = old.rotated(KeyId::generate(now), prefix, &issued, now);
+        // The caller did not choose this expiry, so it is clamped, not refused.
+        new.expires = api.key_lifetime.for_rerolled_key(new.expires, now);
         let old_expires = expiry_after_rotation(old.expires, now, grace_ms);
         let audit = caller
             .audit(now, AuditAction::KeyReroll)

@@ -190,6 +190,7 @@ pub async fn spawn_app_with(
             expiring_every: std::time::Duration::from_millis(50),
             ..keywarden_server::service::WebhookSettings::default()
         },
+        trusted_proxies: Vec::new(),
     };
     adjust(&mut settings);
     let app = Application::build(
@@ -501,6 +502,15 @@ impl ApiStore for CountingStore {
         audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
         self.inner.delete_api(workspace, id, now, audit).await
+    }
+    async fn update_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        update: keywarden_core::api::ApiUpdate,
+        audit: &AuditEntry,
+    ) -> StoreResult<Result<Api, keywarden_core::api::ApiUpdateError>> {
+        self.inner.update_api(workspace, id, update, audit).await
     }
 }
 
