@@ -142,21 +142,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::has_nul_escape;
-
-    #[test]
-    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
-        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
-        assert!(has_nul_escape(br#"{"name":"\\\u0000"}"#));
-        assert!(!has_nul_escape(br#"{"name":"\\u0000"}"#));
-        assert!(!has_nul_escape(br#"{"name":"\u0001 plain"}"#));
-        assert!(!has_nul_escape(br#"{"name":"no escapes at all"}"#));
-        assert!(!has_nul_escape(br#"{"name":"trailing \"}"#));
-    }
-}
-
 /// The request's `Origin` header, or else its `Referer`, unparsed: what browser-key
 /// restrictions check. Taking the value is a reference-count increment; it is parsed only
 /// for keys that have origin restrictions.
@@ -173,5 +158,20 @@ impl<S: Send + Sync> FromRequestParts<S> for BrowserOrigin {
                 .or_else(|| headers.get(axum::http::header::REFERER))
                 .cloned(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(has_nul_escape(br#"{"name":"a\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"name":"\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"name":"\u0001 plain"}"#));
+        assert!(!has_nul_escape(br#"{"name":"no escapes at all"}"#));
+        assert!(!has_nul_escape(br#"{"name":"trailing \"}"#));
     }
 }
