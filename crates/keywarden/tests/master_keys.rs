@@ -31,7 +31,7 @@ fn start(dir: &Path, master_keys: &str) -> ServerProcess {
 
 async fn plaintext_of(server: &ServerProcess, key_id: &str) -> String {
     let (status, body) = call(
-        &reqwest::Client::new(),
+        &common::http_client(),
         server,
         ROOT_KEY,
         "keys.getKey",
@@ -77,7 +77,7 @@ async fn rotation_with_the_cli_retires_the_old_master_key() {
     let (old, new) = (generate("old"), generate("new"));
 
     let mut server = start(dir.path(), &old);
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let (_, api) = call(
         &client,
         &server,

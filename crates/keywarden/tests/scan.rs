@@ -177,7 +177,7 @@ fn a_key_removed_from_the_tree_is_found_in_git_history() {
 async fn check_marks_live_keys_and_revoke_reports_them() {
     let server_dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(Launch::in_dir(server_dir.path()));
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let (_, api) = common::call(
         &client,
         &server,

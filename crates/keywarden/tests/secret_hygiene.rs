@@ -62,7 +62,7 @@ fn stranger(tag: &str) -> String {
 }
 
 async fn tour(server: &ServerProcess, secrets: &mut Secrets) {
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let ok = |(status, body): (u16, Value)| {
         assert_eq!(status, 200, "{body}");
         body["data"].clone()

@@ -62,7 +62,7 @@ pub use root_key_admin::{IssuedRootKey, NewRootKey};
 pub use root_keys::{Caller, RootKeyDirectory};
 pub use tokens::{Exchange, IssuedToken, TokenRequest, TokenSettings};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
-pub use verify::{RequestOrigin, Verification, VerifyInput};
+pub use verify::{RequestOrigin, SiteInput, Verification, VerifyInput};
 pub use verify_limits::CheckedLimits;
 
 use crate::error::ApiError;
