@@ -96,6 +96,7 @@ macro_rules! audit_actions {
 audit_actions! {
     ApiCreate => "api.create",
     ApiDelete => "api.delete",
+    ApiUpdate => "api.update",
     KeyCreate => "key.create",
     KeyUpdate => "key.update",
     KeyDelete => "key.delete",

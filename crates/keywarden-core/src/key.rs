@@ -9,6 +9,7 @@ use crate::key_format::{ByteLength, IssuedKey, KeyPrefix};
 use crate::meta::Meta;
 use crate::named_limit::{LimitSpec, NamedLimit, replace_by_name};
 use crate::rbac::{Permission, Role};
+use crate::restriction::Restrictions;
 use crate::text::KeyName;
 use crate::time::UnixMillis;
 use crate::vault::SealedKey;
@@ -55,6 +56,11 @@ pub struct KeyRecord {
     /// For a recoverable key, its plaintext encrypted under the workspace's data key (see
     /// [`crate::vault`]); `None` for every other key.
     pub sealed: Option<SealedKey>,
+    /// Where the key may be used from.
+    pub restrictions: Option<Restrictions>,
+    /// The restrictions of the key's API, as they were when the key was read; never written
+    /// with the key.
+    pub api_restrictions: Option<Restrictions>,
 }
 
 /// A field of a partial update: leave it, clear it (`null` on the wire), or set it.
@@ -91,6 +97,7 @@ pub struct KeyUpdate {
     pub permissions: Option<Vec<Permission>>,
     /// Replaces the roles (resolved beforehand).
     pub roles: Option<Vec<Role>>,
+    pub restrictions: Patch<Restrictions>,
 }
 
 /// Why an update cannot be applied to a key.
@@ -126,6 +133,7 @@ impl KeyRecord {
         apply_patch(&mut self.meta, update.meta);
         apply_patch(&mut self.expires, update.expires);
         apply_patch(&mut self.identity, update.identity);
+        apply_patch(&mut self.restrictions, update.restrictions);
         if let Some(limits) = update.ratelimits {
             self.ratelimits = replace_by_name(&self.ratelimits, limits, now);
         }
@@ -216,6 +224,8 @@ impl KeyRecord {
             rotated_to: None,
             replaced_at: None,
             sealed: None,
+            restrictions: self.restrictions.clone(),
+            api_restrictions: self.api_restrictions.clone(),
         }
     }
 }
@@ -300,6 +310,8 @@ mod tests {
             rotated_to: None,
             replaced_at: None,
             sealed: None,
+            restrictions: None,
+            api_restrictions: None,
         }
     }
 

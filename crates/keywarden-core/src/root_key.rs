@@ -194,6 +194,7 @@ pub mod ops {
     pub const CREATE_API: Operation = Operation::new(Resource::Api, "create_api");
     pub const READ_API: Operation = Operation::new(Resource::Api, "read_api");
     pub const DELETE_API: Operation = Operation::new(Resource::Api, "delete_api");
+    pub const UPDATE_API: Operation = Operation::new(Resource::Api, "update_api");
     pub const CREATE_KEY: Operation = Operation::new(Resource::Api, "create_key");
     pub const READ_KEY: Operation = Operation::new(Resource::Api, "read_key");
     pub const UPDATE_KEY: Operation = Operation::new(Resource::Api, "update_key");

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use crate::analytics_query::{Dialect, RenderedQuery};
 use crate::anomaly::{AnomalyFilter, RecordedAnomaly};
-use crate::api::Api;
+use crate::api::{Api, ApiUpdate, ApiUpdateError};
 use crate::audit::{AuditEntry, AuditFilter};
 use crate::credits::SpendOutcome;
 use crate::digest::KeyDigest;
@@ -161,6 +161,14 @@ pub trait ApiStore: Send + Sync {
         now: UnixMillis,
         audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>>;
+    /// Applies `update` to a live API inside one transaction (Keywarden's `apis.updateApi`).
+    async fn update_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        update: ApiUpdate,
+        audit: &AuditEntry,
+    ) -> StoreResult<Result<Api, ApiUpdateError>>;
 }
 
 /// The outcome of importing one key.

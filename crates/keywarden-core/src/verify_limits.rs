@@ -174,6 +174,8 @@ mod tests {
             rotated_to: None,
             replaced_at: None,
             sealed: None,
+            restrictions: None,
+            api_restrictions: None,
         }
     }
 

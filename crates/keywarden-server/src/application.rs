@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use keywarden_core::change::FeedEvent;
+use keywarden_core::restriction::IpNetwork;
 use keywarden_core::time::Clock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -33,6 +34,9 @@ pub struct ServerSettings {
     pub tls: Option<TlsSettings>,
     /// Allow plain HTTP on an address other than loopback.
     pub insecure_http: bool,
+    /// Peers whose `X-Forwarded-For` is believed (reverse proxies, load balancers); from
+    /// any other peer the header is ignored.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 impl Default for ServerSettings {
@@ -44,6 +48,7 @@ impl Default for ServerSettings {
             webhooks: WebhookSettings::default(),
             tls: None,
             insecure_http: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -151,6 +156,7 @@ impl Application {
             requests: Arc::new(http::RequestMetrics::new(Arc::clone(&metrics))),
             metrics,
             webhooks,
+            trusted_proxies: self.settings.trusted_proxies.clone().into(),
         });
         let address = self.local_addr();
         let served = match self.tls {

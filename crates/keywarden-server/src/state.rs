@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use keywarden_core::restriction::IpNetwork;
 use metrics_exporter_prometheus::PrometheusRecorder;
 
 use crate::http::RequestMetrics;
@@ -16,4 +17,6 @@ pub struct AppState {
     pub requests: Arc<RequestMetrics>,
     /// The webhook worker's counters.
     pub webhooks: Arc<WebhookStats>,
+    /// Peers whose `X-Forwarded-For` names the client (see `http::context`).
+    pub trusted_proxies: Arc<[IpNetwork]>,
 }

@@ -73,6 +73,8 @@ async fn main() {
         default_byte_length: ByteLength::DEFAULT,
         delete_protection: false,
         created_at: now,
+        restrictions: None,
+        key_lifetime: Default::default(),
     };
     store.insert_api(&api, &audit).await.expect("api");
     let mut keys = Vec::with_capacity(KEYS);
@@ -102,6 +104,8 @@ async fn main() {
             last_used: None,
             replaced_at: None,
             sealed: None,
+            restrictions: None,
+            api_restrictions: None,
             rotated_to: None,
         };
         // Each write has an audit entry of its own.

@@ -15,11 +15,13 @@ use keywarden_core::id::{
 use keywarden_core::identity::{ExternalId, Identity};
 use keywarden_core::key::KeyRecord;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
+use keywarden_core::key_lifetime::{KeyLifetime, Lifetime};
 use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{decode_limits, encode_limits};
 use keywarden_core::namespace::{Identifier, Namespace, NamespaceName, RateOverride};
 use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::restriction::{IpNetwork, OriginPattern, Restrictions};
 use keywarden_core::root_key::{RootKey, RootPermissions};
 use keywarden_core::store::PageRequest;
 use keywarden_core::text::{ApiName, KeyName, Label};
@@ -76,6 +78,47 @@ fn decode_meta(column: &'static str, meta: Option<&str>) -> Result<Option<Meta>,
     meta.map(serde_json::from_str::<Meta>)
         .transpose()
         .map_err(at(column))
+}
+
+/// Restrictions as a JSON object `{"allowedIps": [...], "allowedOrigins": [...]}`, each entry
+/// in its canonical text form.
+fn encode_restrictions(r: Option<&Restrictions>) -> Option<String> {
+    r.map(|r| r.to_json().to_string())
+}
+
+fn decode_restrictions(
+    column: &'static str,
+    stored: Option<&str>,
+) -> Result<Option<Restrictions>, ColumnError> {
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stored).map_err(at(column))?;
+    let list = |name: &str| -> Result<Vec<String>, ColumnError> {
+        match parsed.get(name) {
+            None => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(at(column)),
+        }
+    };
+    let ips = list("allowedIps")?
+        .iter()
+        .map(|s| IpNetwork::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(at(column))?;
+    let origins = list("allowedOrigins")?
+        .iter()
+        .map(|s| OriginPattern::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(at(column))?;
+    Restrictions::new(ips, origins).map_err(at(column))
+}
+
+fn lifetime(column: &'static str, ms: Option<i64>) -> Result<Option<Lifetime>, ColumnError> {
+    ms.map(|ms| {
+        Lifetime::from_millis(ms).ok_or_else(|| at(column)(Invalid("lifetime out of range")))
+    })
+    .transpose()
 }
 
 fn byte_length(column: &'static str, n: i64) -> Result<ByteLength, ColumnError> {
@@ -198,6 +241,9 @@ pub struct StoredKey {
     /// plaintext (nonce, ciphertext and tag) in standard base64.
     pub encryption_key_id: Option<String>,
     pub encrypted: Option<String>,
+    pub restrictions: Option<String>,
+    /// Read from the key's API; never written with the key.
+    pub api_restrictions: Option<String>,
 }
 
 impl StoredKey {
@@ -225,6 +271,8 @@ impl StoredKey {
             rotated_to: key.rotated_to.as_ref().map(|k| k.to_string()),
             encryption_key_id: key.sealed.as_ref().map(|s| s.data_key_id.to_string()),
             encrypted: key.sealed.as_ref().map(SealedKey::ciphertext_base64),
+            restrictions: encode_restrictions(key.restrictions.as_ref()),
+            api_restrictions: encode_restrictions(key.api_restrictions.as_ref()),
         })
     }
 
@@ -272,6 +320,11 @@ impl StoredKey {
                 .map_err(at("keys.rotated_to"))?,
             replaced_at: millis(self.replaced_at),
             sealed: sealed(self.encryption_key_id.as_deref(), self.encrypted.as_deref())?,
+            restrictions: decode_restrictions("keys.restrictions", self.restrictions.as_deref())?,
+            api_restrictions: decode_restrictions(
+                "apis.restrictions",
+                self.api_restrictions.as_deref(),
+            )?,
         })
     }
 }
@@ -364,6 +417,9 @@ pub struct StoredApi {
     pub default_byte_length: i64,
     pub delete_protection: bool,
     pub created_at: i64,
+    pub restrictions: Option<String>,
+    pub default_key_lifetime_ms: Option<i64>,
+    pub max_key_lifetime_ms: Option<i64>,
 }
 
 impl StoredApi {
@@ -376,6 +432,9 @@ impl StoredApi {
             default_byte_length: i64::from(api.default_byte_length.get()),
             delete_protection: api.delete_protection,
             created_at: api.created_at.as_millis(),
+            restrictions: encode_restrictions(api.restrictions.as_ref()),
+            default_key_lifetime_ms: api.key_lifetime.default_lifetime().map(Lifetime::as_millis),
+            max_key_lifetime_ms: api.key_lifetime.max_lifetime().map(Lifetime::as_millis),
         }
     }
 
@@ -394,6 +453,12 @@ impl StoredApi {
             default_byte_length: byte_length("apis.default_byte_length", self.default_byte_length)?,
             delete_protection: self.delete_protection,
             created_at: UnixMillis::from_millis(self.created_at),
+            restrictions: decode_restrictions("apis.restrictions", self.restrictions.as_deref())?,
+            key_lifetime: KeyLifetime::new(
+                lifetime("apis.default_key_lifetime_ms", self.default_key_lifetime_ms)?,
+                lifetime("apis.max_key_lifetime_ms", self.max_key_lifetime_ms)?,
+            )
+            .map_err(at("apis.max_key_lifetime_ms"))?,
         })
     }
 }

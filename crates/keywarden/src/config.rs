@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use keywarden_core::anomaly::AnomalySettings;
 use keywarden_core::leak::PartnerKeys;
+use keywarden_core::restriction::IpNetwork;
 use keywarden_core::token::TokenPolicy;
 use keywarden_server::service::{AnomalyDetection, TokenSettings, UsageSettings};
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,9 @@ pub struct Config {
     pub token_rotation_secs: u64,
     /// The `iss` claim of short-lived tokens.
     pub token_issuer: String,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client;
+    /// from any other peer the header is ignored. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -151,11 +155,23 @@ impl Default for Config {
             token_max_ttl_secs: 3600,
             token_rotation_secs: 24 * 60 * 60,
             token_issuer: "keywarden".into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl Config {
+    /// The trusted proxies as networks, refusing entries that are not addresses or networks.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<IpNetwork>> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                IpNetwork::parse(entry.trim())
+                    .map_err(|e| anyhow::anyhow!("trusted_proxies: {entry:?} {e}"))
+            })
+            .collect()
+    }
+
     /// The anomaly detection settings, refusing thresholds that cannot work.
     pub fn anomalies(&self) -> anyhow::Result<AnomalyDetection> {
         if self.anomaly_queue_capacity == 0 {
@@ -293,6 +309,7 @@ const ENV_SETTINGS: &[&str] = &[
     "token_max_ttl_secs",
     "token_rotation_secs",
     "token_issuer",
+    "trusted_proxies",
 ];
 
 pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Config> {
@@ -616,5 +633,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kw.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let config = load(Some(&file), Overrides::default()).unwrap();
+        let proxies = config.trusted_proxies().unwrap();
+        assert_eq!(
+            proxies,
+            [
+                IpNetwork::parse("10.0.0.0/8").unwrap(),
+                IpNetwork::parse("::1").unwrap()
+            ]
+        );
+        assert!(Config::default().trusted_proxies().unwrap().is_empty());
+        let bad = Config {
+            trusted_proxies: vec!["10.0.0.1/8".into()],
+            ..Config::default()
+        };
+        let err = bad.trusted_proxies().unwrap_err().to_string();
+        assert!(err.contains("10.0.0.0/8"), "{err}");
     }
 }

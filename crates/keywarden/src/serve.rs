@@ -45,6 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let anomalies = config.anomalies()?;
     let partner_keys = config.partner_keys()?;
     let tokens = config.tokens()?;
+    let trusted_proxies = config.trusted_proxies()?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let backends = backends::open(&config, &clock).await?;
@@ -86,6 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         tls: config.tls(),
         insecure_http: config.insecure_http,
+        trusted_proxies,
         ..ServerSettings::default()
     };
     let app = Application::build(settings, backends, clock).await?;

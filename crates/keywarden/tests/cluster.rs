@@ -387,6 +387,66 @@ async fn every_kind_of_change_reaches_the_other_node() {
     time_until(within, || status_on_b(root.clone()).then_is(401)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restriction_changes_reach_the_other_node() {
+    let cluster = Cluster::start(2).await;
+    let api_id = cluster.api().await;
+    let within = Duration::from_secs(1);
+    let (key_id, key) = cluster.key(&api_id, json!({})).await;
+    time_until(within, || async {
+        cluster.verify(1, &key).await["valid"] == true
+    })
+    .await;
+
+    // A key's own restrictions.
+    cluster
+        .ok(
+            0,
+            "keys.updateKey",
+            json!({ "keyId": key_id, "restrictions": { "allowedIps": ["192.0.2.0/24"] } }),
+        )
+        .await;
+    time_until(within, || async {
+        cluster.verify(1, &key).await["code"] == "FORBIDDEN"
+    })
+    .await;
+    cluster
+        .ok(
+            0,
+            "keys.updateKey",
+            json!({ "keyId": key_id, "restrictions": null }),
+        )
+        .await;
+    time_until(within, || async {
+        cluster.verify(1, &key).await["valid"] == true
+    })
+    .await;
+
+    // The API's: node B holds the key cached with the API's old (empty) restrictions.
+    cluster
+        .ok(
+            0,
+            "apis.updateApi",
+            json!({ "apiId": api_id, "restrictions": { "allowedOrigins": ["app.example.com"] } }),
+        )
+        .await;
+    time_until(within, || async {
+        cluster.verify(1, &key).await["code"] == "FORBIDDEN"
+    })
+    .await;
+    cluster
+        .ok(
+            0,
+            "apis.updateApi",
+            json!({ "apiId": api_id, "restrictions": null }),
+        )
+        .await;
+    time_until(within, || async {
+        cluster.verify(1, &key).await["valid"] == true
+    })
+    .await;
+}
+
 /// `future.then_is(x)`: whether the future's output equals `x`.
 trait ThenIs<T> {
     fn then_is(self, expected: T) -> impl std::future::Future<Output = bool>;

@@ -48,6 +48,11 @@ struct Expectations {
     /// The old key of a reroll without grace: each use is `used_after_rotation`.
     rerolled_key: String,
     rerolled_key_id: String,
+    /// An API with restrictions and an expiry policy, and a key of it with its own
+    /// restrictions.
+    fenced_api_id: String,
+    fenced_key: String,
+    fenced_key_id: String,
 }
 
 /// How many `used_after_rotation` anomalies `node` lists for `key_id`.
@@ -153,8 +158,34 @@ async fn populate(client: &reqwest::Client, node: &ServerProcess) -> Expectation
         json!({ "keyId": rerolled_key_id, "expiration": 0 }),
     )
     .await;
+    let fenced = ok(
+        client,
+        node,
+        "apis.createApi",
+        json!({
+            "name": "fenced",
+            "restrictions": { "allowedIps": ["192.0.2.0/24"] },
+            "defaultKeyLifetimeMs": 3_600_000,
+            "maxKeyLifetimeMs": 86_400_000,
+        }),
+    )
+    .await;
+    let fenced_api_id = fenced["apiId"].as_str().unwrap().to_owned();
+    let fenced_created = ok(
+        client,
+        node,
+        "keys.createKey",
+        json!({
+            "apiId": fenced_api_id,
+            "restrictions": { "allowedIps": ["192.0.2.7"], "allowedOrigins": ["app.example.com"] },
+        }),
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let e = Expectations {
+        fenced_api_id,
+        fenced_key: fenced_created["key"].as_str().unwrap().to_owned(),
+        fenced_key_id: fenced_created["keyId"].as_str().unwrap().to_owned(),
         credits_key,
         limited_key,
         role_key,
@@ -207,6 +238,43 @@ async fn check(
     assert_eq!(
         verify(json!({ "key": e.deleted_key })).await["code"],
         "NOT_FOUND"
+    );
+    // Restrictions and the expiry policy moved with their key and API.
+    let fenced = ok(
+        client,
+        node,
+        "apis.getApi",
+        json!({ "apiId": e.fenced_api_id }),
+    )
+    .await;
+    assert_eq!(
+        fenced["restrictions"]["allowedIps"],
+        json!(["192.0.2.0/24"])
+    );
+    assert_eq!(fenced["maxKeyLifetimeMs"], 86_400_000);
+    let key = ok(
+        client,
+        node,
+        "keys.getKey",
+        json!({ "keyId": e.fenced_key_id }),
+    )
+    .await;
+    assert_eq!(
+        key["restrictions"]["allowedOrigins"],
+        json!(["app.example.com"])
+    );
+    assert_eq!(
+        verify(json!({ "key": e.fenced_key })).await["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        verify(json!({
+            "key": e.fenced_key,
+            "clientIp": "192.0.2.7",
+            "origin": "https://app.example.com",
+        }))
+        .await["code"],
+        "VALID"
     );
     // The anomalies moved, and the replaced key is still recognised as one.
     assert!(rotation_anomalies(client, node, &e.rerolled_key_id).await >= 1);
@@ -269,7 +337,7 @@ async fn an_installation_moves_to_postgres_and_back() {
     assert_eq!(rows_of("analytics_verifications"), 4);
     assert_eq!(rows_of("analytics_verifications_per_month"), 2);
     assert_eq!(rows_of("webhook_endpoints"), 1);
-    assert_eq!(rows_of("webhook_deliveries"), 5, "one per key created");
+    assert_eq!(rows_of("webhook_deliveries"), 6, "one per key created");
     assert_eq!(rows_of("anomalies"), 1);
     assert_eq!(rows_of("signing_keys"), 1);
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Launch, ROOT_KEY, ServerProcess, binary, call, http_client};
+use common::{Launch, ROOT_KEY, ServerProcess, binary, call};
 use serde_json::{Value, json};
 
 /// Every secret the tour saw, to look for afterwards.
@@ -62,7 +62,7 @@ fn stranger(tag: &str) -> String {
 }
 
 async fn tour(server: &ServerProcess, secrets: &mut Secrets) {
-    let client = http_client();
+    let client = common::http_client();
     let ok = |(status, body): (u16, Value)| {
         assert_eq!(status, 200, "{body}");
         body["data"].clone()

@@ -4,17 +4,20 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use keywarden_core::api::{Api, ApiUpdate};
 use keywarden_core::id::ApiId;
 use keywarden_core::identity::ExternalId;
+use keywarden_core::key::Patch;
 use keywarden_core::key_format::{ByteLength, KeyPrefix};
+use keywarden_core::key_lifetime::{KeyLifetime, Lifetime, MAX_LIFETIME_MS, MIN_LIFETIME_MS};
 use keywarden_core::store::PageRequest;
 use keywarden_core::text::ApiName;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{Data, Empty, Paginated, Pagination};
 use super::extract::ApiJson;
-use super::fields::Fields;
-use super::wire::{KeyData, parse_id};
+use super::fields::{Fields, Nullable};
+use super::wire::{KeyData, RestrictionsBody, parse_id, parse_restrictions, restrictions_json};
 use crate::error::ApiError;
 use crate::service::{Caller, NewApi};
 use crate::state::AppState;
@@ -25,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/apis.getApi", post(get_api))
         .route("/v2/apis.listKeys", post(list_keys))
         .route("/v2/apis.deleteApi", post(delete_api))
+        .route("/v2/apis.updateApi", post(update_api))
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +42,18 @@ struct CreateApiBody {
     /// Keywarden extension: refuse `apis.deleteApi` with 412.
     #[serde(default)]
     delete_protection: bool,
+    /// Keywarden extension: where every key of the API may be used from.
+    restrictions: Option<RestrictionsBody>,
+    /// Keywarden extension: lifetime of keys created without `expires`.
+    default_key_lifetime_ms: Option<i64>,
+    /// Keywarden extension: the longest any key of the API may live.
+    max_key_lifetime_ms: Option<i64>,
+}
+
+/// A lifetime field in milliseconds, within the policy's bounds.
+fn parse_lifetime(f: &mut Fields, location: &str, ms: i64) -> Option<Lifetime> {
+    f.range(location, ms, MIN_LIFETIME_MS, MAX_LIFETIME_MS)
+        .and_then(Lifetime::from_millis)
 }
 
 impl TryFrom<CreateApiBody> for NewApi {
@@ -60,12 +76,33 @@ impl TryFrom<CreateApiBody> for NewApi {
             )?;
             ByteLength::new(n)
         });
-        f.finish(name.map(|name| NewApi {
-            name,
-            default_prefix,
-            default_byte_length,
-            delete_protection: body.delete_protection,
-        }))
+        let restrictions = match body.restrictions {
+            Some(r) => parse_restrictions(&mut f, "body.restrictions", r),
+            None => Some(None),
+        };
+        let default = body
+            .default_key_lifetime_ms
+            .map(|ms| parse_lifetime(&mut f, "body.defaultKeyLifetimeMs", ms));
+        let max = body
+            .max_key_lifetime_ms
+            .map(|ms| parse_lifetime(&mut f, "body.maxKeyLifetimeMs", ms));
+        let key_lifetime = match (default, max) {
+            (Some(None), _) | (_, Some(None)) => None,
+            (default, max) => f.check(
+                "body.defaultKeyLifetimeMs",
+                KeyLifetime::new(default.flatten(), max.flatten()),
+            ),
+        };
+        f.finish(name.zip(restrictions).zip(key_lifetime).map(
+            |((name, restrictions), key_lifetime)| NewApi {
+                restrictions,
+                key_lifetime,
+                name,
+                default_prefix,
+                default_byte_length,
+                delete_protection: body.delete_protection,
+            },
+        ))
     }
 }
 
@@ -111,6 +148,27 @@ struct ApiData {
     default_prefix: Option<String>,
     default_byte_length: u8,
     delete_protection: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restrictions: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_key_lifetime_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_key_lifetime_ms: Option<i64>,
+}
+
+impl ApiData {
+    fn of(api: Api) -> Self {
+        Self {
+            id: api.id.to_string(),
+            name: api.name.as_str().to_owned(),
+            default_prefix: api.default_prefix.map(|p| p.as_str().to_owned()),
+            default_byte_length: api.default_byte_length.get(),
+            delete_protection: api.delete_protection,
+            restrictions: api.restrictions.as_ref().map(restrictions_json),
+            default_key_lifetime_ms: api.key_lifetime.default_lifetime().map(Lifetime::as_millis),
+            max_key_lifetime_ms: api.key_lifetime.max_lifetime().map(Lifetime::as_millis),
+        }
+    }
 }
 
 #[tracing::instrument(level = "debug", skip_all)]
@@ -120,13 +178,69 @@ async fn get_api(
     ApiJson(body): ApiJson<ApiIdBody>,
 ) -> Result<Data<ApiData>, ApiError> {
     let api = state.service.get_api(&caller, &api_id(body, 8)?).await?;
-    Ok(Data(ApiData {
-        id: api.id.to_string(),
-        name: api.name.as_str().to_owned(),
-        default_prefix: api.default_prefix.map(|p| p.as_str().to_owned()),
-        default_byte_length: api.default_byte_length.get(),
-        delete_protection: api.delete_protection,
-    }))
+    Ok(Data(ApiData::of(api)))
+}
+
+/// `apis.updateApi` (Keywarden extension): an omitted field stays, `null` clears.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateApiBody {
+    api_id: Option<String>,
+    #[serde(default)]
+    restrictions: Nullable<RestrictionsBody>,
+    #[serde(default)]
+    default_key_lifetime_ms: Nullable<i64>,
+    #[serde(default)]
+    max_key_lifetime_ms: Nullable<i64>,
+}
+
+fn lifetime_patch(f: &mut Fields, location: &str, value: Nullable<i64>) -> Option<Patch<Lifetime>> {
+    Some(match value {
+        Nullable::Absent => Patch::Keep,
+        Nullable::Null => Patch::Clear,
+        Nullable::Value(ms) => Patch::Set(parse_lifetime(f, location, ms)?),
+    })
+}
+
+fn parse_update(body: UpdateApiBody) -> Result<(ApiId, ApiUpdate), ApiError> {
+    let mut f = Fields::new();
+    let id = f
+        .required("body.apiId", body.api_id)
+        .and_then(|s| parse_id(&mut f, "body.apiId", &s, 3, ApiId::parse));
+    let restrictions = match body.restrictions {
+        Nullable::Absent => Some(Patch::Keep),
+        Nullable::Null => Some(Patch::Clear),
+        Nullable::Value(r) => parse_restrictions(&mut f, "body.restrictions", r)
+            .map(|r| r.map_or(Patch::Clear, Patch::Set)),
+    };
+    let default = lifetime_patch(
+        &mut f,
+        "body.defaultKeyLifetimeMs",
+        body.default_key_lifetime_ms,
+    );
+    let max = lifetime_patch(&mut f, "body.maxKeyLifetimeMs", body.max_key_lifetime_ms);
+    let update = match (restrictions, default, max) {
+        (Some(restrictions), Some(default_key_lifetime), Some(max_key_lifetime)) => {
+            Some(ApiUpdate {
+                restrictions,
+                default_key_lifetime,
+                max_key_lifetime,
+            })
+        }
+        _ => None,
+    };
+    f.finish(id.zip(update))
+}
+
+#[tracing::instrument(level = "debug", skip_all)]
+async fn update_api(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UpdateApiBody>,
+) -> Result<Data<ApiData>, ApiError> {
+    let (id, update) = parse_update(body)?;
+    let api = state.service.update_api(&caller, &id, update).await?;
+    Ok(Data(ApiData::of(api)))
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

@@ -13,17 +13,21 @@ use axum::http::header::ACCEPT;
 use axum::middleware::Next;
 use axum::response::Response;
 use keywarden_core::id::new_request_id;
+use keywarden_core::restriction::{IpNetwork, canonical};
 use keywarden_core::time::{Clock, SystemClock};
 
 use crate::state::AppState;
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub request_id: String,
     /// Whether error bodies go out as `application/problem+json` (the client accepts it).
     pub problem_json: bool,
-    /// The peer address of the connection; absent when the server was not served with
-    /// connection info (some tests build the router alone).
+    /// The client's address: the peer address of the connection or, when the peer is a
+    /// trusted proxy, what its `X-Forwarded-For` says (see [`client_address`]); absent when
+    /// the server was not served with connection info (some tests build the router alone).
     pub client_ip: Option<IpAddr>,
 }
 
@@ -40,6 +44,41 @@ pub fn current() -> RequestContext {
             problem_json: false,
             client_ip: None,
         })
+}
+
+/// The current request's client address, without copying the rest of the context.
+pub fn client_ip() -> Option<IpAddr> {
+    CONTEXT.try_with(|c| c.client_ip).ok().flatten()
+}
+
+/// The client address of a request from `peer`. Only a trusted proxy's `X-Forwarded-For` is
+/// believed, and only as far as the chain of trusted proxies goes: reading from the right
+/// (each proxy appends the address it saw), the first entry that is not itself a trusted
+/// proxy is the client. Anything left of it could have been written by the client. A
+/// malformed entry ends the walk at the last address known good.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    trusted: &[IpNetwork],
+    forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = canonical(peer);
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for entry in forwarded_for.rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = canonical(ip);
+                if !is_trusted(client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// Errors are `application/problem+json` only when the client's `Accept` allows it, as Unkey
@@ -64,10 +103,23 @@ pub async fn with_request_context(
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(wants_problem_json);
-    let client_ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
+    let client_ip =
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| {
+                if state.trusted_proxies.is_empty() {
+                    return canonical(peer.ip());
+                }
+                let forwarded = request
+                    .headers()
+                    .get_all(X_FORWARDED_FOR)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .collect::<Vec<_>>();
+                client_address(peer.ip(), &state.trusted_proxies, forwarded.into_iter())
+            });
     let context = RequestContext {
         request_id: new_request_id(SystemClock.now()),
         problem_json,
@@ -77,4 +129,55 @@ pub async fn with_request_context(
     endpoint.record(response.status(), started.elapsed());
     state.requests.record_failure(&response);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNetwork> {
+        list.iter().map(|s| IpNetwork::parse(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let client = client_address(ip("203.0.113.5"), &trusted, ["198.51.100.1"].into_iter());
+        assert_eq!(client, ip("203.0.113.5"));
+        let client = client_address(ip("10.0.0.1"), &[], ["198.51.100.1"].into_iter());
+        assert_eq!(client, ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_first_untrusted_hop_from_the_right_is_the_client() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let chain = ["6.6.6.6", " 198.51.100.1", "10.1.1.1 "];
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &trusted, chain.into_iter()),
+            ip("198.51.100.1")
+        );
+        // Only trusted hops: the left-most is the best knowledge.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &trusted, ["10.2.2.2"].into_iter()),
+            ip("10.2.2.2")
+        );
+        // No header: the proxy itself.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &trusted, std::iter::empty()),
+            ip("10.0.0.1")
+        );
+        // Garbage stops the walk at the last good address.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &trusted, ["1.1.1.1", "junk"].into_iter()),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.1"), &trusted, ["2001:db8::1"].into_iter()),
+            ip("2001:db8::1")
+        );
+    }
 }

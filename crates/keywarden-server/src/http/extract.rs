@@ -182,6 +182,25 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The request's `Origin` header, or else its `Referer`, unparsed: what browser-key
+/// restrictions check. Taking the value is a reference-count increment; it is parsed only
+/// for keys that have origin restrictions.
+pub struct BrowserOrigin(pub Option<axum::http::HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for BrowserOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        Ok(Self(
+            headers
+                .get(axum::http::header::ORIGIN)
+                .or_else(|| headers.get(axum::http::header::REFERER))
+                .cloned(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{has_nul_escape, without_values};

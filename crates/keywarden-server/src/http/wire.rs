@@ -9,6 +9,9 @@ use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{LimitName, LimitSpec, MAX_NAMED_LIMITS, NamedLimit};
 use keywarden_core::ratelimit::WindowDuration;
 use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::restriction::{
+    IpNetwork, MAX_RESTRICTION_ENTRIES, OriginPattern, RestrictionError, Restrictions,
+};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::time::UnixMillis;
 use serde::{Deserialize, Serialize};
@@ -211,6 +214,10 @@ pub struct KeyData<'a> {
     /// Only with `decrypt: true`, for a recoverable key.
     #[serde(skip_serializing_if = "Option::is_none")]
     plaintext: Option<&'a str>,
+    /// Keywarden extension: where the key may be used from (its own restrictions; its
+    /// API's are shown by `apis.getApi`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restrictions: Option<serde_json::Value>,
 }
 
 impl<'a> KeyData<'a> {
@@ -240,6 +247,7 @@ impl<'a> KeyData<'a> {
             identity: key.identity.as_ref().map(IdentityData::of),
             ratelimits: key.ratelimits.iter().map(LimitData::of).collect(),
             plaintext: None,
+            restrictions: key.restrictions.as_ref().map(restrictions_json),
         }
     }
 }
@@ -433,4 +441,60 @@ impl<'a> IdentityData<'a> {
             ratelimits: identity.ratelimits.iter().map(LimitData::of).collect(),
         }
     }
+}
+
+/// Keywarden extension: where a key (or every key of an API) may be used from.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestrictionsBody {
+    allowed_ips: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// Parses restrictions; `Some(None)` when both lists are empty (nothing restricted), `None`
+/// when something was wrong (recorded).
+pub fn parse_restrictions(
+    f: &mut Fields,
+    location: &str,
+    body: RestrictionsBody,
+) -> Option<Option<Restrictions>> {
+    fn list<T>(
+        f: &mut Fields,
+        location: String,
+        items: Vec<String>,
+        parse: impl Fn(&str) -> Result<T, RestrictionError>,
+    ) -> Option<Vec<T>> {
+        if items.len() > MAX_RESTRICTION_ENTRIES {
+            f.error(
+                location,
+                format!("must have at most {MAX_RESTRICTION_ENTRIES} items"),
+            );
+            return None;
+        }
+        let parsed: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| f.check(format!("{location}[{i}]"), parse(item)))
+            .collect();
+        parsed.into_iter().collect()
+    }
+    let ips = list(
+        f,
+        format!("{location}.allowedIps"),
+        body.allowed_ips.unwrap_or_default(),
+        IpNetwork::parse,
+    );
+    let origins = list(
+        f,
+        format!("{location}.allowedOrigins"),
+        body.allowed_origins.unwrap_or_default(),
+        OriginPattern::parse,
+    );
+    let (ips, origins) = (ips?, origins?);
+    f.check(location, Restrictions::new(ips, origins))
+}
+
+/// Restrictions in responses.
+pub fn restrictions_json(r: &Restrictions) -> serde_json::Value {
+    r.to_json()
 }

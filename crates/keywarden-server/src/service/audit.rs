@@ -5,6 +5,7 @@
 use keywarden_core::audit::{AuditEntry, AuditFilter};
 use keywarden_core::key::{KeyRecord, KeyUpdate, Patch};
 use keywarden_core::rbac::{Permission, Role};
+use keywarden_core::restriction::Restrictions;
 use keywarden_core::root_key::ops;
 use keywarden_core::store::{Page, PageRequest};
 use serde_json::Value;
@@ -71,6 +72,10 @@ pub(super) fn describe_new_key(entry: AuditEntry, key: &KeyRecord) -> AuditEntry
         )
         .change("permissions", slugs(&key.permissions))
         .change("roles", role_names(&key.roles))
+        .change(
+            "restrictions",
+            key.restrictions.as_ref().map(Restrictions::to_json),
+        )
 }
 
 /// The entry of `keys.updateKey`: each field the update sets or clears.
@@ -84,6 +89,10 @@ pub(super) fn describe_key_update(mut entry: AuditEntry, update: &KeyUpdate) -> 
             }),
         ),
         ("expires", patch(&update.expires, |e| e.as_millis().into())),
+        (
+            "restrictions",
+            patch(&update.restrictions, Restrictions::to_json),
+        ),
         (
             "credits",
             patch(&update.credits, |c| {

@@ -10,9 +10,11 @@ use keywarden_core::identity::ExternalId;
 use keywarden_core::key::{KeyRecord, KeyUpdate, Patch, expiry_after_rotation};
 use keywarden_core::key_change::{KeyChange, KeyChangeError};
 use keywarden_core::key_format::{self, ByteLength, KeyPrefix};
+use keywarden_core::key_lifetime::LifetimeError;
 use keywarden_core::meta::Meta;
 use keywarden_core::named_limit::{LimitSpec, replace_by_name};
 use keywarden_core::rbac::{Permission, PermissionSlug, Role, RoleName};
+use keywarden_core::restriction::Restrictions;
 use keywarden_core::root_key::ops;
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::ImportOutcome;
@@ -50,6 +52,8 @@ pub struct NewKey {
     pub permissions: Vec<PermissionSlug>,
     /// Must exist.
     pub roles: Vec<RoleName>,
+    /// Keywarden extension: where the key may be used from.
+    pub restrictions: Option<Restrictions>,
 }
 
 /// Replacements for what a key holds, as `keys.updateKey` asks for them (resolved to
@@ -109,6 +113,11 @@ fn credits_of(new: Option<NewCredits>, now: UnixMillis) -> Result<Option<Credits
         .map_err(|e| ApiError::invalid_field("body.credits.remaining", e.to_string()))
 }
 
+/// An expiry the API's policy does not allow: the request's fault.
+fn lifetime_error(e: LifetimeError) -> ApiError {
+    ApiError::invalid_field("body.expires", e.to_string())
+}
+
 fn change_error(e: KeyChangeError) -> ApiError {
     match e {
         KeyChangeError::NotFound => ApiError::key_not_found(),
@@ -152,6 +161,10 @@ impl Keywarden {
             None => None,
         };
         let now = self.now();
+        let expires = api
+            .key_lifetime
+            .for_new_key(new.expires, now)
+            .map_err(lifetime_error)?;
         let prefix = new.prefix.or(api.default_prefix);
         let byte_length = new.byte_length.unwrap_or(api.default_byte_length);
         let issued = key_format::generate(prefix.as_ref(), byte_length);
@@ -175,7 +188,7 @@ impl Keywarden {
             name: new.name,
             meta: new.meta,
             enabled: new.enabled,
-            expires: new.expires,
+            expires,
             credits: credits_of(new.credits, now)?,
             identity,
             ratelimits: replace_by_name(&[], new.ratelimits, now),
@@ -188,6 +201,8 @@ impl Keywarden {
             rotated_to: None,
             replaced_at: None,
             sealed,
+            restrictions: new.restrictions,
+            api_restrictions: api.restrictions,
         };
         // Through the setters, which keep both lists ordered and without repeats.
         record.set_permissions(permissions.unwrap_or_default());
@@ -312,6 +327,16 @@ impl Keywarden {
         access: AccessUpdate,
     ) -> Result<(), ApiError> {
         let current = self.reachable_key(caller, id, ops::UPDATE_KEY).await?;
+        if update.expires != Patch::Keep {
+            let api = self
+                .store
+                .api(caller.workspace(), &current.api_id)
+                .await?
+                .ok_or_else(ApiError::key_not_found)?;
+            api.key_lifetime
+                .check_update(&update.expires, self.now())
+                .map_err(lifetime_error)?;
+        }
         (update.permissions, update.roles) = self
             .resolve_access(caller, access.permissions, access.roles)
             .await?;
@@ -386,6 +411,11 @@ impl Keywarden {
         grace_ms: i64,
     ) -> Result<CreatedKey, ApiError> {
         let old = self.reachable_key(caller, id, ops::CREATE_KEY).await?;
+        let api = self
+            .store
+            .api(caller.workspace(), &old.api_id)
+            .await?
+            .ok_or_else(ApiError::key_not_found)?;
         // The new key is recoverable when the old one was, as in Unkey.
         if old.sealed.is_some() {
             caller.require_on(
@@ -395,17 +425,12 @@ impl Keywarden {
             )?;
             self.require_recoverable()?;
         }
-        let prefix = match &old.prefix {
-            Some(prefix) => Some(prefix.clone()),
-            None => self
-                .store
-                .api(caller.workspace(), &old.api_id)
-                .await?
-                .and_then(|api| api.default_prefix),
-        };
+        let prefix = old.prefix.clone().or(api.default_prefix);
         let now = self.now();
         let issued = key_format::generate(prefix.as_ref(), old.byte_length);
         let mut new = old.rotated(KeyId::generate(now), prefix, &issued, now);
+        // The caller did not choose this expiry, so it is clamped, not refused.
+        new.expires = api.key_lifetime.for_rerolled_key(new.expires, now);
         if old.sealed.is_some() {
             new.sealed = Some(
                 self.seal(caller.workspace(), &new.id, &issued.plaintext)
@@ -516,6 +541,8 @@ impl Keywarden {
                 rotated_to: None,
                 replaced_at: None,
                 sealed: None,
+                restrictions: None,
+                api_restrictions: None,
             });
             hashes.push(key.hash);
         }

@@ -64,7 +64,7 @@ pub use root_keys::{Caller, RootKeyDirectory};
 pub use server_secrets::{Reseal, SecretReport, ServerSecretError, seal_server_secrets};
 pub use tokens::{Exchange, IssuedToken, TokenRequest, TokenSettings};
 pub use usage_recorder::{UsageRecorder, UsageSettings, UsageStats, UsageWriter};
-pub use verify::{RequestOrigin, Verification, VerifyInput};
+pub use verify::{RequestOrigin, SiteInput, Verification, VerifyInput};
 pub use verify_limits::CheckedLimits;
 
 use crate::error::ApiError;

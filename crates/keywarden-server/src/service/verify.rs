@@ -9,9 +9,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
+
 use keywarden_core::anomaly::CreditsAfter;
 use keywarden_core::credits::SpendOutcome;
 use keywarden_core::id::{ApiId, KeyId};
+use keywarden_core::restriction::{CallSite, OriginHost};
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::store::CreditSpend;
@@ -40,6 +43,34 @@ pub struct VerifyInput {
     pub permissions: Option<String>,
     /// Recorded with the verification event.
     pub tags: Vec<String>,
+    /// Where the call came from, for keys and APIs with restrictions.
+    pub site: SiteInput,
+}
+
+/// Where a verified call came from, as restrictions see it. Gathered cheaply for every
+/// verification, resolved (the origin parsed) only for keys that have restrictions.
+#[derive(Debug, Default)]
+pub struct SiteInput {
+    /// The end client's address: given in the request body, else the request's client.
+    pub ip: Option<IpAddr>,
+    /// The end client's origin given in the request body; it takes precedence over headers.
+    pub origin: Option<OriginHost>,
+    /// The request's `Origin` header, or else its `Referer`.
+    pub origin_header: Option<HeaderValue>,
+}
+
+impl SiteInput {
+    fn resolve(&self) -> CallSite {
+        CallSite {
+            ip: self.ip,
+            origin: self.origin.clone().or_else(|| {
+                self.origin_header
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(OriginHost::parse)
+            }),
+        }
+    }
 }
 
 /// Where a verification request came from, for its event.
@@ -161,6 +192,20 @@ impl Keywarden {
                 return Ok(Verification::not_found());
             }
             return self.unsuccessful(key, code, None, now).await;
+        }
+        // Restrictions come after the key's state and before permissions (§5.2 step 7). Keys
+        // and APIs without any cost one check of two options here.
+        if key.restrictions.is_some() || key.api_restrictions.is_some() {
+            let site = input.site.resolve();
+            let allowed = [&key.api_restrictions, &key.restrictions]
+                .into_iter()
+                .flatten()
+                .all(|r| r.check(&site).is_ok());
+            if !allowed {
+                return self
+                    .unsuccessful(key, VerifyCode::Forbidden, None, now)
+                    .await;
+            }
         }
         // Checked before limits and credits, so a refused call consumes neither.
         if let Some(query) = &query

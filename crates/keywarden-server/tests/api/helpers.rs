@@ -207,6 +207,7 @@ pub async fn try_spawn_app_with(
         },
         tls: None,
         insecure_http: false,
+        trusted_proxies: Vec::new(),
     };
     adjust(&mut settings);
     let scheme = if settings.tls.is_some() {
@@ -522,6 +523,15 @@ impl ApiStore for CountingStore {
         audit: &AuditEntry,
     ) -> StoreResult<Option<Vec<KeyDigest>>> {
         self.inner.delete_api(workspace, id, now, audit).await
+    }
+    async fn update_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        update: keywarden_core::api::ApiUpdate,
+        audit: &AuditEntry,
+    ) -> StoreResult<Result<Api, keywarden_core::api::ApiUpdateError>> {
+        self.inner.update_api(workspace, id, update, audit).await
     }
 }
 

@@ -408,3 +408,22 @@ async fn expiring_soon_fires_once_per_expiry() {
     .ok();
     wait_for(&inbox, |i| i.received.len() == 2).await;
 }
+
+#[tokio::test]
+async fn expiring_soon_fires_for_expiries_set_by_an_api_policy() {
+    let app = spawn_app().await;
+    let (inbox, addr) = receiver("127.0.0.1:0".parse().unwrap()).await;
+    let (_, secret) = create_endpoint(&app, addr, &["key.expiring_soon"]).await;
+    inbox.lock().unwrap().secret = Some(secret);
+    let reply = app
+        .call(
+            "apis.createApi",
+            json!({ "name": "short-lived", "defaultKeyLifetimeMs": 3_600_000 }),
+        )
+        .await;
+    let api = reply.ok()["apiId"].as_str().unwrap().to_owned();
+    let (key_id, _) = app.create_key(&api, json!({})).await;
+    wait_for(&inbox, |i| i.received.len() == 1).await;
+    let received = inbox.lock().unwrap().received[0].clone();
+    assert_eq!(received["data"]["keyId"], key_id.as_str());
+}

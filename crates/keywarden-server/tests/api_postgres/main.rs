@@ -32,6 +32,8 @@ mod identities;
 mod isolation;
 #[path = "../api/key_access.rs"]
 mod key_access;
+#[path = "../api/key_lifetime.rs"]
+mod key_lifetime;
 #[path = "../api/key_limits.rs"]
 mod key_limits;
 #[path = "../api/keys.rs"]
@@ -54,6 +56,8 @@ mod redis_limiter;
 mod refill;
 #[path = "../api/reroll.rs"]
 mod reroll;
+#[path = "../api/restrictions.rs"]
+mod restrictions;
 #[path = "../api/root_keys.rs"]
 mod root_keys;
 #[path = "../api/server_secrets.rs"]

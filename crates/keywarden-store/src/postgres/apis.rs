@@ -1,7 +1,7 @@
 //! APIs. Deleting one deletes its keys in the same transaction.
 
 use async_trait::async_trait;
-use keywarden_core::api::Api;
+use keywarden_core::api::{Api, ApiUpdate, ApiUpdateError};
 use keywarden_core::audit::AuditEntry;
 use keywarden_core::digest::KeyDigest;
 use keywarden_core::id::{ApiId, WorkspaceId};
@@ -22,7 +22,7 @@ impl ApiStore for PostgresStore {
             sqlx::query(concat!(
                 "INSERT INTO apis (",
                 api_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ))
             .bind(a.id)
             .bind(a.workspace_id)
@@ -31,6 +31,9 @@ impl ApiStore for PostgresStore {
             .bind(a.default_byte_length)
             .bind(a.delete_protection)
             .bind(a.created_at)
+            .bind(a.restrictions)
+            .bind(a.default_key_lifetime_ms)
+            .bind(a.max_key_lifetime_ms)
             .execute(&mut *tx)
             .await?;
             insert_entry(&mut tx, audit).await?;
@@ -91,6 +94,51 @@ impl ApiStore for PostgresStore {
             insert_entry(&mut tx, audit).await?;
             tx.commit().await?;
             Ok(Some(digests_from_rows(&rows)?))
+        })
+        .await
+    }
+
+    async fn update_api(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ApiId,
+        update: ApiUpdate,
+        audit: &AuditEntry,
+    ) -> StoreResult<Result<Api, ApiUpdateError>> {
+        run(async {
+            let mut tx = self.pool.begin().await?;
+            // Locked, so two concurrent updates apply one after the other.
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                api_columns!(),
+                " FROM apis WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL \
+                 FOR NO KEY UPDATE"
+            ))
+            .bind(id.as_str())
+            .bind(workspace.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Err(ApiUpdateError::NotFound));
+            };
+            let mut api = api_from_row(&row)?;
+            if let Err(e) = api.apply_update(update) {
+                return Ok(Err(e));
+            }
+            let a = StoredApi::of(&api);
+            sqlx::query(
+                "UPDATE apis SET restrictions = $2, default_key_lifetime_ms = $3, \
+                 max_key_lifetime_ms = $4 WHERE id = $1",
+            )
+            .bind(a.id)
+            .bind(a.restrictions)
+            .bind(a.default_key_lifetime_ms)
+            .bind(a.max_key_lifetime_ms)
+            .execute(&mut *tx)
+            .await?;
+            insert_entry(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(Ok(api))
         })
         .await
     }

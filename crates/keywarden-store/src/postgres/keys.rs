@@ -71,9 +71,9 @@ macro_rules! insert_key_sql {
         "INSERT INTO keys (id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
          meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
          last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits, \
-         encryption_key_id, encrypted) VALUES \
+         encryption_key_id, encrypted, restrictions) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         $20, $21, $22, $23)"
+         $20, $21, $22, $23, $24)"
     };
 }
 
@@ -114,6 +114,7 @@ async fn insert_key_row(
         .bind(k.ratelimits)
         .bind(k.encryption_key_id)
         .bind(k.encrypted)
+        .bind(k.restrictions)
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() > 0)
@@ -126,7 +127,7 @@ async fn update_key_state(conn: &mut PgConnection, key: &KeyRecord) -> PgResult<
         "UPDATE keys SET name = $2, meta = $3, enabled = $4, expires = $5, \
          credits_remaining = $6, refill_interval = $7, refill_amount = $8, refill_day = $9, \
          last_refill_at = $10, updated_at = $11, deleted_at = $12, identity_id = $13, \
-         ratelimits = $14 WHERE id = $1",
+         ratelimits = $14, restrictions = $15 WHERE id = $1",
     )
     .bind(k.id)
     .bind(k.name)
@@ -142,6 +143,7 @@ async fn update_key_state(conn: &mut PgConnection, key: &KeyRecord) -> PgResult<
     .bind(k.deleted_at)
     .bind(k.identity_id)
     .bind(k.ratelimits)
+    .bind(k.restrictions)
     .execute(&mut *conn)
     .await?;
     Ok(())

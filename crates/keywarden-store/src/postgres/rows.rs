@@ -35,7 +35,8 @@ macro_rules! lockable {
 }
 pub(super) use lockable;
 
-/// Selects keys (as `k`) with the identity each belongs to (as `i`), in the column order
+/// Selects keys (as `k`) with the identity each belongs to (as `i`) and their API's
+/// restrictions (from `a`), in the column order
 /// [`key_from_row`] reads.
 macro_rules! key_select {
     () => {
@@ -44,7 +45,9 @@ macro_rules! key_select {
          k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, \
          k.deleted_at, k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, \
          i.created_at, i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to, \
-         k.encryption_key_id, k.encrypted FROM keys k LEFT JOIN identities i ON i.id = k.identity_id"
+         k.encryption_key_id, k.encrypted, k.restrictions, a.restrictions \
+         FROM keys k LEFT JOIN identities i ON i.id = k.identity_id \
+         LEFT JOIN apis a ON a.id = k.api_id"
     };
 }
 pub(super) use key_select;
@@ -82,7 +85,7 @@ pub(super) use root_key_columns;
 macro_rules! api_columns {
     () => {
         "id, workspace_id, name, default_prefix, default_byte_length, delete_protection, \
-         created_at"
+         created_at, restrictions, default_key_lifetime_ms, max_key_lifetime_ms"
     };
 }
 pub(super) use api_columns;
@@ -187,6 +190,8 @@ pub(super) fn key_from_row(row: &PgRow) -> PgResult<KeyRecord> {
         rotated_to: row.try_get(KEY_LAST_USED_AT + 2)?,
         encryption_key_id: row.try_get(KEY_LAST_USED_AT + 3)?,
         encrypted: row.try_get(KEY_LAST_USED_AT + 4)?,
+        restrictions: row.try_get(KEY_LAST_USED_AT + 5)?,
+        api_restrictions: row.try_get(KEY_LAST_USED_AT + 6)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
@@ -221,6 +226,9 @@ pub(super) fn api_from_row(row: &PgRow) -> PgResult<Api> {
         default_byte_length: row.try_get(4)?,
         delete_protection: row.try_get(5)?,
         created_at: row.try_get(6)?,
+        restrictions: row.try_get(7)?,
+        default_key_lifetime_ms: row.try_get(8)?,
+        max_key_lifetime_ms: row.try_get(9)?,
     };
     Ok(stored.into_api()?)
 }

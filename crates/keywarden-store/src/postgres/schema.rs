@@ -365,6 +365,14 @@ CREATE TABLE signing_keys (
     seed        TEXT NOT NULL
 );
 "#,
+    // Where keys may be used from (per key and per API), and each API's expiry policy.
+    // Restrictions are JSON objects in their canonical text form; NULL is "unrestricted".
+    r#"
+ALTER TABLE keys ADD COLUMN restrictions TEXT;
+ALTER TABLE apis ADD COLUMN restrictions TEXT;
+ALTER TABLE apis ADD COLUMN default_key_lifetime_ms BIGINT;
+ALTER TABLE apis ADD COLUMN max_key_lifetime_ms BIGINT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -36,14 +36,17 @@ fn encoded<T>(r: Result<T, crate::columns::EncodeError>) -> rusqlite::Result<T> 
     r.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-/// Selects keys (as `k`) with the identity each belongs to (as `i`), in the column order
+/// Selects keys (as `k`) with the identity each belongs to (as `i`) and their API's
+/// restrictions (from `a`), in the column order
 /// [`key_from_row`] reads.
 pub const KEY_SELECT: &str = "SELECT k.id, k.workspace_id, k.api_id, k.hash, k.start, k.prefix, \
     k.byte_length, k.name, k.meta, k.enabled, k.expires, k.credits_remaining, k.refill_interval, \
     k.refill_amount, k.refill_day, k.last_refill_at, k.created_at, k.updated_at, k.deleted_at, \
     k.ratelimits, i.id, i.workspace_id, i.external_id, i.meta, i.ratelimits, i.created_at, \
     i.updated_at, k.last_used_at, k.replaced_at, k.rotated_to, k.encryption_key_id, \
-    k.encrypted FROM keys k LEFT JOIN identities i ON i.id = k.identity_id";
+    k.encrypted, k.restrictions, a.restrictions \
+    FROM keys k LEFT JOIN identities i ON i.id = k.identity_id \
+    LEFT JOIN apis a ON a.id = k.api_id";
 
 /// Where `k.last_used_at` is in [`KEY_SELECT`]: after the identity's seven columns; the
 /// rotation marker (`replaced_at`, `rotated_to`) and the sealed plaintext
@@ -125,6 +128,8 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         rotated_to: row.get(KEY_LAST_USED_AT + 2)?,
         encryption_key_id: row.get(KEY_LAST_USED_AT + 3)?,
         encrypted: row.get(KEY_LAST_USED_AT + 4)?,
+        restrictions: row.get(KEY_LAST_USED_AT + 5)?,
+        api_restrictions: row.get(KEY_LAST_USED_AT + 6)?,
     };
     let identity = match stored.identity_id {
         Some(_) => Some(identity_at(row, KEY_IDENTITY_AT)?),
@@ -140,10 +145,11 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
         "INSERT INTO keys (id, workspace_id, api_id, hash, start, prefix, byte_length, name, \
          meta, enabled, expires, credits_remaining, refill_interval, refill_amount, refill_day, \
          last_refill_at, created_at, updated_at, deleted_at, identity_id, ratelimits, \
-         encryption_key_id, encrypted) VALUES \
+         encryption_key_id, encrypted, restrictions) VALUES \
          (:id, :workspace_id, :api_id, :hash, :start, :prefix, :byte_length, :name, :meta, \
          :enabled, :expires, :remaining, :interval, :amount, :day, :last_refill_at, :created_at, \
-         :updated_at, :deleted_at, :identity_id, :ratelimits, :encryption_key_id, :encrypted)",
+         :updated_at, :deleted_at, :identity_id, :ratelimits, :encryption_key_id, :encrypted, \
+         :restrictions)",
     )?
     .execute(named_params! {
         ":id": k.id,
@@ -169,6 +175,7 @@ pub fn insert_key(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlite::Res
         ":ratelimits": k.ratelimits,
         ":encryption_key_id": k.encryption_key_id,
         ":encrypted": k.encrypted,
+        ":restrictions": k.restrictions,
     })?;
     Ok(())
 }
@@ -191,8 +198,8 @@ pub fn update_key_state(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlit
         "UPDATE keys SET name = :name, meta = :meta, enabled = :enabled, expires = :expires, \
          credits_remaining = :remaining, refill_interval = :interval, refill_amount = :amount, \
          refill_day = :day, last_refill_at = :last_refill_at, updated_at = :updated_at, \
-         deleted_at = :deleted_at, identity_id = :identity_id, ratelimits = :ratelimits \
-         WHERE id = :id",
+         deleted_at = :deleted_at, identity_id = :identity_id, ratelimits = :ratelimits, \
+         restrictions = :restrictions WHERE id = :id",
     )?
     .execute(named_params! {
         ":id": k.id,
@@ -209,6 +216,7 @@ pub fn update_key_state(conn: &rusqlite::Connection, key: &KeyRecord) -> rusqlit
         ":deleted_at": k.deleted_at,
         ":identity_id": k.identity_id,
         ":ratelimits": k.ratelimits,
+        ":restrictions": k.restrictions,
     })?;
     Ok(())
 }
@@ -242,8 +250,8 @@ pub fn override_from_row(row: &Row<'_>) -> rusqlite::Result<RateOverride> {
     convert(0, stored.into_override())
 }
 
-pub const API_COLUMNS: &str =
-    "id, workspace_id, name, default_prefix, default_byte_length, delete_protection, created_at";
+pub const API_COLUMNS: &str = "id, workspace_id, name, default_prefix, default_byte_length, delete_protection, created_at, \
+    restrictions, default_key_lifetime_ms, max_key_lifetime_ms";
 
 pub fn api_from_row(row: &Row<'_>) -> rusqlite::Result<Api> {
     let stored = StoredApi {
@@ -254,6 +262,9 @@ pub fn api_from_row(row: &Row<'_>) -> rusqlite::Result<Api> {
         default_byte_length: row.get(4)?,
         delete_protection: row.get(5)?,
         created_at: row.get(6)?,
+        restrictions: row.get(7)?,
+        default_key_lifetime_ms: row.get(8)?,
+        max_key_lifetime_ms: row.get(9)?,
     };
     convert(0, stored.into_api())
 }

@@ -356,6 +356,14 @@ CREATE TABLE signing_keys (
     seed        TEXT NOT NULL
 ) STRICT;
 ",
+    // Where keys may be used from (per key and per API), and each API's expiry policy.
+    // Restrictions are JSON objects in their canonical text form; NULL is "unrestricted".
+    "
+ALTER TABLE keys ADD COLUMN restrictions TEXT;
+ALTER TABLE apis ADD COLUMN restrictions TEXT;
+ALTER TABLE apis ADD COLUMN default_key_lifetime_ms INTEGER;
+ALTER TABLE apis ADD COLUMN max_key_lifetime_ms INTEGER;
+",
 ];
 
 /// Brings the database to the latest schema version.

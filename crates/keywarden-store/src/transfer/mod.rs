@@ -88,6 +88,9 @@ pub static TABLES: &[Table] = &[
             ("delete_protection", Flag),
             ("created_at", Int),
             ("deleted_at", Int),
+            ("restrictions", Text),
+            ("default_key_lifetime_ms", Int),
+            ("max_key_lifetime_ms", Int),
         ],
     },
     Table {
@@ -131,6 +134,7 @@ pub static TABLES: &[Table] = &[
             ("rotated_to", Text),
             ("encryption_key_id", Text),
             ("encrypted", Text),
+            ("restrictions", Text),
         ],
     },
     Table {

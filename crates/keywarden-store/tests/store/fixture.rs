@@ -87,6 +87,8 @@ pub fn key_in(
         rotated_to: None,
         replaced_at: None,
         sealed: None,
+        restrictions: None,
+        api_restrictions: None,
     }
 }
 
@@ -107,6 +109,8 @@ pub fn api_in(workspace: &WorkspaceId) -> Api {
         default_byte_length: ByteLength::DEFAULT,
         delete_protection: false,
         created_at: NOW,
+        restrictions: None,
+        key_lifetime: Default::default(),
     }
 }
 

@@ -43,6 +43,7 @@ mod leaks;
 mod namespaces;
 mod postgres;
 mod rbac;
+mod restrictions;
 mod root_keys;
 mod server_secrets;
 mod signing_keys;

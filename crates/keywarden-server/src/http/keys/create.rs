@@ -13,8 +13,8 @@ use crate::http::envelope::Data;
 use crate::http::extract::ApiJson;
 use crate::http::fields::Fields;
 use crate::http::wire::{
-    CreditsBody, LimitBody, parse_expires, parse_id, parse_limits, parse_meta, parse_new_credits,
-    parse_role_names, parse_slugs,
+    CreditsBody, LimitBody, RestrictionsBody, parse_expires, parse_id, parse_limits, parse_meta,
+    parse_new_credits, parse_restrictions, parse_role_names, parse_slugs,
 };
 use crate::service::{Caller, NewKey};
 use crate::state::AppState;
@@ -35,6 +35,8 @@ pub struct CreateKeyBody {
     ratelimits: Option<Vec<LimitBody>>,
     enabled: Option<bool>,
     recoverable: Option<bool>,
+    /// Keywarden extension: where the key may be used from.
+    restrictions: Option<RestrictionsBody>,
 }
 
 impl TryFrom<CreateKeyBody> for NewKey {
@@ -76,9 +78,14 @@ impl TryFrom<CreateKeyBody> for NewKey {
             Some(c) => parse_new_credits(&mut f, "body.credits", c).flatten(),
             None => None,
         };
+        let restrictions = match body.restrictions {
+            Some(r) => parse_restrictions(&mut f, "body.restrictions", r),
+            None => Some(None),
+        };
         let access = roles.zip(permissions);
-        f.finish(api_id.zip(ratelimits).zip(access).map(
-            |((api_id, ratelimits), (roles, permissions))| NewKey {
+        f.finish(api_id.zip(ratelimits).zip(access).zip(restrictions).map(
+            |(((api_id, ratelimits), (roles, permissions)), restrictions)| NewKey {
+                restrictions,
                 api_id,
                 roles,
                 permissions,

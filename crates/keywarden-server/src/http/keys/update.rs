@@ -14,8 +14,8 @@ use crate::http::envelope::{Data, Empty};
 use crate::http::extract::ApiJson;
 use crate::http::fields::{Fields, Nullable};
 use crate::http::wire::{
-    LimitBody, RefillBody, parse_expires, parse_limits, parse_meta, parse_refill, parse_role_names,
-    parse_slugs,
+    LimitBody, RefillBody, RestrictionsBody, parse_expires, parse_limits, parse_meta, parse_refill,
+    parse_restrictions, parse_role_names, parse_slugs,
 };
 use crate::service::{AccessUpdate, Caller};
 use crate::state::AppState;
@@ -48,6 +48,9 @@ pub struct UpdateKeyBody {
     enabled: Option<bool>,
     roles: Option<Vec<String>>,
     permissions: Option<Vec<String>>,
+    /// Keywarden extension: replaces where the key may be used from; `null` clears.
+    #[serde(default)]
+    restrictions: Nullable<RestrictionsBody>,
 }
 
 /// Converts a nullable wire field with `parse`, recording errors; `None` when it failed.
@@ -98,9 +101,24 @@ fn parse(body: UpdateKeyBody) -> Result<KeyChanges, ApiError> {
     let meta = patch(body.meta, |m| parse_meta(&mut f, "body.meta", m));
     let expires = patch(body.expires, |e| parse_expires(&mut f, "body.expires", e));
     let credits = patch(body.credits, |c| credits_patch(&mut f, c));
-    let update = match (name, meta, expires, credits, ratelimits) {
-        (Some(name), Some(meta), Some(expires), Some(credits), Some(ratelimits)) => {
+    // Empty lists restrict nothing, the same as clearing.
+    let restrictions = match body.restrictions {
+        Nullable::Absent => Some(Patch::Keep),
+        Nullable::Null => Some(Patch::Clear),
+        Nullable::Value(r) => parse_restrictions(&mut f, "body.restrictions", r)
+            .map(|r| r.map_or(Patch::Clear, Patch::Set)),
+    };
+    let update = match (name, meta, expires, credits, ratelimits, restrictions) {
+        (
+            Some(name),
+            Some(meta),
+            Some(expires),
+            Some(credits),
+            Some(ratelimits),
+            Some(restrictions),
+        ) => {
             Some(KeyUpdate {
+                restrictions,
                 name,
                 meta,
                 expires,

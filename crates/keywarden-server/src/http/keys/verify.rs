@@ -1,12 +1,15 @@
 //! `keys.verifyKey`. Every verification outcome is a 200; only a malformed request or a
 //! root-key problem is an error.
 
+use std::net::IpAddr;
+
 use axum::extract::State;
 use axum::response::Response;
 use keywarden_core::id::ApiId;
 use keywarden_core::key::KeyRecord;
 use keywarden_core::meta::Meta;
 use keywarden_core::ratelimit::LimitDecision;
+use keywarden_core::restriction::{OriginHost, canonical};
 use keywarden_core::secret::PlaintextKey;
 use keywarden_core::verify::VerifyCode;
 use keywarden_core::verify_limits::{PlannedLimit, RequestedLimit};
@@ -16,10 +19,10 @@ use super::plaintext_key;
 use crate::error::ApiError;
 use crate::http::context;
 use crate::http::envelope::data_json_response;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, BrowserOrigin};
 use crate::http::fields::{At, Fields, Item};
 use crate::http::wire::{IdentityData, parse_duration, parse_id};
-use crate::service::{Caller, RequestOrigin, Verification, VerifyInput};
+use crate::service::{Caller, RequestOrigin, SiteInput, Verification, VerifyInput};
 use crate::state::AppState;
 
 const MAX_COST: i64 = 1_000_000_000_000;
@@ -104,6 +107,12 @@ pub struct VerifyKeyBody {
     ratelimits: Option<Vec<VerifyLimitBody>>,
     migration_id: Option<String>,
     keyspaces: Option<Vec<String>>,
+    /// Keywarden extension: the end client's IP address, for services that verify on a
+    /// user's behalf; used instead of the request's own client address.
+    client_ip: Option<String>,
+    /// Keywarden extension: the end client's `Origin` (or a bare host); used instead of the
+    /// request's `Origin`/`Referer` headers.
+    origin: Option<String>,
 }
 
 impl TryFrom<VerifyKeyBody> for VerifyInput {
@@ -145,7 +154,30 @@ impl TryFrom<VerifyKeyBody> for VerifyInput {
                 })
                 .collect()
         });
+        let client_ip = body.client_ip.and_then(|ip| {
+            f.check(
+                "body.clientIp",
+                ip.parse::<IpAddr>()
+                    .map(canonical)
+                    .map_err(|_| "must be an IPv4 or IPv6 address"),
+            )
+        });
+        let origin = body.origin.and_then(|origin| {
+            if !f.length("body.origin", &origin, 1, 2048) {
+                return None;
+            }
+            f.check(
+                "body.origin",
+                OriginHost::parse(&origin)
+                    .ok_or("must be an origin like https://app.example.com, or a host"),
+            )
+        });
         f.finish(key.map(|key| VerifyInput {
+            site: SiteInput {
+                ip: client_ip,
+                origin,
+                origin_header: None,
+            },
             key: PlaintextKey::new(key),
             cost,
             keyspaces,
@@ -289,15 +321,18 @@ fn write_verification(out: &mut Vec<u8>, v: &Verification) {
 pub async fn verify_key(
     State(state): State<AppState>,
     caller: Caller,
+    BrowserOrigin(origin_header): BrowserOrigin,
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
-    let input: VerifyInput = body.try_into()?;
-    let origin = state.service.wants_origin().then(|| {
-        let context = context::current();
-        RequestOrigin {
-            request_id: context.request_id,
-            client_ip: context.client_ip,
-        }
+    let mut input: VerifyInput = body.try_into()?;
+    // The end client named in the body, if any, is the client for restrictions and for the
+    // verification's event alike.
+    input.site.ip = input.site.ip.or_else(context::client_ip);
+    input.site.origin_header = origin_header;
+    let client_ip = input.site.ip;
+    let origin = state.service.wants_origin().then(|| RequestOrigin {
+        request_id: context::current().request_id,
+        client_ip,
     });
     let verification = state.service.verify(&caller, input, origin).await?;
     state.service.count_verification(verification.code);
