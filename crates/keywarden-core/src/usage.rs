@@ -100,18 +100,21 @@ pub struct RollupDelta<'a> {
     pub spent_credits: i64,
 }
 
+/// What a rollup row is keyed by in a batch. Workspace and API are part of it although a key
+/// id implies them: the rows must stay apart even for events that disagree about a key.
 type RollupKey<'a> = (
-    &'a WorkspaceId,
     UnixMillis,
-    &'a ApiId,
     &'a KeyId,
+    &'a WorkspaceId,
+    &'a ApiId,
     Option<&'a IdentityId>,
-    &'a str,
+    VerifyCode,
     &'a [String],
 );
 
 /// The rows `events` add to the rollup of `granularity`, one per distinct row key, ordered
-/// by that key, so concurrent writers touch shared rows in the same order.
+/// by bucket, key id, workspace, API, identity, outcome and tags, so concurrent writers touch
+/// shared rows in the same order.
 pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<RollupDelta<'_>> {
     merge(events.iter().map(single), granularity)
 }
@@ -138,8 +141,8 @@ fn single(event: &VerificationEvent) -> RollupDelta<'_> {
     }
 }
 
-/// Sums `deltas` into the buckets of `granularity`, one row per distinct row key, ordered by
-/// that key. Each delta's bucket must lie within one bucket of `granularity`.
+/// Sums `deltas` into the buckets of `granularity`, one row per distinct row key, in
+/// [`rollup`]'s order. Each delta's bucket must lie within one bucket of `granularity`.
 fn merge<'a>(
     deltas: impl Iterator<Item = RollupDelta<'a>>,
     granularity: Granularity,
@@ -149,12 +152,12 @@ fn merge<'a>(
         let event = delta.event;
         let bucket = granularity.bucket_start(delta.bucket);
         let key = (
-            &event.workspace_id,
             bucket,
-            &event.api_id,
             &event.key_id,
+            &event.workspace_id,
+            &event.api_id,
             event.identity_id.as_ref(),
-            event.outcome.as_str(),
+            event.outcome,
             event.tags.as_slice(),
         );
         let row = rows.entry(key).or_insert(RollupDelta {
@@ -167,22 +170,35 @@ fn merge<'a>(
         row.spent_credits = row.spent_credits.saturating_add(delta.spent_credits);
     }
     let mut rows: Vec<_> = rows.into_iter().collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Any order every writer shares prevents deadlocks between them. Bucket, then key id:
+    // cheap comparisons that nearly always decide, and close to the order of the stores'
+    // unique index (workspace, time, API, key, …), so rows go into it in runs.
+    rows.sort_unstable_by(|(a, _), (b, _)| {
+        (a.0, a.1, a.2, a.3, a.4, a.5.as_str(), a.6).cmp(&(
+            b.0,
+            b.1,
+            b.2,
+            b.3,
+            b.4,
+            b.5.as_str(),
+            b.6,
+        ))
+    });
     rows.into_iter().map(|(_, row)| row).collect()
 }
 
-/// The latest event time of each key in `events`, ordered by workspace and key.
+/// The latest event time of each key in `events`, ordered by key id and workspace.
 pub fn last_uses(events: &[VerificationEvent]) -> Vec<(&WorkspaceId, &KeyId, UnixMillis)> {
-    let mut latest: foldhash::HashMap<(&WorkspaceId, &KeyId), UnixMillis> =
+    let mut latest: foldhash::HashMap<(&KeyId, &WorkspaceId), UnixMillis> =
         foldhash::HashMap::default();
     for event in events {
         latest
-            .entry((&event.workspace_id, &event.key_id))
+            .entry((&event.key_id, &event.workspace_id))
             .and_modify(|t| *t = (*t).max(event.time))
             .or_insert(event.time);
     }
-    let mut latest: Vec<_> = latest.into_iter().map(|((w, k), t)| (w, k, t)).collect();
-    latest.sort_unstable();
+    let mut latest: Vec<_> = latest.into_iter().map(|((k, w), t)| (w, k, t)).collect();
+    latest.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
     latest
 }
 

@@ -90,7 +90,7 @@ async fn insert_raw(conn: &mut PgConnection, events: &[VerificationEvent]) -> Pg
         outcome.push(e.outcome.as_str());
         tags.push(encode_tags(e));
         spent_credits.push(e.spent_credits);
-        client_ip.push(encode_ip(e));
+        client_ip.push(encode_ip(e).map(|ip| ip.as_str().to_owned()));
     }
     sqlx::query(
         "INSERT INTO analytics_verifications (request_id, time, workspace_id, key_space_id, \

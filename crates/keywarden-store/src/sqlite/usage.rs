@@ -13,7 +13,7 @@ use rusqlite::{Connection, Statement, params};
 use super::SqliteStore;
 use super::rows::bad;
 use crate::columns::StoredRollup;
-use crate::usage::{WORKSPACES_WITH_EVENTS, encode_ip, encode_tags, rollup_table};
+use crate::usage::{IpText, WORKSPACES_WITH_EVENTS, encode_ip, encode_tags, rollup_table};
 
 /// Most raw rows one pruning job deletes.
 const PRUNE_CHUNK: i64 = 10_000;
@@ -115,7 +115,7 @@ fn bind_raw(stmt: &mut Statement<'_>, at: usize, e: &VerificationEvent) -> rusql
     stmt.raw_bind_parameter(at + 7, e.outcome.as_str())?;
     stmt.raw_bind_parameter(at + 8, encode_tags(e).as_ref())?;
     stmt.raw_bind_parameter(at + 9, e.spent_credits)?;
-    stmt.raw_bind_parameter(at + 10, encode_ip(e))
+    stmt.raw_bind_parameter(at + 10, encode_ip(e).as_ref().map(IpText::as_str))
 }
 
 fn bind_rollup(stmt: &mut Statement<'_>, at: usize, row: &RollupDelta<'_>) -> rusqlite::Result<()> {
