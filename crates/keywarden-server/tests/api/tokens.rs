@@ -188,6 +188,61 @@ async fn keys_that_do_not_verify_get_no_token() {
 }
 
 #[tokio::test]
+async fn restrictions_see_the_exchange_requests_client_as_verify_does() {
+    let app = spawn_app().await;
+    let api = app.create_api("tokens").await;
+    let restricted = |restrictions: Value| json!({ "restrictions": restrictions });
+    // The test client connects from 127.0.0.1.
+    let (_, here) = app
+        .create_key(&api, restricted(json!({ "allowedIps": ["127.0.0.1"] })))
+        .await;
+    let (_, elsewhere) = app
+        .create_key(&api, restricted(json!({ "allowedIps": ["10.0.0.0/8"] })))
+        .await;
+    let (_, browser) = app
+        .create_key(
+            &api,
+            restricted(json!({ "allowedOrigins": ["app.example.com"] })),
+        )
+        .await;
+
+    let data = exchange(&app, json!({ "key": here })).await;
+    assert_eq!(data["code"], "VALID", "{data}");
+    assert!(data["token"].is_string());
+    let data = exchange(&app, json!({ "key": elsewhere })).await;
+    assert_eq!(data["code"], "FORBIDDEN");
+    assert!(data.get("token").is_none());
+    // The end client named in the body counts, as for keys.verifyKey.
+    let data = exchange(&app, json!({ "key": elsewhere, "clientIp": "10.1.2.3" })).await;
+    assert_eq!(data["code"], "VALID", "{data}");
+
+    let from_page = |origin: &'static str| {
+        app.client
+            .post(format!("{}/v2/keys.exchangeToken", app.base_url))
+            .bearer_auth(crate::helpers::ROOT_KEY)
+            .header("Origin", origin)
+            .json(&json!({ "key": browser }))
+            .send()
+    };
+    let reply: Value = from_page("https://app.example.com")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["data"]["code"], "VALID", "{reply}");
+    let reply: Value = from_page("https://evil.example.net")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["data"]["code"], "FORBIDDEN", "{reply}");
+    assert!(reply["data"].get("token").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn an_exchange_counts_as_a_verification() {
     let app = spawn_app().await;
     let api = app.create_api("tokens").await;

@@ -9,13 +9,12 @@ use keywarden_core::token::TokenPolicy;
 use keywarden_core::verify::VerifyCode;
 use serde::{Deserialize, Serialize};
 
-use super::verify::VerifyKeyBody;
+use super::verify::{VerifyKeyBody, complete_site};
 use crate::error::ApiError;
-use crate::http::context;
 use crate::http::envelope::Data;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, BrowserOrigin};
 use crate::http::fields::Fields;
-use crate::service::{Caller, RequestOrigin, TokenRequest, VerifyInput};
+use crate::service::{Caller, TokenRequest, VerifyInput};
 use crate::state::AppState;
 
 /// The longest lifetime a request may name (30 days); the configured maximum caps it
@@ -70,16 +69,11 @@ struct ExchangeData<'a> {
 pub async fn exchange_token(
     State(state): State<AppState>,
     caller: Caller,
+    BrowserOrigin(origin_header): BrowserOrigin,
     ApiJson(body): ApiJson<ExchangeTokenBody>,
 ) -> Result<Response, ApiError> {
-    let request: TokenRequest = body.try_into()?;
-    let origin = state.service.wants_origin().then(|| {
-        let context = context::current();
-        RequestOrigin {
-            request_id: context.request_id,
-            client_ip: context.client_ip,
-        }
-    });
+    let mut request: TokenRequest = body.try_into()?;
+    let origin = complete_site(&state, &mut request.verify, origin_header);
     let exchange = state
         .service
         .exchange_token(&caller, request, origin)

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use axum::extract::State;
+use axum::http::HeaderValue;
 use axum::response::Response;
 use keywarden_core::id::ApiId;
 use keywarden_core::key::KeyRecord;
@@ -317,6 +318,25 @@ fn write_verification(out: &mut Vec<u8>, v: &Verification) {
     }
 }
 
+/// Fills in what the request itself says about its client (its address, its `Origin` or
+/// `Referer`) where the body did not name the end client, and returns what the
+/// verification's event needs, when events are wanted. The end client named in the body, if
+/// any, is the client for restrictions and for the event alike. Every endpoint that verifies
+/// a key (`keys.verifyKey`, `keys.exchangeToken`) goes through here.
+pub(super) fn complete_site(
+    state: &AppState,
+    input: &mut VerifyInput,
+    origin_header: Option<HeaderValue>,
+) -> Option<RequestOrigin> {
+    input.site.ip = input.site.ip.or_else(context::client_ip);
+    input.site.origin_header = origin_header;
+    let client_ip = input.site.ip;
+    state.service.wants_origin().then(|| RequestOrigin {
+        request_id: context::current().request_id,
+        client_ip,
+    })
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify_key(
     State(state): State<AppState>,
@@ -325,15 +345,7 @@ pub async fn verify_key(
     ApiJson(body): ApiJson<VerifyKeyBody>,
 ) -> Result<Response, ApiError> {
     let mut input: VerifyInput = body.try_into()?;
-    // The end client named in the body, if any, is the client for restrictions and for the
-    // verification's event alike.
-    input.site.ip = input.site.ip.or_else(context::client_ip);
-    input.site.origin_header = origin_header;
-    let client_ip = input.site.ip;
-    let origin = state.service.wants_origin().then(|| RequestOrigin {
-        request_id: context::current().request_id,
-        client_ip,
-    });
+    let origin = complete_site(&state, &mut input, origin_header);
     let verification = state.service.verify(&caller, input, origin).await?;
     state.service.count_verification(verification.code);
     Ok(data_json_response(|out| {
