@@ -252,6 +252,12 @@ id_type!(
     SigningKeyId,
     "sig"
 );
+id_type!(
+    /// A stored batch of verification events (one workspace's share of one write), or the
+    /// rollup rows of one write waiting to be folded in.
+    UsageBatchId,
+    "vb"
+);
 
 #[cfg(test)]
 mod tests {

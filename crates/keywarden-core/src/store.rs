@@ -443,14 +443,19 @@ pub trait AuditStore: Send + Sync {
 /// each key's last use.
 #[async_trait]
 pub trait UsageStore: Send + Sync {
-    /// In one transaction: stores every event as a raw row, adds each to its rollup row in
-    /// every granularity (count and spent credits), and moves each key's last use forward to
-    /// its latest event (never backwards: batches may arrive out of order). Events carry their
-    /// workspace, and every row written is keyed by it.
+    /// In one transaction: stores the events (readable at once as raw events) and what they
+    /// add to the rollups, pending until [`fold_verification_rollups`](Self::fold_verification_rollups).
+    /// Events carry their workspace, and every row written is keyed by it.
     async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()>;
+    /// Adds everything pending to its rollup row in every granularity (count and spent
+    /// credits) and moves each key's last use forward to its latest event (never backwards:
+    /// writes may be folded out of order), each pending write exactly once, also when several
+    /// nodes fold at the same time. Returns how many writes were folded.
+    async fn fold_verification_rollups(&self) -> StoreResult<u64>;
     /// Deletes raw events older than `before`; rollups stay. Returns how many were deleted.
     async fn prune_verifications(&self, before: UnixMillis) -> StoreResult<u64>;
-    /// The workspace's rollup rows of one granularity, ordered by bucket, key, outcome, tags.
+    /// The workspace's rollup rows of one granularity, ordered by bucket, key, outcome, tags,
+    /// after folding what is pending.
     async fn verification_rollups(
         &self,
         workspace: &WorkspaceId,

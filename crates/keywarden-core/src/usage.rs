@@ -98,6 +98,8 @@ pub struct RollupDelta<'a> {
     pub event: &'a VerificationEvent,
     pub count: i64,
     pub spent_credits: i64,
+    /// The latest time among the events counted: the key's last use as far as they tell.
+    pub latest: UnixMillis,
 }
 
 /// What a rollup row is keyed by in a batch. Workspace and API are part of it although a key
@@ -120,11 +122,20 @@ pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<Rol
 }
 
 /// The rows `events` add to the rollup of every granularity, in [`Granularity::ALL`]'s
-/// order, each as [`rollup`] gives it. Only the minutes are summed from the events; each
-/// coarser rollup is summed from the one before (a minute lies in one hour, an hour in one
-/// day, a day in one month), which has as many rows as the batch has distinct keys at most.
+/// order, each as [`rollup`] gives it.
 pub fn rollups(events: &[VerificationEvent]) -> [Vec<RollupDelta<'_>>; 4] {
-    let minute = merge(events.iter().map(single), Granularity::Minute);
+    rollups_from_minutes(events.iter().map(single))
+}
+
+/// Every granularity's rows from rows no wider than a minute (events, or the minute rows of
+/// one or several batches), in [`Granularity::ALL`]'s order. Only the minutes are summed
+/// from the input; each coarser rollup is summed from the one before (a minute lies in one
+/// hour, an hour in one day, a day in one month), which has as many rows as the input has
+/// distinct keys at most.
+pub fn rollups_from_minutes<'a>(
+    minutes: impl Iterator<Item = RollupDelta<'a>>,
+) -> [Vec<RollupDelta<'a>>; 4] {
+    let minute = merge(minutes, Granularity::Minute);
     let hour = merge(minute.iter().cloned(), Granularity::Hour);
     let day = merge(hour.iter().cloned(), Granularity::Day);
     let month = merge(day.iter().cloned(), Granularity::Month);
@@ -138,6 +149,7 @@ fn single(event: &VerificationEvent) -> RollupDelta<'_> {
         event,
         count: 1,
         spent_credits: event.spent_credits,
+        latest: event.time,
     }
 }
 
@@ -165,9 +177,11 @@ fn merge<'a>(
             event,
             count: 0,
             spent_credits: 0,
+            latest: delta.latest,
         });
         row.count += delta.count;
         row.spent_credits = row.spent_credits.saturating_add(delta.spent_credits);
+        row.latest = row.latest.max(delta.latest);
     }
     let mut rows: Vec<_> = rows.into_iter().collect();
     // Any order every writer shares prevents deadlocks between them. Bucket, then key id:
@@ -189,13 +203,29 @@ fn merge<'a>(
 
 /// The latest event time of each key in `events`, ordered by key id and workspace.
 pub fn last_uses(events: &[VerificationEvent]) -> Vec<(&WorkspaceId, &KeyId, UnixMillis)> {
+    latest_per_key(events.iter().map(|e| (&e.workspace_id, &e.key_id, e.time)))
+}
+
+/// The latest use of each key among rollup `rows`, ordered by key id and workspace.
+pub fn last_uses_of_rows<'a>(
+    rows: &[RollupDelta<'a>],
+) -> Vec<(&'a WorkspaceId, &'a KeyId, UnixMillis)> {
+    latest_per_key(
+        rows.iter()
+            .map(|r| (&r.event.workspace_id, &r.event.key_id, r.latest)),
+    )
+}
+
+fn latest_per_key<'a>(
+    uses: impl Iterator<Item = (&'a WorkspaceId, &'a KeyId, UnixMillis)>,
+) -> Vec<(&'a WorkspaceId, &'a KeyId, UnixMillis)> {
     let mut latest: foldhash::HashMap<(&KeyId, &WorkspaceId), UnixMillis> =
         foldhash::HashMap::default();
-    for event in events {
+    for (workspace, key, time) in uses {
         latest
-            .entry((&event.key_id, &event.workspace_id))
-            .and_modify(|t| *t = (*t).max(event.time))
-            .or_insert(event.time);
+            .entry((key, workspace))
+            .and_modify(|t| *t = (*t).max(time))
+            .or_insert(time);
     }
     let mut latest: Vec<_> = latest.into_iter().map(|((k, w), t)| (w, k, t)).collect();
     latest.sort_unstable_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));

@@ -15,6 +15,7 @@ mod signing_key_columns;
 pub mod sqlite;
 pub mod transfer;
 mod usage;
+mod usage_batch;
 mod webhook_columns;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! What both backends share about storing verification events: table names and how values
-//! are written.
+//! are written (the batches' own encoding is in `usage_batch`).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -7,11 +7,11 @@ use std::net::IpAddr;
 
 use keywarden_core::usage::{Granularity, VerificationEvent};
 
-/// The workspaces that have raw rows, found by skipping through the (workspace_id, time)
-/// index one workspace at a time (the raw rows have no index on time alone).
+/// The workspaces that have stored events, found by skipping through the batches'
+/// (workspace_id, last_time) index one workspace at a time (there is no index on time alone).
 pub(crate) const WORKSPACES_WITH_EVENTS: &str = "WITH RECURSIVE w(id) AS (\
-     SELECT min(workspace_id) FROM analytics_verifications \
-     UNION ALL SELECT (SELECT min(workspace_id) FROM analytics_verifications \
+     SELECT min(workspace_id) FROM analytics_event_batches \
+     UNION ALL SELECT (SELECT min(workspace_id) FROM analytics_event_batches \
      WHERE workspace_id > w.id) FROM w WHERE w.id IS NOT NULL) \
      SELECT id FROM w WHERE id IS NOT NULL";
 
@@ -35,12 +35,6 @@ pub(crate) fn encode_tags(event: &VerificationEvent) -> Cow<'static, str> {
     Cow::Owned(serde_json::to_string(&event.tags).unwrap_or_else(|_| "[]".to_owned()))
 }
 
-/// The client address as stored (its usual text form), when known; formatted on the stack,
-/// since the writer does this for every event.
-pub(crate) fn encode_ip(event: &VerificationEvent) -> Option<IpText> {
-    event.client_ip.map(IpText::of)
-}
-
 /// An IP address in text, in a buffer long enough for any IPv6 form.
 pub(crate) struct IpText {
     buf: [u8; 45],
@@ -48,7 +42,7 @@ pub(crate) struct IpText {
 }
 
 impl IpText {
-    fn of(ip: IpAddr) -> Self {
+    pub(crate) fn of(ip: IpAddr) -> Self {
         let mut text = Self {
             buf: [0; 45],
             len: 0,

@@ -143,8 +143,9 @@ pub struct StoreArgs {
     /// TOML file with settings (listen, database_url, log_format, key_cache_capacity,
     /// redis_url, redis_fault_mode, redis_prefix, redis_timeout_ms, max_stale_secs,
     /// database_max_connections, record_verifications, usage_queue_capacity,
-    /// usage_flush_interval_ms, usage_batch_size, usage_retention_days, tls_cert, tls_key,
-    /// tls_reload_secs, insecure_http, token_*; see the README for all).
+    /// usage_flush_interval_ms, usage_batch_size, usage_rollup_interval_ms,
+    /// usage_retention_days, tls_cert, tls_key, tls_reload_secs, insecure_http, token_*; see
+    /// the README for all).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

@@ -47,6 +47,9 @@ pub struct Config {
     /// Most verification events written in one store transaction; a full batch is written
     /// before the flush interval ends.
     pub usage_batch_size: usize,
+    /// How often what written events add to the per-minute to per-month counts and to keys'
+    /// `lastUsedAt` is folded in (analytics queries on the counts fold first).
+    pub usage_rollup_interval_ms: u64,
     /// How long raw verification events are kept; per-minute to per-month counts stay.
     pub usage_retention_days: u64,
     /// Whether this node sends webhook deliveries (any number of nodes may).
@@ -127,6 +130,7 @@ impl Default for Config {
             usage_queue_capacity: 100_000,
             usage_flush_interval_ms: 1_000,
             usage_batch_size: UsageSettings::default().batch_size,
+            usage_rollup_interval_ms: 10_000,
             usage_retention_days: 30,
             webhooks_enabled: true,
             webhook_poll_ms: 1000,
@@ -227,6 +231,9 @@ impl Config {
         if self.usage_batch_size == 0 {
             anyhow::bail!("usage_batch_size must be at least 1");
         }
+        if self.usage_rollup_interval_ms == 0 {
+            anyhow::bail!("usage_rollup_interval_ms must be at least 1");
+        }
         if self.usage_retention_days == 0 {
             anyhow::bail!("usage_retention_days must be at least 1");
         }
@@ -235,6 +242,7 @@ impl Config {
             queue_capacity: self.usage_queue_capacity,
             flush_interval: Duration::from_millis(self.usage_flush_interval_ms),
             batch_size: self.usage_batch_size,
+            rollup_interval: Duration::from_millis(self.usage_rollup_interval_ms),
             retention: Duration::from_secs(self.usage_retention_days.saturating_mul(86_400)),
         })
     }
@@ -281,6 +289,7 @@ const ENV_SETTINGS: &[&str] = &[
     "usage_queue_capacity",
     "usage_flush_interval_ms",
     "usage_batch_size",
+    "usage_rollup_interval_ms",
     "usage_retention_days",
     "webhooks_enabled",
     "webhook_poll_ms",
@@ -428,7 +437,8 @@ mod tests {
         std::fs::write(
             &file,
             "record_verifications = false\nusage_queue_capacity = 5\n\
-             usage_flush_interval_ms = 250\nusage_retention_days = 7\n",
+             usage_flush_interval_ms = 250\nusage_retention_days = 7\n\
+             usage_rollup_interval_ms = 2500\n",
         )
         .unwrap();
         let usage = load(Some(&file), Overrides::default())
@@ -438,6 +448,7 @@ mod tests {
         assert!(!usage.record);
         assert_eq!(usage.queue_capacity, 5);
         assert_eq!(usage.flush_interval, Duration::from_millis(250));
+        assert_eq!(usage.rollup_interval, Duration::from_millis(2_500));
         assert_eq!(usage.retention, Duration::from_secs(7 * 86_400));
 
         std::fs::write(&file, "usage_queue_capacity = 0\n").unwrap();

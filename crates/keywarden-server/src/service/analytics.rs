@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use keywarden_core::analytics_query::{AnalyticsQuery, ApiScope, MAX_ROWS};
+use keywarden_core::analytics_query::{AnalyticsQuery, ApiScope, MAX_ROWS, Table};
 use keywarden_core::id::ApiId;
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::store::{AnalyticsError, AnalyticsLimits, AnalyticsRow};
@@ -49,6 +49,11 @@ impl Keywarden {
         let scope = analytics_scope(caller)?;
         let parsed = AnalyticsQuery::parse(query, self.now())
             .map_err(|e| ApiError::InvalidAnalyticsQuery(e.to_string()))?;
+        // The rollup tables hold what has been folded in; what written events still add to
+        // them is folded first, so a query sees every event the raw table shows.
+        if parsed.table() != Table::Raw {
+            self.store.fold_verification_rollups().await?;
+        }
         let rendered = parsed.render(self.store.analytics_dialect(), caller.workspace(), &scope);
         self.store
             .run_analytics_query(&rendered, self.analytics_limits)

@@ -195,6 +195,7 @@ pub async fn try_spawn_app_with(
             // Tests wait for recorded usage; a short interval keeps them quick.
             usage: UsageSettings {
                 flush_interval: std::time::Duration::from_millis(100),
+                rollup_interval: std::time::Duration::from_millis(100),
                 ..UsageSettings::default()
             },
             ..ServiceSettings::default()
@@ -869,6 +870,9 @@ impl RbacStore for CountingStore {
 impl UsageStore for CountingStore {
     async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
         self.inner.record_verifications(events).await
+    }
+    async fn fold_verification_rollups(&self) -> StoreResult<u64> {
+        self.inner.fold_verification_rollups().await
     }
     async fn prune_verifications(&self, before: UnixMillis) -> StoreResult<u64> {
         self.inner.prune_verifications(before).await

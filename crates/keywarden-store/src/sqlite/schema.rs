@@ -364,6 +364,47 @@ ALTER TABLE apis ADD COLUMN restrictions TEXT;
 ALTER TABLE apis ADD COLUMN default_key_lifetime_ms INTEGER;
 ALTER TABLE apis ADD COLUMN max_key_lifetime_ms INTEGER;
 ",
+    // Verification events in batches: a row per workspace and write whose `events` is a JSON
+    // array of arrays (keywarden-store's `usage_batch`), and each write's minute rollup rows
+    // until a fold adds them to the rollup tables. The raw table becomes a view over the
+    // batches with the same columns, so analytics queries read it as before. Existing raw
+    // rows become one batch per workspace and minute; their rollups are counted already.
+    r"
+CREATE TABLE analytics_event_batches (
+    id            TEXT PRIMARY KEY,
+    workspace_id  TEXT NOT NULL,
+    first_time    INTEGER NOT NULL,
+    last_time     INTEGER NOT NULL,
+    event_count   INTEGER NOT NULL,
+    events        TEXT NOT NULL
+) STRICT;
+CREATE INDEX analytics_event_batches_by_time ON analytics_event_batches (workspace_id, last_time);
+CREATE TABLE analytics_rollups_pending (
+    id    TEXT PRIMARY KEY,
+    rows  TEXT NOT NULL
+) STRICT;
+INSERT INTO analytics_event_batches (id, workspace_id, first_time, last_time, event_count, events)
+SELECT 'vb_migrated_' || workspace_id || '_' || (time / 60000), workspace_id, min(time),
+       max(time), count(*),
+       json_group_array(json_array(time, request_id, key_space_id, identity_id, external_id,
+                                   key_id, outcome, json(tags), spent_credits, client_ip))
+FROM analytics_verifications GROUP BY workspace_id, time / 60000;
+DROP TABLE analytics_verifications;
+CREATE VIEW analytics_verifications AS
+SELECT e.value ->> 1 AS request_id,
+       e.value ->> 0 AS time,
+       b.workspace_id AS workspace_id,
+       e.value ->> 2 AS key_space_id,
+       e.value ->> 3 AS identity_id,
+       e.value ->> 4 AS external_id,
+       e.value ->> 5 AS key_id,
+       e.value ->> 6 AS outcome,
+       '' AS region,
+       e.value ->> 7 AS tags,
+       e.value ->> 8 AS spent_credits,
+       e.value ->> 9 AS client_ip
+FROM analytics_event_batches AS b, json_each(b.events) AS e;
+",
 ];
 
 /// Brings the database to the latest schema version.

@@ -1,36 +1,35 @@
-//! Verification events: each batch is one job of the writer, so raw rows, rollups and last
-//! uses commit together.
+//! Verification events: each write stores its events as batches and its minute rollup rows
+//! as one pending row (`usage_batch`), in one job of the writer; a fold job later adds pending
+//! rows to the rollup tables and the keys' last use and deletes them, in one transaction.
 
 use async_trait::async_trait;
-use keywarden_core::id::WorkspaceId;
+use keywarden_core::id::{UsageBatchId, WorkspaceId};
 use keywarden_core::store::{StoreResult, UsageStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::{
-    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses, rollups,
+    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows, rollup,
+    rollups_from_minutes,
 };
 use rusqlite::{Connection, Statement, params};
 
 use super::SqliteStore;
 use super::rows::bad;
 use crate::columns::StoredRollup;
-use crate::usage::{IpText, WORKSPACES_WITH_EVENTS, encode_ip, encode_tags, rollup_table};
+use crate::usage::{WORKSPACES_WITH_EVENTS, encode_tags, rollup_table};
+use crate::usage_batch::{
+    EventBatch, PendingMinute, event_batches, keep_from, pending_rows, read_pending_rows,
+};
 
-/// Most raw rows one pruning job deletes.
-const PRUNE_CHUNK: i64 = 10_000;
+/// Most batches one pruning job deletes (a batch holds up to a write's events).
+const PRUNE_CHUNK: i64 = 100;
+
+/// Most pending writes one fold job reads: bounds the job's memory and how long it holds the
+/// single writer.
+const FOLD_CHUNK: i64 = 64;
 
 /// Rows per multi-row `INSERT`: one statement per chunk instead of per row saves most of
-/// SQLite's per-statement work (at 11 parameters a row, far below its limit of 32 766).
+/// SQLite's per-statement work (at 10 parameters a row, far below its limit of 32 766).
 const CHUNK: usize = 64;
-
-/// The raw-row insert of `rows` rows.
-fn raw_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO analytics_verifications (request_id, time, workspace_id, key_space_id, \
-         identity_id, external_id, key_id, outcome, tags, spent_credits, client_ip) VALUES ",
-    );
-    push_placeholders(&mut sql, rows, 11);
-    sql
-}
 
 /// The rollup upsert of `rows` rows into `table`.
 fn rollup_sql(table: &str, rows: usize) -> String {
@@ -87,35 +86,67 @@ fn insert_chunked<T>(
     Ok(())
 }
 
-fn record(conn: &Connection, events: &[VerificationEvent]) -> rusqlite::Result<()> {
-    insert_chunked(conn, events, raw_sql, bind_raw, 11)?;
-    for (granularity, rows) in Granularity::ALL.into_iter().zip(rollups(events)) {
-        let table = rollup_table(granularity);
-        insert_chunked(conn, &rows, |n| rollup_sql(table, n), bind_rollup, 10)?;
+/// Stores one write: its event batches and its pending minute rows.
+fn record(
+    conn: &Connection,
+    batches: &[EventBatch],
+    pending_id: &str,
+    pending: &str,
+) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO analytics_event_batches \
+         (id, workspace_id, first_time, last_time, event_count, events) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for b in batches {
+        insert.execute(params![
+            b.id,
+            b.workspace_id,
+            b.first_time,
+            b.last_time,
+            b.event_count,
+            b.events
+        ])?;
     }
-    // Batches can commit out of order (a retried one after a newer one): only move forward.
+    conn.prepare_cached("INSERT INTO analytics_rollups_pending (id, rows) VALUES (?1, ?2)")?
+        .execute(params![pending_id, pending])?;
+    Ok(())
+}
+
+/// Folds up to [`FOLD_CHUNK`] pending writes; returns how many.
+fn fold(conn: &Connection) -> rusqlite::Result<usize> {
+    let pending = conn
+        .prepare_cached("SELECT id, rows FROM analytics_rollups_pending ORDER BY id LIMIT ?1")?
+        .query_map([FOLD_CHUNK], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut minutes: Vec<PendingMinute> = Vec::new();
+    for (_, rows) in &pending {
+        minutes.extend(read_pending_rows(rows).map_err(|e| bad(1, e))?);
+    }
+    let all = rollups_from_minutes(minutes.iter().map(PendingMinute::delta));
+    for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
+        let table = rollup_table(granularity);
+        insert_chunked(conn, rows, |n| rollup_sql(table, n), bind_rollup, 10)?;
+    }
+    // Folds can run out of order with respect to the events (a write retried after a newer
+    // one): only move forward.
     let mut touch = conn.prepare_cached(
         "UPDATE keys SET last_used_at = ?3 WHERE id = ?2 AND workspace_id = ?1 \
          AND (last_used_at IS NULL OR last_used_at < ?3)",
     )?;
-    for (workspace, key, time) in last_uses(events) {
+    for (workspace, key, time) in last_uses_of_rows(&all[0]) {
         touch.execute(params![workspace.as_str(), key.as_str(), time.as_millis()])?;
     }
-    Ok(())
-}
-
-fn bind_raw(stmt: &mut Statement<'_>, at: usize, e: &VerificationEvent) -> rusqlite::Result<()> {
-    stmt.raw_bind_parameter(at, e.request_id.as_str())?;
-    stmt.raw_bind_parameter(at + 1, e.time.as_millis())?;
-    stmt.raw_bind_parameter(at + 2, e.workspace_id.as_str())?;
-    stmt.raw_bind_parameter(at + 3, e.api_id.as_str())?;
-    stmt.raw_bind_parameter(at + 4, e.identity_id.as_ref().map(|i| i.as_str()))?;
-    stmt.raw_bind_parameter(at + 5, e.external_id.as_ref().map(|i| i.as_str()))?;
-    stmt.raw_bind_parameter(at + 6, e.key_id.as_str())?;
-    stmt.raw_bind_parameter(at + 7, e.outcome.as_str())?;
-    stmt.raw_bind_parameter(at + 8, encode_tags(e).as_ref())?;
-    stmt.raw_bind_parameter(at + 9, e.spent_credits)?;
-    stmt.raw_bind_parameter(at + 10, encode_ip(e).as_ref().map(IpText::as_str))
+    let mut done = conn.prepare_cached("DELETE FROM analytics_rollups_pending WHERE id = ?1")?;
+    for (id, _) in &pending {
+        done.execute([id])?;
+    }
+    Ok(pending.len())
 }
 
 fn bind_rollup(stmt: &mut Statement<'_>, at: usize, row: &RollupDelta<'_>) -> rusqlite::Result<()> {
@@ -135,11 +166,27 @@ fn bind_rollup(stmt: &mut Statement<'_>, at: usize, row: &RollupDelta<'_>) -> ru
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
-        if events.is_empty() {
+        let Some(first) = events.first() else {
             return Ok(());
+        };
+        // Encoded here, so the writer thread only inserts two kinds of row.
+        let batches = event_batches(events);
+        let pending_id = UsageBatchId::generate(first.time);
+        let pending = pending_rows(&rollup(events, Granularity::Minute));
+        self.write(move |conn| record(conn, &batches, pending_id.as_str(), &pending))
+            .await
+    }
+
+    async fn fold_verification_rollups(&self) -> StoreResult<u64> {
+        let mut total = 0_u64;
+        // In chunks, each its own job, like pruning: the writer serves every other write too.
+        loop {
+            let folded = self.write(fold).await?;
+            total += u64::try_from(folded).unwrap_or(u64::MAX);
+            if i64::try_from(folded).unwrap_or(i64::MAX) < FOLD_CHUNK {
+                return Ok(total);
+            }
         }
-        let events = events.to_vec();
-        self.write(move |conn| record(conn, &events)).await
     }
 
     async fn prune_verifications(&self, before: UnixMillis) -> StoreResult<u64> {
@@ -150,31 +197,61 @@ impl UsageStore for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
-        // In chunks, each its own job: one huge delete would hold the single writer (and with
-        // it every other write, credit spends included) for as long as it runs.
+        let cut = before.as_millis();
         let mut total = 0_u64;
         for workspace in workspaces {
+            // Whole batches first, in chunks, each its own job: one huge delete would hold the
+            // single writer (and with it every other write, credit spends included).
             loop {
                 let workspace = workspace.clone();
-                let deleted = self
+                let (batches, events) = self
                     .write(move |conn| {
-                        conn.prepare_cached(
-                            "DELETE FROM analytics_verifications WHERE rowid IN \
-                             (SELECT rowid FROM analytics_verifications \
-                             WHERE workspace_id = ?1 AND time < ?2 LIMIT ?3)",
-                        )?
-                        .execute(params![
-                            workspace,
-                            before.as_millis(),
-                            PRUNE_CHUNK
-                        ])
+                        let counts = conn
+                            .prepare_cached(
+                                "DELETE FROM analytics_event_batches WHERE id IN \
+                                 (SELECT id FROM analytics_event_batches \
+                                 WHERE workspace_id = ?1 AND last_time < ?2 LIMIT ?3) \
+                                 RETURNING event_count",
+                            )?
+                            .query_map(params![workspace, cut, PRUNE_CHUNK], |row| {
+                                row.get::<_, i64>(0)
+                            })?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        Ok((counts.len(), counts.iter().sum::<i64>()))
                     })
                     .await?;
-                total += u64::try_from(deleted).unwrap_or(u64::MAX);
-                if i64::try_from(deleted).unwrap_or(i64::MAX) < PRUNE_CHUNK {
+                total += u64::try_from(events).unwrap_or(0);
+                if i64::try_from(batches).unwrap_or(i64::MAX) < PRUNE_CHUNK {
                     break;
                 }
             }
+            // Then the few batches the cut falls inside: rewritten without their old events.
+            let workspace = workspace.clone();
+            let removed = self
+                .write(move |conn| {
+                    let straddling = conn
+                        .prepare_cached(
+                            "SELECT id, events FROM analytics_event_batches \
+                             WHERE workspace_id = ?1 AND last_time >= ?2 AND first_time < ?2",
+                        )?
+                        .query_map(params![workspace, cut], |row| {
+                            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    let mut update = conn.prepare_cached(
+                        "UPDATE analytics_event_batches \
+                         SET events = ?2, first_time = ?3, event_count = ?4 WHERE id = ?1",
+                    )?;
+                    let mut removed = 0_i64;
+                    for (id, events) in straddling {
+                        let kept = keep_from(&events, cut).map_err(|e| bad(1, e))?;
+                        update.execute(params![id, kept.events, kept.first_time, kept.count])?;
+                        removed += kept.removed;
+                    }
+                    Ok(removed)
+                })
+                .await?;
+            total += u64::try_from(removed).unwrap_or(0);
         }
         Ok(total)
     }
@@ -184,6 +261,7 @@ impl UsageStore for SqliteStore {
         workspace: &WorkspaceId,
         granularity: Granularity,
     ) -> StoreResult<Vec<VerificationRollup>> {
+        self.fold_verification_rollups().await?;
         let workspace = workspace.clone();
         self.read(move |conn| {
             let table = rollup_table(granularity);
@@ -215,7 +293,8 @@ impl UsageStore for SqliteStore {
         let workspace = workspace.clone();
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT count(*) FROM analytics_verifications WHERE workspace_id = ?1",
+                "SELECT coalesce(sum(event_count), 0) FROM analytics_event_batches \
+                 WHERE workspace_id = ?1",
             )?
             .query_row([workspace.as_str()], |row| row.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))

@@ -256,23 +256,22 @@ pub static TABLES: &[Table] = &[
         name: "webhook_expiry_notices",
         columns: &[("key_id", Text), ("expires", Int), ("announced_at", Int)],
     },
-    // Usage history: raw verifications (within their retention) and the rollups.
+    // Usage history: raw verifications in their batches (within their retention), the rollup
+    // rows not yet folded, and the rollups.
     Table {
-        name: "analytics_verifications",
+        name: "analytics_event_batches",
         columns: &[
-            ("request_id", Text),
-            ("time", Int),
+            ("id", Text),
             ("workspace_id", Text),
-            ("key_space_id", Text),
-            ("identity_id", Text),
-            ("external_id", Text),
-            ("key_id", Text),
-            ("outcome", Text),
-            ("region", Text),
-            ("tags", Text),
-            ("spent_credits", Int),
-            ("client_ip", Text),
+            ("first_time", Int),
+            ("last_time", Int),
+            ("event_count", Int),
+            ("events", Text),
         ],
+    },
+    Table {
+        name: "analytics_rollups_pending",
+        columns: &[("id", Text), ("rows", Text)],
     },
     Table {
         name: "analytics_verifications_per_minute",

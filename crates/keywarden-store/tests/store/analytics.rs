@@ -186,6 +186,7 @@ async fn data(store: &dyn Store, workspace: WorkspaceId, api: ApiId) -> Data {
         ));
     }
     store.record_verifications(&batch).await.unwrap();
+    store.fold_verification_rollups().await.unwrap();
     Data {
         workspace,
         other_workspace: other.id,
@@ -381,7 +382,7 @@ async fn nothing_can_be_written(backend: Backend) {
     let store = f.store.as_ref();
     let d = data(store, f.workspace.clone(), f.api.clone()).await;
     for sql in [
-        "DELETE FROM analytics_verifications",
+        "DELETE FROM analytics_event_batches",
         "UPDATE keys SET enabled = false",
         "CREATE TABLE stolen (x INTEGER)",
     ] {
@@ -422,6 +423,7 @@ async fn the_time_budget_stops_a_heavy_query(backend: Backend) {
         })
         .collect();
     store.record_verifications(&batch).await.unwrap();
+    store.fold_verification_rollups().await.unwrap();
     let text = "SELECT request_id, tags, count() AS n, avg(time) AS t FROM key_verifications_v1 \
                 WHERE request_id LIKE '%0%' OR has(tags, 'heavy') \
                 GROUP BY request_id, tags ORDER BY t DESC, request_id";

@@ -87,7 +87,7 @@ async fn nodes_starting_together_migrate_once_and_bootstrap_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         "each migration recorded once"
     );
 }

@@ -1,5 +1,5 @@
-//! Verification events: rollups add up exactly across batches, last use only moves forward,
-//! pruning removes only old raw rows, and workspaces never mix.
+//! Verification events: rollups add up exactly across batches (once folded), last use only
+//! moves forward, pruning removes only old raw events, and workspaces never mix.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -216,17 +216,31 @@ async fn last_use_never_moves_backwards(backend: Backend) {
         .record_verifications(&[ev(&key.id, 500), ev(&key.id, 900), ev(&key.id, 100)])
         .await
         .unwrap();
+    assert_eq!(read(key.id.clone()).await, None, "not before the fold");
+    assert_eq!(f.store.fold_verification_rollups().await.unwrap(), 1);
     assert_eq!(read(key.id.clone()).await, Some(at(900)));
+    assert_eq!(
+        f.store.fold_verification_rollups().await.unwrap(),
+        0,
+        "folded once"
+    );
     // An older batch committed later leaves the newer time.
     f.store
         .record_verifications(&[ev(&key.id, 300)])
         .await
         .unwrap();
+    f.store.fold_verification_rollups().await.unwrap();
     assert_eq!(read(key.id.clone()).await, Some(at(900)));
+    // Two writes folded together: the later time wins whatever their order.
     f.store
         .record_verifications(&[ev(&key.id, 1_000)])
         .await
         .unwrap();
+    f.store
+        .record_verifications(&[ev(&key.id, 950)])
+        .await
+        .unwrap();
+    assert_eq!(f.store.fold_verification_rollups().await.unwrap(), 2);
     assert_eq!(read(key.id.clone()).await, Some(at(1_000)));
     assert_eq!(read(other.id.clone()).await, None);
     // Key reads by digest show it too (verification and whoami read keys that way).

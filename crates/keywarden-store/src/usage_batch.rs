@@ -1,0 +1,468 @@
+//! How one write of verification events is stored, the same on both backends:
+//!
+//! * the events themselves, as one row per workspace whose `events` column is a JSON array
+//!   holding one array per event (the `analytics_verifications` views unpack it), instead of
+//!   a row per event: a row per event cost more to insert than a verification costs to answer;
+//! * the write's minute rollup rows, as one JSON row "pending" until a fold adds them to the
+//!   four rollup tables and to the keys' last use (see [`PendingRow`]). The fold runs every
+//!   few seconds, so a key verified many times between folds costs one upsert per table, not
+//!   one per write.
+//!
+//! Both rows are inserted in the write's transaction and the pending row is deleted in the
+//! fold's, so every event is counted in the rollups exactly once, also across a crash.
+
+use keywarden_core::id::{ApiId, IdentityId, KeyId, UsageBatchId, WorkspaceId};
+use keywarden_core::identity::ExternalId;
+use keywarden_core::time::UnixMillis;
+use keywarden_core::usage::{RollupDelta, VerificationEvent};
+use keywarden_core::verify::VerifyCode;
+use serde::Deserialize;
+
+use crate::columns::{ColumnError, Invalid, at};
+use crate::usage::IpText;
+
+/// One workspace's events of one write, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EventBatch {
+    pub id: String,
+    pub workspace_id: String,
+    /// The earliest and latest event time, so queries and pruning can skip whole batches.
+    pub first_time: i64,
+    pub last_time: i64,
+    pub event_count: i64,
+    /// `[[time, request_id, key_space_id, identity_id, external_id, key_id, outcome, tags,
+    /// spent_credits, client_ip], …]`: the order the views read the elements in.
+    pub events: String,
+}
+
+/// Splits `events` by workspace and encodes each share as an [`EventBatch`].
+pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
+    let mut batches: Vec<(&WorkspaceId, EventBatch)> = Vec::new();
+    // Nearly every write holds one workspace or a few: the last one used is tried first.
+    let mut last = 0;
+    for event in events {
+        let slot = if batches
+            .get(last)
+            .is_some_and(|(w, _)| *w == &event.workspace_id)
+        {
+            last
+        } else if let Some(i) = batches.iter().position(|(w, _)| *w == &event.workspace_id) {
+            i
+        } else {
+            batches.push((
+                &event.workspace_id,
+                EventBatch {
+                    id: UsageBatchId::generate(event.time).as_str().to_owned(),
+                    workspace_id: event.workspace_id.as_str().to_owned(),
+                    first_time: event.time.as_millis(),
+                    last_time: event.time.as_millis(),
+                    event_count: 0,
+                    // About 150 bytes an event with its ids.
+                    events: String::with_capacity(16 * 1024),
+                },
+            ));
+            batches.len() - 1
+        };
+        last = slot;
+        let batch = &mut batches[slot].1;
+        batch.first_time = batch.first_time.min(event.time.as_millis());
+        batch.last_time = batch.last_time.max(event.time.as_millis());
+        batch.event_count += 1;
+        let out = &mut batch.events;
+        out.push(if out.is_empty() { '[' } else { ',' });
+        push_event(out, event);
+    }
+    batches
+        .into_iter()
+        .map(|(_, mut batch)| {
+            batch.events.push(']');
+            batch
+        })
+        .collect()
+}
+
+fn push_event(out: &mut String, e: &VerificationEvent) {
+    out.push('[');
+    push_int(out, e.time.as_millis());
+    out.push(',');
+    push_str(out, &e.request_id);
+    out.push(',');
+    push_str(out, e.api_id.as_str());
+    out.push(',');
+    push_opt(out, e.identity_id.as_ref().map(|i| i.as_str()));
+    out.push(',');
+    push_opt(out, e.external_id.as_ref().map(|i| i.as_str()));
+    out.push(',');
+    push_str(out, e.key_id.as_str());
+    out.push(',');
+    push_str(out, e.outcome.as_str());
+    out.push(',');
+    push_tags(out, &e.tags);
+    out.push(',');
+    push_int(out, e.spent_credits);
+    out.push(',');
+    push_opt(
+        out,
+        e.client_ip.map(IpText::of).as_ref().map(IpText::as_str),
+    );
+    out.push(']');
+}
+
+/// A write's minute rollup rows, as stored until they are folded:
+/// `[[minute, workspace_id, key_space_id, identity_id, external_id, key_id, outcome, tags,
+/// count, spent_credits, latest], …]`.
+pub(crate) fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
+    let mut out = String::with_capacity(64 + minutes.len() * 140);
+    out.push('[');
+    for (i, row) in minutes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let e = row.event;
+        out.push('[');
+        push_int(&mut out, row.bucket.as_millis());
+        out.push(',');
+        push_str(&mut out, e.workspace_id.as_str());
+        out.push(',');
+        push_str(&mut out, e.api_id.as_str());
+        out.push(',');
+        push_opt(&mut out, e.identity_id.as_ref().map(|i| i.as_str()));
+        out.push(',');
+        push_opt(&mut out, e.external_id.as_ref().map(|i| i.as_str()));
+        out.push(',');
+        push_str(&mut out, e.key_id.as_str());
+        out.push(',');
+        push_str(&mut out, e.outcome.as_str());
+        out.push(',');
+        push_tags(&mut out, &e.tags);
+        out.push(',');
+        push_int(&mut out, row.count);
+        out.push(',');
+        push_int(&mut out, row.spent_credits);
+        out.push(',');
+        push_int(&mut out, row.latest.as_millis());
+        out.push(']');
+    }
+    out.push(']');
+    out
+}
+
+/// A pending row read back: the row's key as an event (whose time is the minute), and what
+/// it adds.
+pub(crate) struct PendingMinute {
+    pub event: VerificationEvent,
+    pub count: i64,
+    pub spent_credits: i64,
+    pub latest: UnixMillis,
+}
+
+impl PendingMinute {
+    /// The row as [`keywarden_core::usage::rollups_from_minutes`] takes it.
+    pub fn delta(&self) -> RollupDelta<'_> {
+        RollupDelta {
+            bucket: self.event.time,
+            event: &self.event,
+            count: self.count,
+            spent_credits: self.spent_credits,
+            latest: self.latest,
+        }
+    }
+}
+
+/// Reads the rows [`pending_rows`] wrote.
+pub(crate) fn read_pending_rows(text: &str) -> Result<Vec<PendingMinute>, ColumnError> {
+    let rows: Vec<PendingRowWire> = serde_json::from_str(text).map_err(at("pending.rows"))?;
+    rows.into_iter().map(PendingRowWire::into_minute).collect()
+}
+
+/// The stored form of one pending row: a JSON array in [`pending_rows`]' order.
+#[derive(Debug, Deserialize)]
+struct PendingRowWire(
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Vec<String>,
+    i64,
+    i64,
+    i64,
+);
+
+impl PendingRowWire {
+    fn into_minute(self) -> Result<PendingMinute, ColumnError> {
+        let PendingRowWire(
+            minute,
+            workspace_id,
+            key_space_id,
+            identity_id,
+            external_id,
+            key_id,
+            outcome,
+            tags,
+            count,
+            spent_credits,
+            latest,
+        ) = self;
+        Ok(PendingMinute {
+            event: VerificationEvent {
+                request_id: String::new(),
+                time: UnixMillis::from_millis(minute),
+                workspace_id: WorkspaceId::parse(&workspace_id)
+                    .map_err(at("pending.workspace_id"))?,
+                api_id: ApiId::parse(&key_space_id).map_err(at("pending.key_space_id"))?,
+                key_id: KeyId::parse(&key_id).map_err(at("pending.key_id"))?,
+                identity_id: identity_id
+                    .as_deref()
+                    .map(IdentityId::parse)
+                    .transpose()
+                    .map_err(at("pending.identity_id"))?,
+                external_id: external_id
+                    .as_deref()
+                    .map(ExternalId::parse)
+                    .transpose()
+                    .map_err(at("pending.external_id"))?,
+                outcome: VerifyCode::parse(&outcome)
+                    .ok_or_else(|| at("pending.outcome")(Invalid("not a verification outcome")))?,
+                spent_credits,
+                tags,
+                client_ip: None,
+            },
+            count,
+            spent_credits,
+            latest: UnixMillis::from_millis(latest),
+        })
+    }
+}
+
+/// What is left of a stored batch once its events before a cut are removed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct KeptEvents {
+    pub events: String,
+    pub first_time: i64,
+    pub count: i64,
+    pub removed: i64,
+}
+
+/// The events of a stored batch at or after `cut` (pruning, for the few batches a cut falls
+/// inside; whole batches before it are deleted without being read).
+pub(crate) fn keep_from(events: &str, cut: i64) -> Result<KeptEvents, ColumnError> {
+    let all: Vec<serde_json::Value> = serde_json::from_str(events).map_err(at("batch.events"))?;
+    let total = all.len();
+    let mut kept = Vec::with_capacity(total);
+    let mut first_time = i64::MAX;
+    for event in all {
+        let time = event
+            .get(0)
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| at("batch.events")(Invalid("an event without a time")))?;
+        if time >= cut {
+            first_time = first_time.min(time);
+            kept.push(event);
+        }
+    }
+    let count = kept.len();
+    Ok(KeptEvents {
+        events: serde_json::Value::Array(kept).to_string(),
+        first_time,
+        count: i64::try_from(count).unwrap_or(i64::MAX),
+        removed: i64::try_from(total - count).unwrap_or(i64::MAX),
+    })
+}
+
+fn push_int(out: &mut String, n: i64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+fn push_opt(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => push_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+fn push_tags(out: &mut String, tags: &[String]) {
+    out.push('[');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, tag);
+    }
+    out.push(']');
+}
+
+/// `s` as a JSON string. Ids, outcomes and external ids never need escaping, so they are
+/// copied whole; tags may hold anything.
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if u32::from(c) < 0x20 => {
+                    out.push_str("\\u00");
+                    let n = u32::from(c);
+                    out.push(char::from(HEX[(n >> 4) as usize]));
+                    out.push(char::from(HEX[(n & 0xf) as usize]));
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use keywarden_core::usage::Granularity;
+    use keywarden_core::usage::rollup;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn event(workspace: &str, key: &str, time: i64, tags: &[&str]) -> VerificationEvent {
+        VerificationEvent {
+            request_id: format!("req_{time}"),
+            time: UnixMillis::from_millis(time),
+            workspace_id: WorkspaceId::parse(workspace).unwrap(),
+            api_id: ApiId::parse("api_1").unwrap(),
+            key_id: KeyId::parse(key).unwrap(),
+            identity_id: None,
+            external_id: Some(ExternalId::parse("user-7.x").unwrap()),
+            outcome: VerifyCode::RateLimited,
+            spent_credits: 2,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            client_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))),
+        }
+    }
+
+    #[test]
+    fn events_are_split_by_workspace_and_read_back_as_json() {
+        let events = [
+            event("ws_a", "key_1", 1_000, &[]),
+            event("ws_b", "key_2", 900, &["path=/v1", "é \"q\" \\ \u{1}\n"]),
+            event("ws_a", "key_1", 500, &["x"]),
+        ];
+        let batches = event_batches(&events);
+        assert_eq!(batches.len(), 2);
+        let a = &batches[0];
+        assert_eq!(
+            (
+                a.workspace_id.as_str(),
+                a.first_time,
+                a.last_time,
+                a.event_count
+            ),
+            ("ws_a", 500, 1_000, 2)
+        );
+        assert!(a.id.starts_with("vb_"), "{}", a.id);
+        let parsed: Value = serde_json::from_str(&a.events).unwrap();
+        assert_eq!(
+            parsed,
+            json!([
+                [
+                    1000,
+                    "req_1000",
+                    "api_1",
+                    null,
+                    "user-7.x",
+                    "key_1",
+                    "RATE_LIMITED",
+                    [],
+                    2,
+                    "10.0.0.7"
+                ],
+                [
+                    500,
+                    "req_500",
+                    "api_1",
+                    null,
+                    "user-7.x",
+                    "key_1",
+                    "RATE_LIMITED",
+                    ["x"],
+                    2,
+                    "10.0.0.7"
+                ],
+            ])
+        );
+        let b: Value = serde_json::from_str(&batches[1].events).unwrap();
+        assert_eq!(b[0][7], json!(["path=/v1", "é \"q\" \\ \u{1}\n"]));
+    }
+
+    #[test]
+    fn pending_rows_read_back_as_they_were_summed() {
+        let events = [
+            event("ws_a", "key_1", 60_000, &["t"]),
+            event("ws_a", "key_1", 60_500, &["t"]),
+            event("ws_a", "key_2", 119_999, &[]),
+        ];
+        let minutes = rollup(&events, Granularity::Minute);
+        let read = read_pending_rows(&pending_rows(&minutes)).unwrap();
+        let back: Vec<_> = read.iter().map(PendingMinute::delta).collect();
+        assert_eq!(back.len(), minutes.len());
+        for (got, want) in back.iter().zip(&minutes) {
+            assert_eq!(
+                (got.bucket, got.count, got.spent_credits, got.latest),
+                (want.bucket, want.count, want.spent_credits, want.latest)
+            );
+            let (g, w) = (got.event, want.event);
+            assert_eq!(
+                (
+                    &g.workspace_id,
+                    &g.api_id,
+                    &g.key_id,
+                    &g.identity_id,
+                    &g.external_id
+                ),
+                (
+                    &w.workspace_id,
+                    &w.api_id,
+                    &w.key_id,
+                    &w.identity_id,
+                    &w.external_id
+                )
+            );
+            assert_eq!((g.outcome, &g.tags), (w.outcome, &w.tags));
+        }
+        assert_eq!(back[0].latest, UnixMillis::from_millis(60_500));
+        assert_eq!(back[0].count, 2);
+    }
+
+    #[test]
+    fn pruning_inside_a_batch_keeps_the_events_from_the_cut() {
+        let events = [
+            event("ws_a", "key_1", 1_000, &[]),
+            event("ws_a", "key_1", 3_000, &["x"]),
+            event("ws_a", "key_2", 2_000, &[]),
+        ];
+        let batch = &event_batches(&events)[0];
+        let kept = keep_from(&batch.events, 2_000).unwrap();
+        assert_eq!((kept.first_time, kept.count, kept.removed), (2_000, 2, 1));
+        let read: Value = serde_json::from_str(&kept.events).unwrap();
+        let times: Vec<_> = read
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[0].as_i64().unwrap())
+            .collect();
+        assert_eq!(times, [3_000, 2_000]);
+        assert_eq!(read[0][7], json!(["x"]));
+    }
+
+    #[test]
+    fn damaged_pending_rows_are_an_error() {
+        assert!(read_pending_rows("[[1, \"ws_a\"]]").is_err());
+        assert!(read_pending_rows("not json").is_err());
+    }
+}
