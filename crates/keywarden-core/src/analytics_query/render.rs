@@ -8,6 +8,7 @@ use super::ast::{
     Aggregate, AnalyticsQuery, CompareOp, Condition, Direction, KeyExpr, Literal, Operand,
     OutputColumn, TimeBucket, ValueExpr,
 };
+use super::schema::{Column, Table};
 use crate::id::{ApiId, WorkspaceId};
 
 /// Which database the SQL is for.
@@ -114,6 +115,21 @@ pub(crate) fn render(
         sql.push(" AND (");
         condition(&mut sql, filter);
         sql.push(")");
+        // Raw events are stored in batches; the batches' time range (columns of the view that
+        // queries cannot name) lets the database skip whole batches through its index
+        // instead of unpacking every batch of the workspace. Implied by the filter, so the
+        // rows are the same.
+        if query.table == Table::Raw {
+            let (low, high) = time_bounds(filter);
+            if let Some(low) = low {
+                sql.push(" AND batch_last_time >= ");
+                sql.param(Param::Int(low));
+            }
+            if let Some(high) = high {
+                sql.push(" AND batch_first_time <= ");
+                sql.param(Param::Int(high));
+            }
+        }
     }
     if !query.group_by.is_empty() {
         sql.push(" GROUP BY ");
@@ -148,6 +164,66 @@ pub(crate) fn render(
         sql: sql.text,
         params: sql.params,
         columns: query.columns(),
+    }
+}
+
+/// The lowest and highest event time `c` lets through, as far as its top-level conjunction
+/// of comparisons of `time` with integers tells (`None`: unbounded).
+fn time_bounds(c: &Condition) -> (Option<i64>, Option<i64>) {
+    let time = |o: &Operand| matches!(o, Operand::Column(Column::Time));
+    let int = |o: &Operand| match o {
+        Operand::Literal(Literal::Int(n)) => Some(*n),
+        _ => None,
+    };
+    match c {
+        Condition::And(l, r) => {
+            let (l_low, l_high) = time_bounds(l);
+            let (r_low, r_high) = time_bounds(r);
+            (l_low.max(r_low), tighter_high(l_high, r_high))
+        }
+        Condition::Compare(l, op, r) => {
+            // `time op n`, or `n op time` read the other way round.
+            let (op, n) = match (time(l), int(r), int(l), time(r)) {
+                (true, Some(n), _, _) => (*op, n),
+                (_, _, Some(n), true) => (mirrored(*op), n),
+                _ => return (None, None),
+            };
+            match op {
+                CompareOp::Eq => (Some(n), Some(n)),
+                CompareOp::Gt => (Some(n.saturating_add(1)), None),
+                CompareOp::GtEq => (Some(n), None),
+                CompareOp::Lt => (None, Some(n.saturating_sub(1))),
+                CompareOp::LtEq => (None, Some(n)),
+                CompareOp::NotEq => (None, None),
+            }
+        }
+        Condition::Between {
+            operand,
+            low,
+            high,
+            negated: false,
+        } if time(operand) => (int(low), int(high)),
+        _ => (None, None),
+    }
+}
+
+/// The smaller of two upper bounds, where `None` is no bound.
+fn tighter_high(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// `n op time` as `time op' n`.
+fn mirrored(op: CompareOp) -> CompareOp {
+    match op {
+        CompareOp::Lt => CompareOp::Gt,
+        CompareOp::LtEq => CompareOp::GtEq,
+        CompareOp::Gt => CompareOp::Lt,
+        CompareOp::GtEq => CompareOp::LtEq,
+        other => other,
     }
 }
 

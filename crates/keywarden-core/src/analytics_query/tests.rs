@@ -45,13 +45,14 @@ fn the_documented_example_counts_valid_verifications_of_the_last_week() {
     assert_eq!(
         r.sql,
         "SELECT count(*) AS c0 FROM analytics_verifications WHERE workspace_id = ? \
-         AND (outcome = ? AND time >= ?) LIMIT ?"
+         AND (outcome = ? AND time >= ?) AND batch_last_time >= ? LIMIT ?"
     );
     assert_eq!(
         r.params,
         vec![
             text("ws_1"),
             text("VALID"),
+            Param::Int(NOW - 7 * DAY),
             Param::Int(NOW - 7 * DAY),
             Param::Int(10_000)
         ]
@@ -62,7 +63,7 @@ fn the_documented_example_counts_valid_verifications_of_the_last_week() {
     assert_eq!(
         r.sql,
         "SELECT count(*) AS c0 FROM analytics_verifications WHERE workspace_id = $1 \
-         AND (outcome = $2 AND time >= $3) LIMIT $4"
+         AND (outcome = $2 AND time >= $3) AND batch_last_time >= $4 LIMIT $5"
     );
 }
 
@@ -140,6 +141,7 @@ fn hourly_buckets_grouped_ordered_and_limited() {
         "SELECT (time / 3600000 * 3600000) AS c0, outcome AS c1, count(*) AS c2, \
          COALESCE(sum(spent_credits), 0) AS c3 FROM analytics_verifications \
          WHERE workspace_id = ? AND (time BETWEEN ? AND ? AND key_id IN (?, ?)) \
+         AND batch_last_time >= ? AND batch_first_time <= ? \
          GROUP BY c0, c1 ORDER BY c0 DESC, c2 ASC LIMIT ? OFFSET ?"
     );
     assert_eq!(
@@ -150,6 +152,8 @@ fn hourly_buckets_grouped_ordered_and_limited() {
             Param::Int(2000),
             text("key_1"),
             text("key_2"),
+            Param::Int(1000),
+            Param::Int(2000),
             Param::Int(24),
             Param::Int(48)
         ]
@@ -169,7 +173,8 @@ fn hourly_buckets_grouped_ordered_and_limited() {
         "SELECT (time / 3600000 * 3600000) AS c0, outcome AS c1, count(*) AS c2, \
          COALESCE(sum(spent_credits), 0)::bigint AS c3 FROM analytics_verifications \
          WHERE workspace_id = $1 AND (time BETWEEN $2 AND $3 AND key_id IN ($4, $5)) \
-         GROUP BY c0, c1 ORDER BY c0 DESC, c2 ASC LIMIT $6 OFFSET $7"
+         AND batch_last_time >= $6 AND batch_first_time <= $7 \
+         GROUP BY c0, c1 ORDER BY c0 DESC, c2 ASC LIMIT $8 OFFSET $9"
     );
 }
 
@@ -420,7 +425,8 @@ fn aliases_shadow_columns_in_group_by_and_order_by() {
     assert_eq!(
         r.sql,
         "SELECT (time / 86400000 * 86400000) AS c0, count(*) AS c1 FROM analytics_verifications \
-         WHERE workspace_id = ? AND (time > ?) GROUP BY c0 ORDER BY c0 ASC LIMIT ?"
+         WHERE workspace_id = ? AND (time > ?) AND batch_last_time >= ? \
+         GROUP BY c0 ORDER BY c0 ASC LIMIT ?"
     );
 }
 
@@ -447,8 +453,54 @@ fn the_documented_examples_are_accepted() {
         r.sql,
         "SELECT (time / 3600000 * 3600000) AS c0, outcome AS c1, count(*) AS c2 \
          FROM analytics_verifications \
-         WHERE workspace_id = ? AND (key_id = ? AND time >= ?) \
+         WHERE workspace_id = ? AND (key_id = ? AND time >= ?) AND batch_last_time >= ? \
          GROUP BY c0, c1 ORDER BY c0 ASC, c1 ASC LIMIT ?"
     );
     assert_eq!(r.params[2], Param::Int(NOW - DAY));
+}
+
+/// Raw events are read through batches: the filter's time range, where a top-level AND of
+/// comparisons gives one, also bounds the batches, so whole batches outside it are skipped.
+#[test]
+fn time_ranges_of_raw_queries_bound_the_batches_read() {
+    let bounds = |condition: &str| {
+        let r = sqlite(&format!(
+            "SELECT count() FROM key_verifications_v1 WHERE {condition}"
+        ));
+        let tail = r.sql.rsplit_once(") ").map_or("", |(_, t)| t).to_owned();
+        let n = r.params.len();
+        (tail, r.params[n.saturating_sub(3)..n - 1].to_vec())
+    };
+    let ints = |a: i64, b: i64| vec![Param::Int(a), Param::Int(b)];
+    assert_eq!(
+        bounds("time >= 10 AND time < 20"),
+        (
+            "AND batch_last_time >= ? AND batch_first_time <= ? LIMIT ?".to_owned(),
+            ints(10, 19)
+        )
+    );
+    // Mirrored, several bounds (the tightest wins), equality.
+    assert_eq!(
+        bounds("30 > time AND time > 5 AND time <= 25 AND 7 <= time").1,
+        ints(7, 25)
+    );
+    assert_eq!(
+        bounds("time = 42 AND outcome = 'VALID'").1[1],
+        Param::Int(42)
+    );
+    // An OR, a NOT or a comparison with another column says nothing about batches.
+    for condition in [
+        "time >= 10 OR outcome = 'VALID'",
+        "NOT (time < 10)",
+        "time NOT BETWEEN 1 AND 5",
+        "time <> 10",
+    ] {
+        let r = sqlite(&format!(
+            "SELECT count() FROM key_verifications_v1 WHERE {condition}"
+        ));
+        assert!(!r.sql.contains("batch_"), "{condition}: {}", r.sql);
+    }
+    // Rollup tables are not batched.
+    let r = sqlite("SELECT sum(count) FROM key_verifications_per_day_v1 WHERE time >= 10");
+    assert!(!r.sql.contains("batch_"), "{}", r.sql);
 }

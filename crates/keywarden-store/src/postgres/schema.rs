@@ -415,7 +415,9 @@ SELECT (e.value ->> 1) COLLATE "C" AS request_id,
        ''::text AS region,
        e.value ->> 7 AS tags,
        (e.value ->> 8)::bigint AS spent_credits,
-       e.value ->> 9 AS client_ip
+       e.value ->> 9 AS client_ip,
+       b.first_time AS batch_first_time,
+       b.last_time AS batch_last_time
 FROM analytics_event_batches AS b
 CROSS JOIN LATERAL json_array_elements(b.events::json) AS e(value);
 "#,
