@@ -11,6 +11,7 @@
 //! Both rows are inserted in the write's transaction and the pending row is deleted in the
 //! fold's, so every event is counted in the rollups exactly once, also across a crash.
 
+use compact_str::CompactString;
 use keywarden_core::id::{ApiId, IdentityId, KeyId, UsageBatchId, WorkspaceId};
 use keywarden_core::identity::ExternalId;
 use keywarden_core::time::UnixMillis;
@@ -86,22 +87,22 @@ fn push_event(out: &mut String, e: &VerificationEvent) {
     push_int(out, e.time.as_millis());
     out.push(',');
     push_str(out, &e.request_id);
+    out.push_str(",\"");
+    out.push_str(e.api_id.as_str());
+    out.push_str("\",");
+    push_plain_opt(out, e.identity_id.as_ref().map(|i| i.as_str()));
     out.push(',');
-    push_str(out, e.api_id.as_str());
-    out.push(',');
-    push_opt(out, e.identity_id.as_ref().map(|i| i.as_str()));
-    out.push(',');
-    push_opt(out, e.external_id.as_ref().map(|i| i.as_str()));
-    out.push(',');
-    push_str(out, e.key_id.as_str());
-    out.push(',');
-    push_str(out, e.outcome.as_str());
-    out.push(',');
+    push_plain_opt(out, e.external_id.as_ref().map(|i| i.as_str()));
+    out.push_str(",\"");
+    out.push_str(e.key_id.as_str());
+    out.push_str("\",\"");
+    out.push_str(e.outcome.as_str());
+    out.push_str("\",");
     push_tags(out, &e.tags);
     out.push(',');
     push_int(out, e.spent_credits);
     out.push(',');
-    push_opt(
+    push_plain_opt(
         out,
         e.client_ip.map(IpText::of).as_ref().map(IpText::as_str),
     );
@@ -208,7 +209,7 @@ impl PendingRowWire {
         ) = self;
         Ok(PendingMinute {
             event: VerificationEvent {
-                request_id: String::new(),
+                request_id: CompactString::default(),
                 time: UnixMillis::from_millis(minute),
                 workspace_id: WorkspaceId::parse(&workspace_id)
                     .map_err(at("pending.workspace_id"))?,
@@ -283,6 +284,20 @@ fn push_opt(out: &mut String, s: Option<&str>) {
     }
 }
 
+/// Like [`push_opt`] for text that never needs escaping: ids (letters, digits and `_`),
+/// external ids (also `.` and `-`), outcomes and IP addresses, all checked when they were
+/// made. Every event has several, so the check per byte is skipped.
+fn push_plain_opt(out: &mut String, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+}
+
 fn push_tags(out: &mut String, tags: &[String]) {
     out.push('[');
     for (i, tag) in tags.iter().enumerate() {
@@ -294,8 +309,7 @@ fn push_tags(out: &mut String, tags: &[String]) {
     out.push(']');
 }
 
-/// `s` as a JSON string. Ids, outcomes and external ids never need escaping, so they are
-/// copied whole; tags may hold anything.
+/// `s` as a JSON string, escaped where it needs it (tags may hold anything).
 fn push_str(out: &mut String, s: &str) {
     out.push('"');
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
@@ -332,7 +346,7 @@ mod tests {
 
     fn event(workspace: &str, key: &str, time: i64, tags: &[&str]) -> VerificationEvent {
         VerificationEvent {
-            request_id: format!("req_{time}"),
+            request_id: format!("req_{time}").into(),
             time: UnixMillis::from_millis(time),
             workspace_id: WorkspaceId::parse(workspace).unwrap(),
             api_id: ApiId::parse("api_1").unwrap(),

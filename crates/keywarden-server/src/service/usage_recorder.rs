@@ -187,8 +187,9 @@ impl UsageWriter {
     pub async fn run(mut self, store: Arc<dyn UsageStore>, mut stop: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(self.batch_size);
         let mut deadline = Instant::now() + self.flush_interval;
-        // What an earlier run left pending (a crash) is folded at the first chance.
-        let mut next_fold = Instant::now();
+        // What an earlier run left pending (a crash) is folded first.
+        fold(store.as_ref()).await;
+        let mut next_fold = Instant::now() + self.rollup_interval;
         loop {
             let (due, stopping) = tokio::select! {
                 () = tokio::time::sleep_until(deadline) => (true, false),
@@ -346,7 +347,7 @@ mod tests {
 
     fn event(n: i64) -> VerificationEvent {
         VerificationEvent {
-            request_id: format!("req_{n}"),
+            request_id: format!("req_{n}").into(),
             time: UnixMillis::from_millis(n),
             workspace_id: WorkspaceId::parse("ws_test1").expect("id"),
             api_id: ApiId::parse("api_test1").expect("id"),

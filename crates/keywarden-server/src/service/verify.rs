@@ -136,7 +136,7 @@ impl Keywarden {
             && self.usage.is_on()
         {
             self.usage.record(VerificationEvent {
-                request_id: origin.request_id,
+                request_id: origin.request_id.as_str().into(),
                 time,
                 workspace_id: key.workspace_id.clone(),
                 api_id: key.api_id.clone(),

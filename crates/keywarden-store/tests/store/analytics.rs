@@ -43,7 +43,7 @@ struct Event<'a> {
 
 fn event(n: usize, workspace: &WorkspaceId, e: Event<'_>) -> VerificationEvent {
     VerificationEvent {
-        request_id: format!("req_{n:06}"),
+        request_id: format!("req_{n:06}").into(),
         time: e.time,
         workspace_id: workspace.clone(),
         api_id: e.api.clone(),

@@ -31,7 +31,7 @@ fn event(
     tags: &[&str],
 ) -> VerificationEvent {
     VerificationEvent {
-        request_id: format!("req_{}", time.as_millis()),
+        request_id: format!("req_{}", time.as_millis()).into(),
         time,
         workspace_id: workspace.clone(),
         api_id: api.clone(),
