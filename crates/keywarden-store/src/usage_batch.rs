@@ -38,21 +38,15 @@ pub(crate) struct EventBatch {
 
 /// Splits `events` by workspace and encodes each share as an [`EventBatch`].
 pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
-    let mut batches: Vec<(&WorkspaceId, EventBatch)> = Vec::new();
-    // Nearly every write holds one workspace or a few: the last one used is tried first.
-    let mut last = 0;
+    let mut batches: Vec<EventBatch> = Vec::new();
+    let mut slots: foldhash::HashMap<&WorkspaceId, usize> = foldhash::HashMap::default();
+    // Nearly every write holds one workspace or a few, in runs: the last one is tried first.
+    let mut last: Option<(&WorkspaceId, usize)> = None;
     for event in events {
-        let slot = if batches
-            .get(last)
-            .is_some_and(|(w, _)| *w == &event.workspace_id)
-        {
-            last
-        } else if let Some(i) = batches.iter().position(|(w, _)| *w == &event.workspace_id) {
-            i
-        } else {
-            batches.push((
-                &event.workspace_id,
-                EventBatch {
+        let slot = match last {
+            Some((workspace, slot)) if workspace == &event.workspace_id => slot,
+            _ => *slots.entry(&event.workspace_id).or_insert_with(|| {
+                batches.push(EventBatch {
                     id: UsageBatchId::generate(event.time).as_str().to_owned(),
                     workspace_id: event.workspace_id.as_str().to_owned(),
                     first_time: event.time.as_millis(),
@@ -60,12 +54,12 @@ pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
                     event_count: 0,
                     // About 150 bytes an event with its ids.
                     events: String::with_capacity(16 * 1024),
-                },
-            ));
-            batches.len() - 1
+                });
+                batches.len() - 1
+            }),
         };
-        last = slot;
-        let batch = &mut batches[slot].1;
+        last = Some((&event.workspace_id, slot));
+        let batch = &mut batches[slot];
         batch.first_time = batch.first_time.min(event.time.as_millis());
         batch.last_time = batch.last_time.max(event.time.as_millis());
         batch.event_count += 1;
@@ -73,13 +67,10 @@ pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
         out.push(if out.is_empty() { '[' } else { ',' });
         push_event(out, event);
     }
+    for batch in &mut batches {
+        batch.events.push(']');
+    }
     batches
-        .into_iter()
-        .map(|(_, mut batch)| {
-            batch.events.push(']');
-            batch
-        })
-        .collect()
 }
 
 fn push_event(out: &mut String, e: &VerificationEvent) {
