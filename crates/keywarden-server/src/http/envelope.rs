@@ -4,12 +4,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use keywarden_core::id::RequestId;
+
 use super::context;
 
 #[derive(Serialize)]
 struct Meta {
     #[serde(rename = "requestId")]
-    request_id: String,
+    request_id: RequestId,
 }
 
 #[derive(Serialize)]
@@ -99,11 +101,10 @@ fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) ->
 pub fn data_json_response(write_data: impl FnOnce(&mut Vec<u8>)) -> Response {
     let request_id = context::current().request_id;
     let mut body = Vec::with_capacity(512);
-    body.extend_from_slice(b"{\"meta\":{\"requestId\":");
-    // Request ids are ASCII letters, digits and `_`, but serializing keeps that an assumption
-    // this function does not rely on.
-    let _ = serde_json::to_writer(&mut body, &request_id);
-    body.extend_from_slice(b"},\"data\":");
+    body.extend_from_slice(b"{\"meta\":{\"requestId\":\"");
+    // A `RequestId` holds only ASCII letters, digits and `_`: nothing to escape.
+    body.extend_from_slice(request_id.as_str().as_bytes());
+    body.extend_from_slice(b"\"},\"data\":");
     write_data(&mut body);
     body.push(b'}');
     json_response(StatusCode::OK, "application/json", body)

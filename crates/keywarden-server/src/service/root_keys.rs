@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use keywarden_core::audit::{Actor, AuditAction, AuditContext, AuditEntry};
 use keywarden_core::digest::KeyDigest;
-use keywarden_core::id::WorkspaceId;
+use keywarden_core::id::{RequestId, WorkspaceId};
 use keywarden_core::root_key::{Access, Operation, RootKey};
 use keywarden_core::store::{RootKeyStore, StoreResult};
 use keywarden_core::time::UnixMillis;
@@ -67,11 +67,8 @@ impl RootKeyDirectory {
             .filter(|key| key.is_usable(now))
             .map(|key| Caller {
                 root_key: Arc::clone(key),
-                origin: AuditContext {
-                    actor: Actor::RootKey(key.id.clone()),
-                    request_id: None,
-                    client_ip: None,
-                },
+                request_id: None,
+                client_ip: None,
             })
             .ok_or(ApiError::UnknownRootKey)
     }
@@ -81,27 +78,34 @@ impl RootKeyDirectory {
 #[derive(Debug, Clone)]
 pub struct Caller {
     root_key: Arc<RootKey>,
-    /// Who and where the request came from, for the audit entries of its changes.
-    origin: AuditContext,
+    /// The request its changes are recorded under. Kept as the request's inline id (not the
+    /// `String` an [`AuditContext`] holds): most requests, verifications above all, change
+    /// nothing, so the audit context is built only for those that do.
+    request_id: Option<RequestId>,
+    client_ip: Option<IpAddr>,
 }
 
 impl Caller {
     /// The caller, with the request its changes will be recorded under.
     #[must_use]
-    pub fn with_request(mut self, request_id: String, client_ip: Option<IpAddr>) -> Self {
-        self.origin.request_id = Some(request_id);
-        self.origin.client_ip = client_ip;
+    pub fn with_request(mut self, request_id: RequestId, client_ip: Option<IpAddr>) -> Self {
+        self.request_id = Some(request_id);
+        self.client_ip = client_ip;
         self
     }
 
-    /// Who and where the request came from.
-    pub fn origin(&self) -> &AuditContext {
-        &self.origin
+    /// Who and where the request came from, for the audit entries of its changes.
+    pub fn origin(&self) -> AuditContext {
+        AuditContext {
+            actor: Actor::RootKey(self.root_key.id.clone()),
+            request_id: self.request_id.clone().map(String::from),
+            client_ip: self.client_ip,
+        }
     }
 
     /// A new audit entry for a change this caller makes in its workspace at `time`.
     pub fn audit(&self, time: UnixMillis, action: AuditAction) -> AuditEntry {
-        self.origin.entry(self.workspace(), time, action)
+        self.origin().entry(self.workspace(), time, action)
     }
 
     pub fn workspace(&self) -> &WorkspaceId {

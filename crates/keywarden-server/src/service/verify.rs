@@ -13,7 +13,7 @@ use axum::http::HeaderValue;
 
 use keywarden_core::anomaly::CreditsAfter;
 use keywarden_core::credits::SpendOutcome;
-use keywarden_core::id::{ApiId, KeyId};
+use keywarden_core::id::{ApiId, KeyId, RequestId};
 use keywarden_core::restriction::{CallSite, OriginHost};
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::secret::PlaintextKey;
@@ -76,7 +76,7 @@ impl SiteInput {
 /// Where a verification request came from, for its event.
 #[derive(Debug, Clone)]
 pub struct RequestOrigin {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -136,7 +136,7 @@ impl Keywarden {
             && self.usage.is_on()
         {
             self.usage.record(VerificationEvent {
-                request_id: origin.request_id,
+                request_id: origin.request_id.into(),
                 time,
                 workspace_id: key.workspace_id.clone(),
                 api_id: key.api_id.clone(),
