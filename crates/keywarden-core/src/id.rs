@@ -115,6 +115,9 @@ fn splitmix64(mut z: u64) -> u64 {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(CompactString);
 
+/// `req_`, then the time and the scattered counter as an id body.
+const REQUEST_ID_LEN: usize = 4 + TIME_CHARS + RANDOM_CHARS;
+
 impl RequestId {
     pub const PREFIX: &'static str = "req";
 
@@ -128,12 +131,17 @@ impl RequestId {
             u64::from_le_bytes(bytes)
         });
         let n = splitmix64(seed.wrapping_add(REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)));
-        // 20 characters: within what `CompactString` keeps inline.
-        let mut id = CompactString::with_capacity(Self::PREFIX.len() + 1 + TIME_CHARS + RANDOM_CHARS);
-        id.push_str(Self::PREFIX);
-        id.push('_');
-        id.extend(id_body(now, n.to_le_bytes()).iter().map(|&b| char::from(b)));
-        Self(id)
+        // Composed on the stack, then copied in whole: 20 characters are within what
+        // `CompactString` keeps inline.
+        let mut id = [b'_'; REQUEST_ID_LEN];
+        id[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX.as_bytes());
+        id[Self::PREFIX.len() + 1..].copy_from_slice(&id_body(now, n.to_le_bytes()));
+        // Always ASCII (the prefix and base62), so the conversion cannot fail.
+        Self(
+            std::str::from_utf8(&id)
+                .map(CompactString::new)
+                .unwrap_or_default(),
+        )
     }
 
     pub fn as_str(&self) -> &str {

@@ -46,6 +46,14 @@ pub fn current() -> RequestContext {
         })
 }
 
+/// The current request's id (outside a request, a fresh one), without copying the rest of
+/// the context.
+pub fn request_id() -> RequestId {
+    CONTEXT
+        .try_with(|c| c.request_id.clone())
+        .unwrap_or_else(|_| RequestId::generate(SystemClock.now()))
+}
+
 /// The current request's client address, without copying the rest of the context.
 pub fn client_ip() -> Option<IpAddr> {
     CONTEXT.try_with(|c| c.client_ip).ok().flatten()

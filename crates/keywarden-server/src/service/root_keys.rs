@@ -3,7 +3,6 @@
 //! when the store's root-key revision changes, which also picks up keys created or revoked by
 //! the CLI in another process.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use keywarden_core::store::{RootKeyStore, StoreResult};
 use keywarden_core::time::UnixMillis;
 use parking_lot::RwLock;
 
+use super::key_cache::DigestMap;
 use crate::error::ApiError;
 
 /// The active root keys, indexed by the head of their digest.
@@ -26,7 +26,8 @@ pub struct RootKeyDirectory {
 #[derive(Default)]
 struct DirectoryState {
     revision: Option<i64>,
-    by_index: HashMap<u64, Vec<Arc<RootKey>>>,
+    /// Digest heads are uniformly random already: hashed as themselves, not with SipHash.
+    by_index: DigestMap<Vec<Arc<RootKey>>>,
 }
 
 impl RootKeyDirectory {
@@ -36,7 +37,7 @@ impl RootKeyDirectory {
         if self.state.read().revision == Some(revision) {
             return Ok(());
         }
-        let mut by_index: HashMap<u64, Vec<Arc<RootKey>>> = HashMap::new();
+        let mut by_index: DigestMap<Vec<Arc<RootKey>>> = DigestMap::default();
         for key in store.root_keys().await? {
             // Revoked and disabled keys never authenticate; expiry is checked per request.
             if key.revoked_at.is_none() && key.enabled {

@@ -122,11 +122,12 @@ impl Keywarden {
         origin: Option<RequestOrigin>,
     ) -> Result<Verification, ApiError> {
         let tags = std::mem::take(&mut input.tags);
-        let verification = self.verification(caller, input).await?;
+        // One reading of the clock serves the checks and the records.
+        let time = self.now();
+        let verification = self.verification(caller, input, time).await?;
         let Some(origin) = origin else {
             return Ok(verification);
         };
-        let time = self.now();
         if self.anomalies.is_on() {
             self.anomalies
                 .observe(observed(caller, &verification, &origin, time));
@@ -157,6 +158,7 @@ impl Keywarden {
         &self,
         caller: &Caller,
         input: VerifyInput,
+        now: UnixMillis,
     ) -> Result<Verification, ApiError> {
         caller.require_somewhere(ops::VERIFY_KEY)?;
         // A malformed query is the request's fault whatever the key: a 400 before anything.
@@ -165,7 +167,6 @@ impl Keywarden {
             None => None,
         };
         let digest = input.key.digest();
-        let now = self.now();
         let entry = if self.cache_trusted(now) {
             self.keys.lookup(&digest, self.store.as_ref()).await?
         } else {

@@ -332,7 +332,7 @@ pub(super) fn complete_site(
     input.site.origin_header = origin_header;
     let client_ip = input.site.ip;
     state.service.wants_origin().then(|| RequestOrigin {
-        request_id: context::current().request_id,
+        request_id: context::request_id(),
         client_ip,
     })
 }
