@@ -1,8 +1,9 @@
 //! Request extractors: the JSON body with Unkey-style 400s and 413s, and the authenticated
 //! root key.
 
+use axum::body::HttpBody as _;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -22,13 +23,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        // A declared length over the limit is refused before reading anything.
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        // A declared length over the limit is refused before reading anything. The body knows
+        // its declared `Content-Length` (hyper parsed it), so the header is not looked up again.
+        if req.body().size_hint().lower() > MAX_BODY_BYTES as u64 {
             return Err(ApiError::PayloadTooLarge {
                 limit: MAX_BODY_BYTES,
             });
