@@ -115,10 +115,14 @@ impl Keywarden {
 
     /// Verifies a key; with an origin, records the outcome (for keys that exist) and hands it
     /// to anomaly detection (for every outcome).
+    ///
+    /// The input is borrowed, not moved: an async function keeps its arguments for its whole
+    /// life, so a moved input would be held (and copied as the futures move) once per level.
+    /// Its tags are taken for the verification's event.
     pub async fn verify(
         &self,
         caller: &Caller,
-        mut input: VerifyInput,
+        input: &mut VerifyInput,
         origin: Option<RequestOrigin>,
     ) -> Result<Verification, ApiError> {
         let tags = std::mem::take(&mut input.tags);
@@ -157,7 +161,7 @@ impl Keywarden {
     async fn verification(
         &self,
         caller: &Caller,
-        input: VerifyInput,
+        input: &VerifyInput,
         now: UnixMillis,
     ) -> Result<Verification, ApiError> {
         caller.require_somewhere(ops::VERIFY_KEY)?;

@@ -346,7 +346,7 @@ pub async fn verify_key(
 ) -> Result<Response, ApiError> {
     let mut input: VerifyInput = body.try_into()?;
     let origin = complete_site(&state, &mut input, origin_header);
-    let verification = state.service.verify(&caller, input, origin).await?;
+    let verification = state.service.verify(&caller, &mut input, origin).await?;
     state.service.count_verification(verification.code);
     Ok(data_json_response(|out| {
         write_verification(out, &verification)
