@@ -1,10 +1,12 @@
 //! Request extractors: the JSON body with Unkey-style 400s and 413s, and the authenticated
 //! root key.
 
-use axum::body::HttpBody as _;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -30,17 +32,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 limit: MAX_BODY_BYTES,
             });
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|e| {
-                if is_length_limit(&e) {
-                    ApiError::PayloadTooLarge {
-                        limit: MAX_BODY_BYTES,
-                    }
-                } else {
-                    ApiError::invalid_field("body", "the request body could not be read")
-                }
-            })?;
+        let bytes = read_body(req.into_body()).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid_field(
                 "body",
@@ -147,15 +139,39 @@ fn has_nul_escape(bytes: &[u8]) -> bool {
     false
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
+/// The whole body, refused once it passes [`MAX_BODY_BYTES`]. Trailers are ignored. A body
+/// that arrives as one frame (nearly every request) is kept as it came: no list of frames to
+/// allocate and collect, as `axum::body::to_bytes` does for every body.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let mut body = body;
+    let mut first = Bytes::new();
+    // Only for a body of several frames.
+    let mut joined: Option<BytesMut> = None;
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::invalid_field("body", "the request body could not be read"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        len += data.len();
+        if len > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            });
         }
-        source = err.source();
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut both = BytesMut::with_capacity(first.len() + data.len());
+                both.extend_from_slice(&first);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
+        }
     }
-    false
+    Ok(joined.map_or(first, BytesMut::freeze))
 }
 
 impl FromRequestParts<AppState> for Caller {
