@@ -72,7 +72,19 @@ impl KeyDigest {
 
     /// Equality in constant time, for comparisons that stand in for comparing secrets.
     pub fn ct_eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        // Compared as four words rather than 32 bytes: `subtle` keeps the optimiser from
+        // short-cutting each element it compares, so words are as constant-time as bytes and
+        // an eighth of the work (this runs on every authenticated request).
+        self.words().ct_eq(&other.words()).into()
+    }
+
+    fn words(&self) -> [u64; 4] {
+        let (chunks, _) = self.0.as_chunks::<8>();
+        let mut words = [0u64; 4];
+        for (word, chunk) in words.iter_mut().zip(chunks) {
+            *word = u64::from_ne_bytes(*chunk);
+        }
+        words
     }
 }
 
@@ -127,5 +139,11 @@ mod tests {
         let b = KeyDigest::of("b");
         assert!(a.ct_eq(&a));
         assert!(!a.ct_eq(&b));
+        // A difference in any one byte, whichever word it falls in, is seen.
+        for i in 0..32 {
+            let mut bytes = *a.as_bytes();
+            bytes[i] ^= 0x80;
+            assert!(!a.ct_eq(&KeyDigest(bytes)), "byte {i}");
+        }
     }
 }

@@ -69,20 +69,25 @@ fn compose_id(prefix: &str, now: UnixMillis, tail: [u8; RANDOM_CHARS]) -> String
     let mut out = String::with_capacity(prefix.len() + 1 + TIME_CHARS + RANDOM_CHARS);
     out.push_str(prefix);
     out.push('_');
+    out.extend(id_body(now, tail).iter().map(|&b| char::from(b)));
+    out
+}
+
+/// The part of an id after `prefix_`: the time in 8 base62 characters, then 8 more from `tail`.
+fn id_body(now: UnixMillis, tail: [u8; RANDOM_CHARS]) -> [u8; TIME_CHARS + RANDOM_CHARS] {
+    let mut body = [b'0'; TIME_CHARS + RANDOM_CHARS];
+    let (time_chars, tail_chars) = body.split_at_mut(TIME_CHARS);
     let mut t = u64::try_from(now.as_millis()).unwrap_or(0);
-    let mut time_chars = [b'0'; TIME_CHARS];
     for slot in time_chars.iter_mut().rev() {
         *slot = BASE62[(t % 62) as usize];
         t /= 62;
     }
-    out.extend(time_chars.iter().map(|&b| char::from(b)));
     // 256 is not a multiple of 62, so `% 62` is slightly biased; ids need uniqueness, not
     // uniformity, and 62^8 values per millisecond leave collisions out of reach.
-    out.extend(
-        tail.iter()
-            .map(|&b| char::from(BASE62[usize::from(b) % 62])),
-    );
-    out
+    for (slot, b) in tail_chars.iter_mut().zip(tail) {
+        *slot = BASE62[usize::from(b) % 62];
+    }
+    body
 }
 
 /// A new object id body: creation time then OS randomness.
@@ -102,17 +107,70 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Generates a request id, `req_…`, for the response envelope. Request ids must be unique,
-/// not unguessable, and one is made per request: a process-wide random seed plus a counter,
-/// scattered, instead of a system call for randomness each time.
-pub fn new_request_id(now: UnixMillis) -> String {
-    let seed = *REQUEST_SEED.get_or_init(|| {
-        let mut bytes = [0u8; 8];
-        random::fill(&mut bytes);
-        u64::from_le_bytes(bytes)
-    });
-    let n = splitmix64(seed.wrapping_add(REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)));
-    compose_id("req", now, n.to_le_bytes())
+/// A request's id, `req_…` (20 characters), as every response's envelope carries it.
+///
+/// Held inline (no heap allocation), because one is made for every request and copied into
+/// the envelope, the caller's audit context and verification events. Only
+/// [`RequestId::generate`] makes one, so it holds nothing but `req_` and base62 characters.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(CompactString);
+
+/// `req_`, then the time and the scattered counter as an id body.
+const REQUEST_ID_LEN: usize = 4 + TIME_CHARS + RANDOM_CHARS;
+
+impl RequestId {
+    pub const PREFIX: &'static str = "req";
+
+    /// A fresh id. Request ids must be unique, not unguessable, and one is made per request: a
+    /// process-wide random seed plus a counter, scattered, instead of a system call for
+    /// randomness each time.
+    pub fn generate(now: UnixMillis) -> Self {
+        let seed = *REQUEST_SEED.get_or_init(|| {
+            let mut bytes = [0u8; 8];
+            random::fill(&mut bytes);
+            u64::from_le_bytes(bytes)
+        });
+        let n = splitmix64(seed.wrapping_add(REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        // Composed on the stack, then copied in whole: 20 characters are within what
+        // `CompactString` keeps inline.
+        let mut id = [b'_'; REQUEST_ID_LEN];
+        id[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX.as_bytes());
+        id[Self::PREFIX.len() + 1..].copy_from_slice(&id_body(now, n.to_le_bytes()));
+        // Always ASCII (the prefix and base62), so the conversion cannot fail.
+        Self(
+            std::str::from_utf8(&id)
+                .map(CompactString::new)
+                .unwrap_or_default(),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(id: RequestId) -> Self {
+        id.0.into()
+    }
 }
 
 macro_rules! id_type {
@@ -298,13 +356,13 @@ mod tests {
     #[test]
     fn request_ids_are_distinct() {
         let now = UnixMillis::from_millis(42);
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| new_request_id(now)).collect();
+        let ids: std::collections::HashSet<RequestId> =
+            (0..10_000).map(|_| RequestId::generate(now)).collect();
         assert_eq!(ids.len(), 10_000);
-        assert!(
-            ids.iter()
-                .all(|id| id.starts_with("req_") && id.len() == 20)
-        );
+        assert!(ids.iter().all(|id| {
+            let id = id.as_str();
+            id.starts_with("req_") && id.len() == 20 && check_id_shape(id).is_ok()
+        }));
     }
 
     #[test]

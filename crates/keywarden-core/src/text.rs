@@ -14,6 +14,12 @@ pub struct LengthError {
 
 /// Checks a length in characters (not bytes), as JSON Schema counts.
 pub fn check_length(s: &str, min: usize, max: usize) -> Result<(), LengthError> {
+    // A character takes one to four bytes, so the byte length bounds the count from both
+    // sides; when both bounds are within limits (nearly always) nothing needs counting.
+    let bytes = s.len();
+    if bytes <= max && bytes.div_ceil(4) >= min {
+        return Ok(());
+    }
     let n = s.chars().count();
     if n < min || n > max {
         return Err(LengthError { min, max });
@@ -74,5 +80,26 @@ mod tests {
         assert!(ApiName::parse(&"é".repeat(256)).is_ok());
         assert!(ApiName::parse(&"a".repeat(257)).is_err());
         assert!(KeyName::parse("").is_err());
+    }
+
+    #[test]
+    fn the_byte_length_shortcut_agrees_with_counting() {
+        for text in ["", "a", "ab", "é", "éé", "€", "€€a", "𝄞", "𝄞𝄞", "a𝄞é€"]
+        {
+            for repeat in [1, 2, 3, 5] {
+                let s = text.repeat(repeat);
+                let n = s.chars().count();
+                for min in 0..=12 {
+                    for max in min..=24 {
+                        let counted = n >= min && n <= max;
+                        assert_eq!(
+                            check_length(&s, min, max).is_ok(),
+                            counted,
+                            "{s:?} {min}..={max}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

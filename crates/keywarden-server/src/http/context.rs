@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::ACCEPT;
 use axum::middleware::Next;
 use axum::response::Response;
-use keywarden_core::id::new_request_id;
+use keywarden_core::id::RequestId;
 use keywarden_core::restriction::{IpNetwork, canonical};
 use keywarden_core::time::{Clock, SystemClock};
 
@@ -22,7 +22,7 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub request_id: String,
+    pub request_id: RequestId,
     /// Whether error bodies go out as `application/problem+json` (the client accepts it).
     pub problem_json: bool,
     /// The client's address: the peer address of the connection or, when the peer is a
@@ -40,10 +40,18 @@ pub fn current() -> RequestContext {
     CONTEXT
         .try_with(Clone::clone)
         .unwrap_or_else(|_| RequestContext {
-            request_id: new_request_id(SystemClock.now()),
+            request_id: RequestId::generate(SystemClock.now()),
             problem_json: false,
             client_ip: None,
         })
+}
+
+/// The current request's id (outside a request, a fresh one), without copying the rest of
+/// the context.
+pub fn request_id() -> RequestId {
+    CONTEXT
+        .try_with(|c| c.request_id.clone())
+        .unwrap_or_else(|_| RequestId::generate(SystemClock.now()))
 }
 
 /// The current request's client address, without copying the rest of the context.
@@ -121,7 +129,7 @@ pub async fn with_request_context(
                 client_address(peer.ip(), &state.trusted_proxies, forwarded.into_iter())
             });
     let context = RequestContext {
-        request_id: new_request_id(SystemClock.now()),
+        request_id: RequestId::generate(SystemClock.now()),
         problem_json,
         client_ip,
     };

@@ -1,23 +1,18 @@
 //! Success responses: `{ "meta": { "requestId" }, "data": … }`, plus `pagination` on lists.
 
+use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use keywarden_core::id::RequestId;
 
 use super::context;
 
 #[derive(Serialize)]
 struct Meta {
     #[serde(rename = "requestId")]
-    request_id: String,
-}
-
-#[derive(Serialize)]
-struct Envelope<'a, T> {
-    meta: Meta,
-    data: &'a T,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pagination: Option<&'a Pagination>,
+    request_id: RequestId,
 }
 
 /// The pagination member of list responses. `cursor` is absent on the last page: the SDKs'
@@ -60,7 +55,7 @@ impl IntoResponse for MetaOnly {
         }
         let body = Body {
             meta: Meta {
-                request_id: context::current().request_id,
+                request_id: context::request_id(),
             },
         };
         match serde_json::to_vec(&body) {
@@ -71,7 +66,10 @@ impl IntoResponse for MetaOnly {
 }
 
 pub fn json_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
+    // Built directly: `(status, body).into_response()` would first set a content type of its
+    // own for this one to replace.
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -79,17 +77,19 @@ pub fn json_response(status: StatusCode, content_type: &'static str, body: Vec<u
 }
 
 fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) -> Response {
-    let envelope = Envelope {
-        meta: Meta {
-            request_id: context::current().request_id,
-        },
-        data,
-        pagination,
-    };
-    // Most responses fit; growing the buffer while serializing costs more than the slack.
-    let mut body = Vec::with_capacity(512);
-    match serde_json::to_writer(&mut body, &envelope) {
-        Ok(()) => json_response(StatusCode::OK, "application/json", body),
+    let mut body = envelope_head();
+    let written = serde_json::to_writer(&mut body, data).and_then(|()| match pagination {
+        Some(pagination) => {
+            body.extend_from_slice(b",\"pagination\":");
+            serde_json::to_writer(&mut body, pagination)
+        }
+        None => Ok(()),
+    });
+    match written {
+        Ok(()) => {
+            body.push(b'}');
+            json_response(StatusCode::OK, "application/json", body)
+        }
         Err(e) => super::error::internal_response(&anyhow::Error::new(e)),
     }
 }
@@ -97,16 +97,24 @@ fn envelope_response<T: Serialize>(data: &T, pagination: Option<&Pagination>) ->
 /// A 200 response whose `data` is written as JSON by `write_data` (exactly one JSON value),
 /// into the same buffer as the envelope.
 pub fn data_json_response(write_data: impl FnOnce(&mut Vec<u8>)) -> Response {
-    let request_id = context::current().request_id;
-    let mut body = Vec::with_capacity(512);
-    body.extend_from_slice(b"{\"meta\":{\"requestId\":");
-    // Request ids are ASCII letters, digits and `_`, but serializing keeps that an assumption
-    // this function does not rely on.
-    let _ = serde_json::to_writer(&mut body, &request_id);
-    body.extend_from_slice(b"},\"data\":");
+    let mut body = envelope_head();
     write_data(&mut body);
     body.push(b'}');
     json_response(StatusCode::OK, "application/json", body)
+}
+
+/// A success body up to its `data`: `{"meta":{"requestId":"…"},"data":`. Written by hand
+/// rather than serialized: the request id needs no escaping, and the data follows in the same
+/// buffer.
+fn envelope_head() -> Vec<u8> {
+    let request_id = context::request_id();
+    // Most responses fit; growing the buffer while serializing costs more than the slack.
+    let mut body = Vec::with_capacity(512);
+    body.extend_from_slice(b"{\"meta\":{\"requestId\":\"");
+    // A `RequestId` holds only ASCII letters, digits and `_`: nothing to escape.
+    body.extend_from_slice(request_id.as_str().as_bytes());
+    body.extend_from_slice(b"\"},\"data\":");
+    body
 }
 
 impl<T: Serialize> IntoResponse for Data<T> {

@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keywarden_core::id::RequestId;
 use serde::Serialize;
 
 use super::context;
@@ -23,7 +24,7 @@ struct ErrorBody<'a> {
 #[derive(Serialize)]
 struct Meta {
     #[serde(rename = "requestId")]
-    request_id: String,
+    request_id: RequestId,
 }
 
 #[derive(Serialize)]
@@ -265,7 +266,7 @@ pub fn internal_response(cause: &anyhow::Error) -> Response {
     let context = context::current();
     tracing::error!(request_id = %context.request_id, error = ?cause, "request failed");
     let body = serde_json::json!({
-        "meta": { "requestId": context.request_id },
+        "meta": { "requestId": context.request_id.as_str() },
         "error": {
             "title": "Internal Server Error",
             "detail": INTERNAL_DETAIL,

@@ -66,7 +66,7 @@ async fn github_secret_scanning(
             key_identifier: header(KEY_ID_HEADER),
             signature: header(SIGNATURE_HEADER),
             body: &body,
-            request_id: context.request_id,
+            request_id: context.request_id.into(),
             client_ip: context.client_ip,
         })
         .await?;

@@ -5,7 +5,6 @@
 //! endpoint label is the route's pattern (never the raw path, so random URLs cannot grow the
 //! label set); requests no route matched share one label.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +49,9 @@ pub struct RequestMetrics {
     recorder: Arc<PrometheusRecorder>,
     /// Requests that failed because the store failed (unreachable or erring).
     store_errors: Counter,
-    endpoints: RwLock<HashMap<Box<str>, Arc<EndpointMetrics>>>,
+    /// Keyed by route patterns, a fixed set no client chooses: hashed with foldhash rather
+    /// than SipHash, as this is looked up on every request.
+    endpoints: RwLock<foldhash::HashMap<Box<str>, Arc<EndpointMetrics>>>,
 }
 
 impl RequestMetrics {
@@ -60,7 +61,7 @@ impl RequestMetrics {
         Self {
             recorder,
             store_errors,
-            endpoints: RwLock::new(HashMap::new()),
+            endpoints: RwLock::new(foldhash::HashMap::default()),
         }
     }
 

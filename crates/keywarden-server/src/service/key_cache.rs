@@ -44,7 +44,8 @@ impl Hasher for DigestHasher {
     }
 }
 
-type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>;
+/// A map keyed by [`KeyDigest::index`], hashed as itself.
+pub(super) type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>;
 
 /// A cached key record, with a slot where the HTTP layer keeps the part of the verification
 /// response that depends only on the record, rendered on first use. A change to the key

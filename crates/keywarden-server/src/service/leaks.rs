@@ -124,7 +124,7 @@ impl Keywarden {
             .await?
             .filter(|k| &k.workspace_id == caller.workspace())
             .ok_or_else(ApiError::key_not_found)?;
-        self.apply_leak_policy(caller.origin(), record, sighting)
+        self.apply_leak_policy(&caller.origin(), record, sighting)
             .await?
             .ok_or_else(ApiError::key_not_found)
     }

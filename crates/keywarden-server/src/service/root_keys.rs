@@ -3,18 +3,18 @@
 //! when the store's root-key revision changes, which also picks up keys created or revoked by
 //! the CLI in another process.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use keywarden_core::audit::{Actor, AuditAction, AuditContext, AuditEntry};
 use keywarden_core::digest::KeyDigest;
-use keywarden_core::id::WorkspaceId;
+use keywarden_core::id::{RequestId, WorkspaceId};
 use keywarden_core::root_key::{Access, Operation, RootKey};
 use keywarden_core::store::{RootKeyStore, StoreResult};
 use keywarden_core::time::UnixMillis;
 use parking_lot::RwLock;
 
+use super::key_cache::DigestMap;
 use crate::error::ApiError;
 
 /// The active root keys, indexed by the head of their digest.
@@ -26,7 +26,8 @@ pub struct RootKeyDirectory {
 #[derive(Default)]
 struct DirectoryState {
     revision: Option<i64>,
-    by_index: HashMap<u64, Vec<Arc<RootKey>>>,
+    /// Digest heads are uniformly random already: hashed as themselves, not with SipHash.
+    by_index: DigestMap<Vec<Arc<RootKey>>>,
 }
 
 impl RootKeyDirectory {
@@ -36,7 +37,7 @@ impl RootKeyDirectory {
         if self.state.read().revision == Some(revision) {
             return Ok(());
         }
-        let mut by_index: HashMap<u64, Vec<Arc<RootKey>>> = HashMap::new();
+        let mut by_index: DigestMap<Vec<Arc<RootKey>>> = DigestMap::default();
         for key in store.root_keys().await? {
             // Revoked and disabled keys never authenticate; expiry is checked per request.
             if key.revoked_at.is_none() && key.enabled {
@@ -67,11 +68,8 @@ impl RootKeyDirectory {
             .filter(|key| key.is_usable(now))
             .map(|key| Caller {
                 root_key: Arc::clone(key),
-                origin: AuditContext {
-                    actor: Actor::RootKey(key.id.clone()),
-                    request_id: None,
-                    client_ip: None,
-                },
+                request_id: None,
+                client_ip: None,
             })
             .ok_or(ApiError::UnknownRootKey)
     }
@@ -81,27 +79,34 @@ impl RootKeyDirectory {
 #[derive(Debug, Clone)]
 pub struct Caller {
     root_key: Arc<RootKey>,
-    /// Who and where the request came from, for the audit entries of its changes.
-    origin: AuditContext,
+    /// The request its changes are recorded under. Kept as the request's inline id (not the
+    /// `String` an [`AuditContext`] holds): most requests, verifications above all, change
+    /// nothing, so the audit context is built only for those that do.
+    request_id: Option<RequestId>,
+    client_ip: Option<IpAddr>,
 }
 
 impl Caller {
     /// The caller, with the request its changes will be recorded under.
     #[must_use]
-    pub fn with_request(mut self, request_id: String, client_ip: Option<IpAddr>) -> Self {
-        self.origin.request_id = Some(request_id);
-        self.origin.client_ip = client_ip;
+    pub fn with_request(mut self, request_id: RequestId, client_ip: Option<IpAddr>) -> Self {
+        self.request_id = Some(request_id);
+        self.client_ip = client_ip;
         self
     }
 
-    /// Who and where the request came from.
-    pub fn origin(&self) -> &AuditContext {
-        &self.origin
+    /// Who and where the request came from, for the audit entries of its changes.
+    pub fn origin(&self) -> AuditContext {
+        AuditContext {
+            actor: Actor::RootKey(self.root_key.id.clone()),
+            request_id: self.request_id.clone().map(String::from),
+            client_ip: self.client_ip,
+        }
     }
 
     /// A new audit entry for a change this caller makes in its workspace at `time`.
     pub fn audit(&self, time: UnixMillis, action: AuditAction) -> AuditEntry {
-        self.origin.entry(self.workspace(), time, action)
+        self.origin().entry(self.workspace(), time, action)
     }
 
     pub fn workspace(&self) -> &WorkspaceId {

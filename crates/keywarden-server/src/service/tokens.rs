@@ -102,13 +102,13 @@ impl Keywarden {
     pub async fn exchange_token(
         &self,
         caller: &Caller,
-        request: TokenRequest,
+        mut request: TokenRequest,
         origin: Option<RequestOrigin>,
     ) -> Result<Exchange, ApiError> {
         // The signer comes first: should a due rotation fail in the store, the request fails
         // before the key spent credits or counted against its limits.
         let signer = self.token_signer(self.now()).await?;
-        let verification = self.verify(caller, request.verify, origin).await?;
+        let verification = self.verify(caller, &mut request.verify, origin).await?;
         let key = match &verification.key {
             Some(key) if verification.code == VerifyCode::Valid => Arc::clone(key),
             _ => {

@@ -13,7 +13,7 @@ use axum::http::HeaderValue;
 
 use keywarden_core::anomaly::CreditsAfter;
 use keywarden_core::credits::SpendOutcome;
-use keywarden_core::id::{ApiId, KeyId};
+use keywarden_core::id::{ApiId, KeyId, RequestId};
 use keywarden_core::restriction::{CallSite, OriginHost};
 use keywarden_core::root_key::{Access, ops};
 use keywarden_core::secret::PlaintextKey;
@@ -76,7 +76,7 @@ impl SiteInput {
 /// Where a verification request came from, for its event.
 #[derive(Debug, Clone)]
 pub struct RequestOrigin {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -115,18 +115,23 @@ impl Keywarden {
 
     /// Verifies a key; with an origin, records the outcome (for keys that exist) and hands it
     /// to anomaly detection (for every outcome).
+    ///
+    /// The input is borrowed, not moved: an async function keeps its arguments for its whole
+    /// life, so a moved input would be held (and copied as the futures move) once per level.
+    /// Its tags are taken for the verification's event.
     pub async fn verify(
         &self,
         caller: &Caller,
-        mut input: VerifyInput,
+        input: &mut VerifyInput,
         origin: Option<RequestOrigin>,
     ) -> Result<Verification, ApiError> {
         let tags = std::mem::take(&mut input.tags);
-        let verification = self.verification(caller, input).await?;
+        // One reading of the clock serves the checks and the records.
+        let time = self.now();
+        let verification = self.verification(caller, input, time).await?;
         let Some(origin) = origin else {
             return Ok(verification);
         };
-        let time = self.now();
         if self.anomalies.is_on() {
             self.anomalies
                 .observe(observed(caller, &verification, &origin, time));
@@ -156,7 +161,8 @@ impl Keywarden {
     async fn verification(
         &self,
         caller: &Caller,
-        input: VerifyInput,
+        input: &VerifyInput,
+        now: UnixMillis,
     ) -> Result<Verification, ApiError> {
         caller.require_somewhere(ops::VERIFY_KEY)?;
         // A malformed query is the request's fault whatever the key: a 400 before anything.
@@ -165,7 +171,6 @@ impl Keywarden {
             None => None,
         };
         let digest = input.key.digest();
-        let now = self.now();
         let entry = if self.cache_trusted(now) {
             self.keys.lookup(&digest, self.store.as_ref()).await?
         } else {

@@ -308,6 +308,47 @@ async fn bodies_over_one_mebibyte_are_413() {
         .invalid_at("body.name");
 }
 
+/// Sends `chunks` as a chunked body (no declared length) and returns the status line.
+async fn post_chunked(app: &crate::helpers::TestApp, path: &str, chunks: &[&[u8]]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {ROOT_KEY}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in chunks {
+        let size = format!("{:x}\r\n", chunk.len());
+        // The server may answer (and close) before the whole body is sent.
+        if stream.write_all(size.as_bytes()).await.is_err()
+            || stream.write_all(chunk).await.is_err()
+            || stream.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn chunked_bodies_are_joined_and_limited_without_a_declared_length() {
+    let app = spawn_app().await;
+    // Split mid-document: only the joined body parses.
+    let status = post_chunked(&app, "/v2/keys.verifyKey", &[b"{\"key\":\"sk_", b"nope\"}"]).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let big = vec![b'a'; 64 * 1024];
+    let mut chunks: Vec<&[u8]> = vec![b"{\"name\": \""];
+    chunks.extend(std::iter::repeat_n(&big[..], 17));
+    chunks.push(b"\"}");
+    let status = post_chunked(&app, "/v2/apis.createApi", &chunks).await;
+    assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+}
+
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let app = spawn_app().await;

@@ -332,7 +332,7 @@ pub(super) fn complete_site(
     input.site.origin_header = origin_header;
     let client_ip = input.site.ip;
     state.service.wants_origin().then(|| RequestOrigin {
-        request_id: context::current().request_id,
+        request_id: context::request_id(),
         client_ip,
     })
 }
@@ -346,7 +346,7 @@ pub async fn verify_key(
 ) -> Result<Response, ApiError> {
     let mut input: VerifyInput = body.try_into()?;
     let origin = complete_site(&state, &mut input, origin_header);
-    let verification = state.service.verify(&caller, input, origin).await?;
+    let verification = state.service.verify(&caller, &mut input, origin).await?;
     state.service.count_verification(verification.code);
     Ok(data_json_response(|out| {
         write_verification(out, &verification)
