@@ -1,7 +1,7 @@
 //! Recording verification events off the hot path.
 //!
-//! Verification hands each event to a bounded in-memory queue with a non-blocking
-//! `try_send`; when the queue is full the event is dropped and counted, so recording can
+//! Verification pushes each event onto a bounded in-memory queue (a locked `Vec`, held for
+//! the push only); when the queue is full the event is dropped and counted, so recording can
 //! never slow verification down or hold it up. A background task ([`UsageWriter`]) drains
 //! the queue in batches — when `batch_size` events wait, else at most every flush interval —
 //! into one store transaction each. A batch the store refuses is retried with backoff a few
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use keywarden_core::store::UsageStore;
 use keywarden_core::usage::VerificationEvent;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 /// How usage is recorded.
@@ -84,16 +84,30 @@ pub struct UsageStats {
     pub queue_depth: u64,
 }
 
+/// The events waiting for the writer: a `Vec` behind a lock held only to push one event or
+/// to take a batch. A channel cost every event a send and a receive of its own (a permit,
+/// a slot, a block of slots allocated and freed); here the writer takes a whole batch by
+/// swapping the vector out.
+struct Queue {
+    waiting: parking_lot::Mutex<Waiting>,
+    capacity: usize,
+    batch_size: usize,
+    /// Wakes the writer once a full batch waits. The writer does not wait for each event:
+    /// that would wake it (a task switch, a timer reset) for nearly every verification.
+    batch_ready: Notify,
+}
+
+struct Waiting {
+    events: Vec<VerificationEvent>,
+    /// The writer has stopped: nothing more is taken, so nothing more is queued.
+    closed: bool,
+}
+
 /// The verification side: takes events without ever waiting.
 pub struct UsageRecorder {
     /// `None` when recording is off.
-    queue: Option<mpsc::Sender<VerificationEvent>>,
-    capacity: usize,
+    queue: Option<Arc<Queue>>,
     counters: Arc<UsageCounters>,
-    /// Wakes the writer once a full batch waits. The writer does not wait on the queue
-    /// itself: that would wake it (a task switch, a timer reset) for nearly every event.
-    batch_ready: Arc<Notify>,
-    batch_size: usize,
 }
 
 /// Creates the recorder and, when recording is on, the writer that drains it (to be run by
@@ -103,29 +117,29 @@ pub fn usage_channel(settings: &UsageSettings) -> (UsageRecorder, Option<UsageWr
     if !settings.record {
         let recorder = UsageRecorder {
             queue: None,
-            capacity: 0,
             counters,
-            batch_ready: Arc::new(Notify::new()),
-            batch_size: 0,
         };
         return (recorder, None);
     }
     let capacity = settings.queue_capacity.max(1);
     // A batch larger than the queue would never fill; it would wait for the timer.
     let batch_size = settings.batch_size.clamp(1, capacity);
-    let (queue, events) = mpsc::channel(capacity);
-    let batch_ready = Arc::new(Notify::new());
-    let recorder = UsageRecorder {
-        queue: Some(queue),
+    let queue = Arc::new(Queue {
+        waiting: parking_lot::Mutex::new(Waiting {
+            events: Vec::with_capacity(batch_size),
+            closed: false,
+        }),
         capacity,
-        counters: Arc::clone(&counters),
-        batch_ready: Arc::clone(&batch_ready),
         batch_size,
+        batch_ready: Notify::new(),
+    });
+    let recorder = UsageRecorder {
+        queue: Some(Arc::clone(&queue)),
+        counters: Arc::clone(&counters),
     };
     let writer = UsageWriter {
-        events,
+        queue,
         counters,
-        batch_ready,
         flush_interval: settings.flush_interval,
         batch_size,
         rollup_interval: settings.rollup_interval,
@@ -142,40 +156,46 @@ impl UsageRecorder {
     /// Queues an event, or drops and counts it when the queue is full. Never waits.
     pub fn record(&self, event: VerificationEvent) {
         let Some(queue) = &self.queue else { return };
-        match queue.try_send(event) {
-            Ok(()) => {
-                if self.capacity.saturating_sub(queue.capacity()) >= self.batch_size {
-                    self.batch_ready.notify_one();
-                }
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.counters
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            // The writer has stopped: the server is shutting down and no longer records.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut waiting = queue.waiting.lock();
+        // The writer has stopped: the server is shutting down and no longer records.
+        if waiting.closed {
+            return;
+        }
+        if waiting.events.len() >= queue.capacity {
+            drop(waiting);
+            self.counters
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        waiting.events.push(event);
+        let full = waiting.events.len() == queue.batch_size;
+        drop(waiting);
+        if full {
+            queue.batch_ready.notify_one();
         }
     }
 
     pub fn stats(&self) -> UsageStats {
         let c = &self.counters;
-        let free = self.queue.as_ref().map_or(0, mpsc::Sender::capacity);
+        let depth = self
+            .queue
+            .as_ref()
+            .map_or(0, |queue| queue.waiting.lock().events.len());
         UsageStats {
             recorded: c.recorded.load(Ordering::Relaxed),
             dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
             dropped_store_error: c.dropped_store_error.load(Ordering::Relaxed),
             batches_written: c.batches_written.load(Ordering::Relaxed),
-            queue_depth: u64::try_from(self.capacity.saturating_sub(free)).unwrap_or(u64::MAX),
+            queue_depth: u64::try_from(depth).unwrap_or(u64::MAX),
         }
     }
 }
 
 /// The background side: drains the queue into the store in batches.
 pub struct UsageWriter {
-    events: mpsc::Receiver<VerificationEvent>,
+    queue: Arc<Queue>,
     counters: Arc<UsageCounters>,
-    batch_ready: Arc<Notify>,
     flush_interval: Duration,
     batch_size: usize,
     rollup_interval: Duration,
@@ -184,7 +204,7 @@ pub struct UsageWriter {
 impl UsageWriter {
     /// Writes batches until `stop` turns true, then closes the queue, writes what it still
     /// holds and returns.
-    pub async fn run(mut self, store: Arc<dyn UsageStore>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, store: Arc<dyn UsageStore>, mut stop: watch::Receiver<bool>) {
         let mut batch = Vec::with_capacity(self.batch_size);
         let mut deadline = Instant::now() + self.flush_interval;
         // What an earlier run left pending (a crash) is folded first.
@@ -193,7 +213,7 @@ impl UsageWriter {
         loop {
             let (due, stopping) = tokio::select! {
                 () = tokio::time::sleep_until(deadline) => (true, false),
-                () = self.batch_ready.notified() => (false, false),
+                () = self.queue.batch_ready.notified() => (false, false),
                 _ = stop.wait_for(|stop| *stop) => (true, true),
             };
             // Full batches go at once; a partial one waits for the interval.
@@ -220,8 +240,12 @@ impl UsageWriter {
         }
         // Verification no longer reaches the queue (requests have finished); what is in it
         // is written before the store's final flush.
-        self.events.close();
-        while self.events.recv_many(&mut batch, self.batch_size).await > 0 {
+        self.queue.waiting.lock().closed = true;
+        loop {
+            self.take(&mut batch);
+            if batch.is_empty() {
+                break;
+            }
             self.write(store.as_ref(), &mut batch).await;
         }
         fold(store.as_ref()).await;
@@ -229,15 +253,19 @@ impl UsageWriter {
 
     /// Moves queued events into `batch` until it is full or the queue empty; says whether
     /// the queue is closed (every recorder gone).
-    fn take(&mut self, batch: &mut Vec<VerificationEvent>) -> bool {
-        while batch.len() < self.batch_size {
-            match self.events.try_recv() {
-                Ok(event) => batch.push(event),
-                Err(mpsc::error::TryRecvError::Empty) => return false,
-                Err(mpsc::error::TryRecvError::Disconnected) => return true,
-            }
+    fn take(&self, batch: &mut Vec<VerificationEvent>) -> bool {
+        let room = self.batch_size.saturating_sub(batch.len());
+        let mut waiting = self.queue.waiting.lock();
+        if batch.is_empty() && waiting.events.len() <= room {
+            // The usual case: everything waiting fits, and the vectors just change places.
+            std::mem::swap(batch, &mut waiting.events);
+        } else {
+            let n = room.min(waiting.events.len());
+            batch.extend(waiting.events.drain(..n));
         }
-        false
+        drop(waiting);
+        // Only the writer holds the queue: every recorder is gone.
+        Arc::strong_count(&self.queue) == 1
     }
 
     /// Writes one batch, retrying with backoff; empties `batch` either way.
