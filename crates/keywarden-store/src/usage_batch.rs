@@ -78,17 +78,17 @@ fn push_event(out: &mut String, e: &VerificationEvent) {
     push_int(out, e.time.as_millis());
     out.push(',');
     push_str(out, &e.request_id);
-    out.push_str(",\"");
-    out.push_str(e.api_id.as_str());
-    out.push_str("\",");
+    out.push(',');
+    push_plain(out, e.api_id.as_str());
+    out.push(',');
     push_plain_opt(out, e.identity_id.as_ref().map(|i| i.as_str()));
     out.push(',');
     push_plain_opt(out, e.external_id.as_ref().map(|i| i.as_str()));
-    out.push_str(",\"");
-    out.push_str(e.key_id.as_str());
-    out.push_str("\",\"");
-    out.push_str(e.outcome.as_str());
-    out.push_str("\",");
+    out.push(',');
+    push_plain(out, e.key_id.as_str());
+    out.push(',');
+    push_plain(out, e.outcome.as_str());
+    out.push(',');
     push_tags(out, &e.tags);
     out.push(',');
     push_int(out, e.spent_credits);
@@ -114,17 +114,17 @@ pub(crate) fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
         out.push('[');
         push_int(&mut out, row.bucket.as_millis());
         out.push(',');
-        push_str(&mut out, e.workspace_id.as_str());
+        push_plain(&mut out, e.workspace_id.as_str());
         out.push(',');
-        push_str(&mut out, e.api_id.as_str());
+        push_plain(&mut out, e.api_id.as_str());
         out.push(',');
-        push_opt(&mut out, e.identity_id.as_ref().map(|i| i.as_str()));
+        push_plain_opt(&mut out, e.identity_id.as_ref().map(|i| i.as_str()));
         out.push(',');
-        push_opt(&mut out, e.external_id.as_ref().map(|i| i.as_str()));
+        push_plain_opt(&mut out, e.external_id.as_ref().map(|i| i.as_str()));
         out.push(',');
-        push_str(&mut out, e.key_id.as_str());
+        push_plain(&mut out, e.key_id.as_str());
         out.push(',');
-        push_str(&mut out, e.outcome.as_str());
+        push_plain(&mut out, e.outcome.as_str());
         out.push(',');
         push_tags(&mut out, &e.tags);
         out.push(',');
@@ -142,9 +142,9 @@ pub(crate) fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
 /// A pending row read back: the row's key as an event (whose time is the minute), and what
 /// it adds.
 pub(crate) struct PendingMinute {
+    /// Its `spent_credits` is what the row adds.
     pub event: VerificationEvent,
     pub count: i64,
-    pub spent_credits: i64,
     pub latest: UnixMillis,
 }
 
@@ -155,7 +155,7 @@ impl PendingMinute {
             bucket: self.event.time,
             event: &self.event,
             count: self.count,
-            spent_credits: self.spent_credits,
+            spent_credits: self.event.spent_credits,
             latest: self.latest,
         }
     }
@@ -223,7 +223,6 @@ impl PendingRowWire {
                 client_ip: None,
             },
             count,
-            spent_credits,
             latest: UnixMillis::from_millis(latest),
         })
     }
@@ -268,23 +267,19 @@ fn push_int(out: &mut String, n: i64) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
-fn push_opt(out: &mut String, s: Option<&str>) {
-    match s {
-        Some(s) => push_str(out, s),
-        None => out.push_str("null"),
-    }
+/// Text that never needs escaping as a JSON string: ids (letters, digits and `_`), external
+/// ids (also `.` and `-`), outcomes and IP addresses, all checked when they were made.
+/// Every event has several, so the check per byte is skipped.
+fn push_plain(out: &mut String, s: &str) {
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
 }
 
-/// Like [`push_opt`] for text that never needs escaping: ids (letters, digits and `_`),
-/// external ids (also `.` and `-`), outcomes and IP addresses, all checked when they were
-/// made. Every event has several, so the check per byte is skipped.
+/// [`push_plain`], or `null`.
 fn push_plain_opt(out: &mut String, s: Option<&str>) {
     match s {
-        Some(s) => {
-            out.push('"');
-            out.push_str(s);
-            out.push('"');
-        }
+        Some(s) => push_plain(out, s),
         None => out.push_str("null"),
     }
 }
