@@ -18,7 +18,7 @@ use crate::service::{
     Backends, ChannelSink, Keywarden, ServiceSettings, WebhookSettings, WebhookStats,
     run_webhook_worker,
 };
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::tls::{Tls, TlsSettings, install_crypto_provider};
 
 /// How the server runs.
@@ -151,13 +151,13 @@ impl Application {
             )));
         }
         let metrics = Arc::new(http::metrics_recorder());
-        let router = http::router(AppState {
+        let router = http::router(AppState::new(Shared {
             service: Arc::clone(&self.service),
             requests: Arc::new(http::RequestMetrics::new(Arc::clone(&metrics))),
             metrics,
             webhooks,
             trusted_proxies: self.settings.trusted_proxies.clone().into(),
-        });
+        }));
         let address = self.local_addr();
         let served = match self.tls {
             None => {

@@ -54,8 +54,9 @@ pub(super) type DigestMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>
 pub struct CachedKey {
     record: KeyRecord,
     presentation: OnceLock<Box<[u8]>>,
-    /// The limits every verification of this key checks, planned on first use.
-    automatic_limits: OnceLock<Arc<LimitPlan>>,
+    /// The limits every verification of this key checks, planned on first use; `None` for a
+    /// key without any, so verifying it touches no plan (nor its reference count).
+    automatic_limits: OnceLock<Option<Arc<LimitPlan>>>,
     /// Every slug the key holds (direct and through roles), sorted, gathered on first use:
     /// permission queries look slugs up here instead of collecting and sorting per request.
     effective_permissions: OnceLock<Box<[Box<str>]>>,
@@ -85,11 +86,10 @@ impl CachedKey {
             .is_ok()
     }
 
-    pub fn automatic_limits(&self) -> Arc<LimitPlan> {
-        Arc::clone(
-            self.automatic_limits
-                .get_or_init(|| Arc::new(LimitPlan::automatic(&self.record))),
-        )
+    pub fn automatic_limits(&self) -> Option<&Arc<LimitPlan>> {
+        self.automatic_limits
+            .get_or_init(|| LimitPlan::automatic(&self.record).map(Arc::new))
+            .as_ref()
     }
 
     /// The rendering of this record, made by `render` the first time it is asked for.

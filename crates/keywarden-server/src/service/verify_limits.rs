@@ -34,10 +34,12 @@ impl LimitPlan {
         }
     }
 
-    /// The plan of a key verified without a `ratelimits` field: its auto-applied limits.
-    pub fn automatic(key: &KeyRecord) -> Self {
+    /// The plan of a key verified without a `ratelimits` field: its auto-applied limits;
+    /// `None` when it has none.
+    pub fn automatic(key: &KeyRecord) -> Option<Self> {
         // Without requested limits there is no name that could be missing.
-        Self::new(plan_limits(key, &[]).unwrap_or_default())
+        let planned = plan_limits(key, &[]).unwrap_or_default();
+        (!planned.is_empty()).then(|| Self::new(planned))
     }
 }
 
@@ -68,7 +70,8 @@ impl CheckedLimits {
 
 /// The limits of one verification after the limiter decided them.
 pub(super) struct LimitsDecided {
-    plan: Arc<LimitPlan>,
+    /// `None` when the call checks no limits.
+    plan: Option<Arc<LimitPlan>>,
     /// `None` when nothing was checked: no limits, or the limiter failed.
     outcome: Option<LimitOutcome>,
 }
@@ -81,19 +84,17 @@ impl LimitsDecided {
     /// The checked limits for the response; `refunded` when their counts were taken back.
     pub fn report(self, refunded: bool) -> Option<CheckedLimits> {
         let outcome = self.outcome?;
+        let plan = self.plan?;
         let mut decisions = outcome.decisions;
         if refunded {
-            for (decision, limit) in decisions.iter_mut().zip(&self.plan.planned) {
+            for (decision, limit) in decisions.iter_mut().zip(&plan.planned) {
                 decision.remaining = decision
                     .remaining
                     .saturating_add(limit.cost)
                     .min(decision.limit);
             }
         }
-        Some(CheckedLimits {
-            plan: self.plan,
-            decisions,
-        })
+        Some(CheckedLimits { plan, decisions })
     }
 }
 
@@ -107,7 +108,15 @@ impl Keywarden {
         requested: &[RequestedLimit],
     ) -> Result<LimitsDecided, ApiError> {
         let plan = if requested.is_empty() {
-            key.automatic_limits()
+            match key.automatic_limits() {
+                Some(plan) => Arc::clone(plan),
+                None => {
+                    return Ok(LimitsDecided {
+                        plan: None,
+                        outcome: None,
+                    });
+                }
+            }
         } else {
             let planned = plan_limits(key, requested)
                 .map_err(|e| ApiError::PreconditionFailed(format!("{e}.")))?;
@@ -115,7 +124,7 @@ impl Keywarden {
         };
         if plan.checks.is_empty() {
             return Ok(LimitsDecided {
-                plan,
+                plan: Some(plan),
                 outcome: None,
             });
         }
@@ -129,13 +138,17 @@ impl Keywarden {
                 None
             }
         };
-        Ok(LimitsDecided { plan, outcome })
+        Ok(LimitsDecided {
+            plan: Some(plan),
+            outcome,
+        })
     }
 
     /// Takes back what a call counted, because a later step denied it.
     pub(super) async fn refund_limits(&self, limits: &LimitsDecided) {
         if let Some(outcome) = limits.outcome.as_ref().filter(|o| o.passed)
-            && let Err(e) = self.limiter.refund(&limits.plan.checks, outcome).await
+            && let Some(plan) = &limits.plan
+            && let Err(e) = self.limiter.refund(&plan.checks, outcome).await
         {
             tracing::error!(error = ?e, "could not refund rate limits");
         }
