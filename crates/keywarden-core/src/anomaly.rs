@@ -28,7 +28,6 @@ mod probing;
 mod rate;
 mod record;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -64,6 +63,11 @@ impl AnomalyKind {
         Self::UnknownKeyProbing,
         Self::CreditsLow,
     ];
+
+    /// Its place in [`Self::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -236,8 +240,9 @@ struct KeyState {
     rate: RateBaseline,
     client_ips: ClientIpHistory,
     last_seen: UnixMillis,
-    /// When each kind last fired for this key.
-    last_alert: HashMap<AnomalyKind, UnixMillis>,
+    /// When each kind (by its place in [`AnomalyKind::ALL`]) last fired for this key: a few
+    /// words inline rather than a map per key.
+    last_alert: [Option<UnixMillis>; AnomalyKind::ALL.len()],
 }
 
 /// Learns per-key baselines from observations and raises anomalies.
@@ -276,19 +281,16 @@ impl Detector {
             rate: RateBaseline::new(o.time),
             client_ips: ClientIpHistory::default(),
             last_seen: o.time,
-            last_alert: HashMap::new(),
+            last_alert: [None; AnomalyKind::ALL.len()],
         });
         state.last_seen = state.last_seen.max(o.time);
         let warmed_up = state.rate.minutes_observed() >= i64::from(settings.warmup_minutes);
         let raise = |state: &mut KeyState, kind: AnomalyKind, evidence: Value| {
-            let quiet = state
-                .last_alert
-                .get(&kind)
-                .is_some_and(|at| o.time.as_millis() - at.as_millis() < settings.cooldown_ms);
-            if quiet {
+            let last = &mut state.last_alert[kind.index()];
+            if last.is_some_and(|at| o.time.as_millis() - at.as_millis() < settings.cooldown_ms) {
                 return None;
             }
-            state.last_alert.insert(kind, o.time);
+            *last = Some(o.time);
             Some(Anomaly {
                 kind,
                 severity: kind.severity(),

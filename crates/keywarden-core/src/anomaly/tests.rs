@@ -286,3 +286,10 @@ fn kinds_round_trip_through_their_names() {
     }
     assert_eq!(AnomalyKind::parse("nope"), None);
 }
+
+#[test]
+fn kinds_know_their_place_in_the_list() {
+    for (i, kind) in AnomalyKind::ALL.into_iter().enumerate() {
+        assert_eq!(kind.index(), i, "{kind:?}");
+    }
+}

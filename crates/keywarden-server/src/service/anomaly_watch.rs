@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-
 use keywarden_core::anomaly::{
     AnomalyKind, AnomalySettings, CreditsAfter, Detector, Observation, RecordedAnomaly,
 };
@@ -32,6 +30,8 @@ use keywarden_core::store::AnomalyStore;
 use keywarden_core::time::{Clock, UnixMillis};
 use keywarden_core::verify::VerifyCode;
 use tokio::sync::Notify;
+
+use super::hand_off::{HandOff, Offered};
 
 /// How anomaly detection runs.
 #[derive(Debug, Clone)]
@@ -121,25 +121,17 @@ pub struct AnomalyFeed {
     counters: Arc<AnomalyCounters>,
 }
 
-/// The observations waiting for the watcher, shared by the feed and the watcher.
+/// The observations waiting for the watcher, shared by the feed and the watcher. The feed
+/// closes its side when it is dropped (the service is): the watcher finishes what waits and
+/// returns. The watcher closes its side when it stops (the server is shutting down): nothing
+/// is queued then.
 struct Queue {
-    waiting: Mutex<Waiting>,
-    /// Most observations that may wait; more are dropped.
-    capacity: usize,
+    observations: HandOff<ObservedVerification>,
     /// How many waiting observations wake the watcher without gathering longer.
     wake_at: usize,
     /// Wakes the watcher: the queue stopped being empty or reached `wake_at`, or the feed
     /// is gone.
     wake: Notify,
-}
-
-struct Waiting {
-    observations: Vec<ObservedVerification>,
-    /// Cleared when the feed is dropped (the service is): the watcher finishes what waits and
-    /// returns.
-    feed_open: bool,
-    /// Cleared when the watcher stops (the server is shutting down): nothing is queued then.
-    watched: bool,
 }
 
 /// Creates the feed and, when detection is on, the watcher that drains it.
@@ -156,12 +148,7 @@ pub fn anomaly_channel(settings: &AnomalyDetection) -> (AnomalyFeed, Option<Anom
     }
     let capacity = settings.queue_capacity.max(1);
     let queue = Arc::new(Queue {
-        waiting: Mutex::new(Waiting {
-            observations: Vec::new(),
-            feed_open: true,
-            watched: true,
-        }),
-        capacity,
+        observations: HandOff::new(capacity, 0),
         wake_at: (capacity / 2).clamp(1, WAKE_AT_MOST),
         wake: Notify::new(),
     });
@@ -189,22 +176,18 @@ impl AnomalyFeed {
     /// Queues an observation, or drops and counts it when the queue is full. Never waits.
     pub fn observe(&self, observation: ObservedVerification) {
         let Some(queue) = &self.queue else { return };
-        let mut waiting = queue.waiting.lock();
-        if !waiting.watched {
-            return;
-        }
-        if waiting.observations.len() >= queue.capacity {
-            drop(waiting);
-            self.counters
-                .dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        waiting.observations.push(observation);
-        let len = waiting.observations.len();
-        drop(waiting);
-        if len == 1 || len == queue.wake_at {
-            queue.wake.notify_one();
+        match queue.observations.offer(observation) {
+            Offered::Queued(waiting) => {
+                if waiting == 1 || waiting == queue.wake_at {
+                    queue.wake.notify_one();
+                }
+            }
+            Offered::Full => {
+                self.counters
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Offered::Closed => {}
         }
     }
 
@@ -227,7 +210,7 @@ impl AnomalyFeed {
 impl Drop for AnomalyFeed {
     fn drop(&mut self) {
         if let Some(queue) = &self.queue {
-            queue.waiting.lock().feed_open = false;
+            queue.observations.close_producer();
             queue.wake.notify_one();
         }
     }
@@ -252,7 +235,7 @@ impl AnomalyWatcher {
         loop {
             tokio::select! {
                 () = queue.wake.notified() => {
-                    if queue.waiting.lock().observations.len() < queue.wake_at {
+                    if queue.observations.len() < queue.wake_at {
                         // One wake-up for many observations; a queue that reaches `wake_at`
                         // wakes this early.
                         let _ = tokio::time::timeout(GATHER_FOR, queue.wake.notified()).await;
@@ -276,12 +259,8 @@ impl AnomalyWatcher {
     /// Takes every waiting observation and observes them in order; says whether the feed is
     /// still open.
     async fn observe_waiting(&mut self, store: &dyn AnomalyStore) -> bool {
-        let feed_open = {
-            let mut waiting = self.queue.waiting.lock();
-            std::mem::swap(&mut waiting.observations, &mut self.taken);
-            waiting.feed_open
-        };
         let mut taken = std::mem::take(&mut self.taken);
+        let feed_open = self.queue.observations.take(&mut taken, usize::MAX);
         for observation in taken.drain(..) {
             self.observe(store, &observation).await;
         }
@@ -292,9 +271,7 @@ impl AnomalyWatcher {
     async fn observe(&mut self, store: &dyn AnomalyStore, observation: &ObservedVerification) {
         for anomaly in self.detector.observe(&observation.as_observation()) {
             let kind = anomaly.kind;
-            if let Some(i) = AnomalyKind::ALL.iter().position(|k| *k == kind) {
-                self.counters.raised[i].fetch_add(1, Ordering::Relaxed);
-            }
+            self.counters.raised[kind.index()].fetch_add(1, Ordering::Relaxed);
             let recorded = RecordedAnomaly {
                 id: AnomalyId::generate(anomaly.time),
                 anomaly,
@@ -321,9 +298,7 @@ impl AnomalyWatcher {
 impl Drop for AnomalyWatcher {
     fn drop(&mut self) {
         // Stopped (aborted at shutdown, or never run): later observations are not kept.
-        let mut waiting = self.queue.waiting.lock();
-        waiting.watched = false;
-        waiting.observations = Vec::new();
+        self.queue.observations.close_consumer(true);
     }
 }
 

@@ -8,6 +8,7 @@ mod apis;
 mod audit;
 mod bootstrap;
 mod changes;
+mod hand_off;
 mod identities;
 mod key_access;
 mod key_cache;

@@ -24,6 +24,8 @@ use std::time::Duration;
 use keywarden_core::store::UsageStore;
 use keywarden_core::usage::VerificationEvent;
 use tokio::sync::{Notify, watch};
+
+use super::hand_off::{HandOff, Offered};
 use tokio::time::Instant;
 
 /// How usage is recorded.
@@ -84,23 +86,13 @@ pub struct UsageStats {
     pub queue_depth: u64,
 }
 
-/// The events waiting for the writer: a `Vec` behind a lock held only to push one event or
-/// to take a batch. A channel cost every event a send and a receive of its own (a permit,
-/// a slot, a block of slots allocated and freed); here the writer takes a whole batch by
-/// swapping the vector out.
+/// The events waiting for the writer.
 struct Queue {
-    waiting: parking_lot::Mutex<Waiting>,
-    capacity: usize,
+    events: HandOff<VerificationEvent>,
     batch_size: usize,
     /// Wakes the writer once a full batch waits. The writer does not wait for each event:
     /// that would wake it (a task switch, a timer reset) for nearly every verification.
     batch_ready: Notify,
-}
-
-struct Waiting {
-    events: Vec<VerificationEvent>,
-    /// The writer has stopped: nothing more is taken, so nothing more is queued.
-    closed: bool,
 }
 
 /// The verification side: takes events without ever waiting.
@@ -125,11 +117,7 @@ pub fn usage_channel(settings: &UsageSettings) -> (UsageRecorder, Option<UsageWr
     // A batch larger than the queue would never fill; it would wait for the timer.
     let batch_size = settings.batch_size.clamp(1, capacity);
     let queue = Arc::new(Queue {
-        waiting: parking_lot::Mutex::new(Waiting {
-            events: Vec::with_capacity(batch_size),
-            closed: false,
-        }),
-        capacity,
+        events: HandOff::new(capacity, batch_size),
         batch_size,
         batch_ready: Notify::new(),
     });
@@ -156,38 +144,41 @@ impl UsageRecorder {
     /// Queues an event, or drops and counts it when the queue is full. Never waits.
     pub fn record(&self, event: VerificationEvent) {
         let Some(queue) = &self.queue else { return };
-        let mut waiting = queue.waiting.lock();
-        // The writer has stopped: the server is shutting down and no longer records.
-        if waiting.closed {
-            return;
-        }
-        if waiting.events.len() >= queue.capacity {
-            drop(waiting);
-            self.counters
-                .dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        waiting.events.push(event);
-        let full = waiting.events.len() == queue.batch_size;
-        drop(waiting);
-        if full {
-            queue.batch_ready.notify_one();
+        match queue.events.offer(event) {
+            Offered::Queued(waiting) => {
+                if waiting == queue.batch_size {
+                    queue.batch_ready.notify_one();
+                }
+            }
+            Offered::Full => {
+                self.counters
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            // The writer has stopped: the server is shutting down and no longer records.
+            Offered::Closed => {}
         }
     }
 
     pub fn stats(&self) -> UsageStats {
         let c = &self.counters;
-        let depth = self
-            .queue
-            .as_ref()
-            .map_or(0, |queue| queue.waiting.lock().events.len());
+        let depth = self.queue.as_ref().map_or(0, |queue| queue.events.len());
         UsageStats {
             recorded: c.recorded.load(Ordering::Relaxed),
             dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
             dropped_store_error: c.dropped_store_error.load(Ordering::Relaxed),
             batches_written: c.batches_written.load(Ordering::Relaxed),
             queue_depth: u64::try_from(depth).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl Drop for UsageRecorder {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.events.close_producer();
+            // The writer writes what waits and returns without waiting for its timer.
+            queue.batch_ready.notify_one();
         }
     }
 }
@@ -240,7 +231,7 @@ impl UsageWriter {
         }
         // Verification no longer reaches the queue (requests have finished); what is in it
         // is written before the store's final flush.
-        self.queue.waiting.lock().closed = true;
+        self.queue.events.close_consumer(false);
         loop {
             self.take(&mut batch);
             if batch.is_empty() {
@@ -252,20 +243,9 @@ impl UsageWriter {
     }
 
     /// Moves queued events into `batch` until it is full or the queue empty; says whether
-    /// the queue is closed (every recorder gone).
+    /// the queue is closed (the recorder is gone).
     fn take(&self, batch: &mut Vec<VerificationEvent>) -> bool {
-        let room = self.batch_size.saturating_sub(batch.len());
-        let mut waiting = self.queue.waiting.lock();
-        if batch.is_empty() && waiting.events.len() <= room {
-            // The usual case: everything waiting fits, and the vectors just change places.
-            std::mem::swap(batch, &mut waiting.events);
-        } else {
-            let n = room.min(waiting.events.len());
-            batch.extend(waiting.events.drain(..n));
-        }
-        drop(waiting);
-        // Only the writer holds the queue: every recorder is gone.
-        Arc::strong_count(&self.queue) == 1
+        !self.queue.events.take(batch, self.batch_size)
     }
 
     /// Writes one batch, retrying with backoff; empties `batch` either way.
