@@ -1,8 +1,9 @@
 //! How one write of verification events is stored, the same on both backends:
 //!
-//! * the events themselves, as one row per workspace whose `events` column is a JSON array
-//!   holding one array per event (the `analytics_verifications` views unpack it), instead of
-//!   a row per event: a row per event cost more to insert than a verification costs to answer;
+//! * the events themselves, as one row per workspace (and per [`MAX_BATCH_EVENTS`] events)
+//!   whose `events` column is a JSON array holding one array per event (the
+//!   `analytics_verifications` views unpack it), instead of a row per event: a row per event
+//!   cost more to insert than a verification costs to answer;
 //! * the write's minute rollup rows, as one JSON row "pending" until a fold adds them to the
 //!   four rollup tables and to the keys' last use (see [`PendingRow`]). The fold runs every
 //!   few seconds, so a key verified many times between folds costs one upsert per table, not
@@ -36,7 +37,8 @@ pub(crate) struct EventBatch {
     pub events: String,
 }
 
-/// Splits `events` by workspace and encodes each share as an [`EventBatch`].
+/// Splits `events` by workspace, in batches of at most [`MAX_BATCH_EVENTS`], and encodes
+/// each as an [`EventBatch`].
 pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
     // Two passes: the first finds each event's batch and how many each holds, so every
     // batch's text is allocated once at about its final size. Grown by doubling instead, a
@@ -44,26 +46,33 @@ pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
     let mut batches: Vec<EventBatch> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
     let mut slot_of: Vec<u32> = Vec::with_capacity(events.len());
+    // Each workspace's batch being filled.
     let mut slots: foldhash::HashMap<&WorkspaceId, usize> = foldhash::HashMap::default();
     // Nearly every write holds one workspace or a few, in runs: the last one is tried first.
     let mut last: Option<(&WorkspaceId, usize)> = None;
     for event in events {
-        let slot = match last {
-            Some((workspace, slot)) if workspace == &event.workspace_id => slot,
-            _ => *slots.entry(&event.workspace_id).or_insert_with(|| {
+        let workspace = &event.workspace_id;
+        let filling = match last {
+            Some((w, slot)) if w == workspace => Some(slot),
+            _ => slots.get(workspace).copied(),
+        };
+        let slot = match filling {
+            Some(slot) if counts[slot] < MAX_BATCH_EVENTS => slot,
+            _ => {
                 batches.push(EventBatch {
                     id: UsageBatchId::generate(event.time).as_str().to_owned(),
-                    workspace_id: event.workspace_id.as_str().to_owned(),
+                    workspace_id: workspace.as_str().to_owned(),
                     first_time: event.time.as_millis(),
                     last_time: event.time.as_millis(),
                     event_count: 0,
                     events: String::new(),
                 });
                 counts.push(0);
+                slots.insert(workspace, batches.len() - 1);
                 batches.len() - 1
-            }),
+            }
         };
-        last = Some((&event.workspace_id, slot));
+        last = Some((workspace, slot));
         counts[slot] += 1;
         slot_of.push(u32::try_from(slot).unwrap_or(u32::MAX));
     }
@@ -87,6 +96,12 @@ pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
 
 /// About what an event takes encoded, with its ids and without tags or an identity.
 const EVENT_BYTES: usize = 160;
+
+/// The most events one batch row holds: about 250 KB of text. A store copies a row's text
+/// twice while inserting it (binding, then building the record), into blocks of the C
+/// allocator; at a few MB each those were fresh pages from the kernel every time, and the
+/// page faults cost the SQLite writer about half its CPU. Blocks this size are reused.
+pub(crate) const MAX_BATCH_EVENTS: usize = 2048;
 
 fn push_event(out: &mut String, e: &VerificationEvent) {
     out.push('[');
@@ -413,6 +428,46 @@ mod tests {
         );
         let b: Value = serde_json::from_str(&batches[1].events).unwrap();
         assert_eq!(b[0][7], json!(["path=/v1", "é \"q\" \\ \u{1}\n"]));
+    }
+
+    #[test]
+    fn large_writes_are_split_into_batches_of_at_most_the_cap() {
+        // Two workspaces interleaved: each fills batches of its own, in order.
+        let n = MAX_BATCH_EVENTS * 3 + 10;
+        let events: Vec<_> = (0..n)
+            .map(|i| {
+                let workspace = if i % 2 == 0 { "ws_a" } else { "ws_b" };
+                event(workspace, "key_1", i64::try_from(i).unwrap(), &[])
+            })
+            .collect();
+        let batches = event_batches(&events);
+        let shape: Vec<_> = batches
+            .iter()
+            .map(|b| (b.workspace_id.as_str(), b.event_count))
+            .collect();
+        let half = i64::try_from(MAX_BATCH_EVENTS / 2).unwrap();
+        let full = i64::try_from(MAX_BATCH_EVENTS).unwrap();
+        assert_eq!(
+            shape,
+            [
+                ("ws_a", full),
+                ("ws_b", full),
+                ("ws_a", half + 5),
+                ("ws_b", half + 5)
+            ]
+        );
+        let mut ids: Vec<_> = batches.iter().map(|b| b.id.as_str()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "every batch has its own id");
+        for batch in &batches {
+            let parsed: Vec<Value> = serde_json::from_str(&batch.events).unwrap();
+            assert_eq!(i64::try_from(parsed.len()).unwrap(), batch.event_count);
+            // Events keep their order within a batch, and the times bound them.
+            let times: Vec<i64> = parsed.iter().map(|e| e[0].as_i64().unwrap()).collect();
+            assert!(times.windows(2).all(|w| w[0] < w[1]));
+            assert_eq!(batch.first_time, times[0]);
+            assert_eq!(batch.last_time, *times.last().unwrap());
+        }
     }
 
     #[test]
