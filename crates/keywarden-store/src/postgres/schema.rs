@@ -479,3 +479,174 @@ pub async fn migrate(conn: &mut PgConnection) -> Result<(), PostgresOpenError> {
     }
     tx.commit().await.map_err(PostgresOpenError::Migrate)
 }
+
+#[cfg(test)]
+mod tests {
+    use keywarden_core::store::UsageStore;
+    use keywarden_core::time::UnixMillis;
+    use keywarden_testkit::TestSchema;
+
+    use super::*;
+
+    type RawRow = (
+        String,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+    );
+
+    /// An install that recorded verifications as a row each (schema 10) keeps every one of
+    /// them when it moves to batches: the migration's `INSERT … SELECT` has rows to move.
+    #[tokio::test]
+    async fn raw_rows_of_earlier_versions_move_into_batches() {
+        let schema = TestSchema::create().await;
+        let mut conn = schema.connection().await;
+        let before = MIGRATIONS.len() - 1;
+        sqlx::raw_sql(
+            "CREATE TABLE keywarden_schema_version (
+                version     BIGINT PRIMARY KEY,
+                applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for (sql, version) in MIGRATIONS[..before].iter().zip(1_i64..) {
+            sqlx::raw_sql(*sql).execute(&mut conn).await.unwrap();
+            sqlx::query("INSERT INTO keywarden_schema_version (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql(
+            r#"INSERT INTO analytics_verifications (request_id, time, workspace_id,
+                key_space_id, identity_id, external_id, key_id, outcome, tags, spent_credits,
+                client_ip) VALUES
+              ('req_1', 60000, 'ws_a', 'api_1', NULL, NULL, 'key_1', 'VALID', '[]', 1, '10.0.0.1'),
+              ('req_2', 60500, 'ws_a', 'api_1', 'id_1', 'user-1', 'key_1', 'RATE_LIMITED',
+               '["x","y \"q\""]', 0, NULL),
+              ('req_3', 120000, 'ws_a', 'api_1', NULL, NULL, 'key_2', 'VALID', '[]', 2, NULL),
+              ('req_4', 60000, 'ws_b', 'api_9', NULL, NULL, 'key_9', 'VALID', '[]', 0, NULL);"#,
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+        migrate(&mut conn).await.unwrap();
+
+        let batches: Vec<(String, i64, i64, i64)> = sqlx::query(
+            "SELECT workspace_id, first_time, last_time, event_count \
+             FROM analytics_event_batches ORDER BY workspace_id, first_time",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+        let owned = |w: &str, a, b, n| (w.to_owned(), a, b, n);
+        assert_eq!(
+            batches,
+            [
+                owned("ws_a", 60_000, 60_500, 2),
+                owned("ws_a", 120_000, 120_000, 1),
+                owned("ws_b", 60_000, 60_000, 1)
+            ]
+        );
+        let rows: Vec<RawRow> = sqlx::query(
+            "SELECT request_id, time, workspace_id, identity_id, external_id, key_id, \
+             outcome, tags, spent_credits, client_ip FROM analytics_verifications \
+             ORDER BY request_id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+                r.get(7),
+                r.get(8),
+                r.get(9),
+            )
+        })
+        .collect();
+        let row = |id: &str, time, ws: &str, identity: Option<&str>, external: Option<&str>| {
+            (
+                id.to_owned(),
+                time,
+                ws.to_owned(),
+                identity.map(str::to_owned),
+                external.map(str::to_owned),
+            )
+        };
+        let heads: Vec<_> = rows
+            .iter()
+            .map(|r| (r.0.clone(), r.1, r.2.clone(), r.3.clone(), r.4.clone()))
+            .collect();
+        assert_eq!(
+            heads,
+            [
+                row("req_1", 60_000, "ws_a", None, None),
+                row("req_2", 60_500, "ws_a", Some("id_1"), Some("user-1")),
+                row("req_3", 120_000, "ws_a", None, None),
+                row("req_4", 60_000, "ws_b", None, None),
+            ]
+        );
+        let tails: Vec<_> = rows
+            .iter()
+            .map(|r| (r.5.as_str(), r.6.as_str(), r.8, r.9.as_deref()))
+            .collect();
+        assert_eq!(
+            tails,
+            [
+                ("key_1", "VALID", 1, Some("10.0.0.1")),
+                ("key_1", "RATE_LIMITED", 0, None),
+                ("key_2", "VALID", 2, None),
+                ("key_9", "VALID", 0, None),
+            ]
+        );
+        // Tags come back as the JSON array they were.
+        let tags: serde_json::Value = serde_json::from_str(&rows[1].7).unwrap();
+        assert_eq!(tags, serde_json::json!(["x", "y \"q\""]));
+        let versions: Vec<i64> = sqlx::query("SELECT version FROM keywarden_schema_version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(versions.last(), Some(&LATEST_VERSION));
+
+        // Pruning reads and rewrites a moved batch (PostgreSQL's own JSON text) like one
+        // this build wrote: the cut inside ws_a's first minute keeps its later event.
+        let store = crate::PostgresStore::connect(&schema.url()).await.unwrap();
+        let pruned = store
+            .prune_verifications(UnixMillis::from_millis(60_200))
+            .await
+            .unwrap();
+        assert_eq!(pruned, 2);
+        let left: Vec<String> =
+            sqlx::query("SELECT request_id FROM analytics_verifications ORDER BY request_id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        assert_eq!(left, ["req_2", "req_3"]);
+    }
+}
