@@ -192,11 +192,12 @@ async fn fold_chunk(store: &PostgresStore) -> PgResult<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
-    let mut minutes: Vec<PendingMinute> = Vec::new();
-    for (_, rows) in &pending {
-        minutes.extend(read_pending_rows(rows)?);
-    }
-    let all = rollups_from_minutes(minutes.iter().map(PendingMinute::delta));
+    // One vector per write, not one grown by all of them: no element is moved again.
+    let minutes = pending
+        .iter()
+        .map(|(_, rows)| read_pending_rows(rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = rollups_from_minutes(minutes.iter().flatten().map(PendingMinute::delta));
     for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
         upsert_rollup(&mut tx, rows, granularity).await?;
     }

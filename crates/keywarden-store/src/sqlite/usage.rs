@@ -124,11 +124,12 @@ fn fold(conn: &Connection) -> rusqlite::Result<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
-    let mut minutes: Vec<PendingMinute> = Vec::new();
-    for (_, rows) in &pending {
-        minutes.extend(read_pending_rows(rows).map_err(|e| bad(1, e))?);
-    }
-    let all = rollups_from_minutes(minutes.iter().map(PendingMinute::delta));
+    // One vector per write, not one grown by all of them: no element is moved again.
+    let minutes = pending
+        .iter()
+        .map(|(_, rows)| read_pending_rows(rows).map_err(|e| bad(1, e)))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let all = rollups_from_minutes(minutes.iter().flatten().map(PendingMinute::delta));
     for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
         let table = rollup_table(granularity);
         insert_chunked(conn, rows, |n| rollup_sql(table, n), bind_rollup, 10)?;
