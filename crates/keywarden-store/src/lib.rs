@@ -6,6 +6,8 @@
 mod analytics;
 mod anomaly_columns;
 mod audit_columns;
+#[cfg(test)]
+mod batch_migration_fixture;
 mod columns;
 mod data_key_columns;
 mod location;

@@ -485,21 +485,17 @@ mod tests {
     use keywarden_core::store::UsageStore;
     use keywarden_core::time::UnixMillis;
     use keywarden_testkit::TestSchema;
+    use sqlx::postgres::PgRow;
 
     use super::*;
+    use crate::batch_migration_fixture::{
+        BATCHES, RAW_ROWS, RawRow, VIEW_ROWS, assert_rows_unchanged, expected_batches,
+    };
 
-    type RawRow = (
-        String,
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-    );
+    async fn fetch<T>(conn: &mut PgConnection, sql: &'static str, row: fn(&PgRow) -> T) -> Vec<T> {
+        let rows = sqlx::query(sql).fetch_all(conn).await.unwrap();
+        rows.iter().map(row).collect()
+    }
 
     /// An install that recorded verifications as a row each (schema 10) keeps every one of
     /// them when it moves to batches: the migration's `INSERT … SELECT` has rows to move.
@@ -525,51 +521,16 @@ mod tests {
                 .await
                 .unwrap();
         }
-        sqlx::raw_sql(
-            r#"INSERT INTO analytics_verifications (request_id, time, workspace_id,
-                key_space_id, identity_id, external_id, key_id, outcome, tags, spent_credits,
-                client_ip) VALUES
-              ('req_1', 60000, 'ws_a', 'api_1', NULL, NULL, 'key_1', 'VALID', '[]', 1, '10.0.0.1'),
-              ('req_2', 60500, 'ws_a', 'api_1', 'id_1', 'user-1', 'key_1', 'RATE_LIMITED',
-               '["x","y \"q\""]', 0, NULL),
-              ('req_3', 120000, 'ws_a', 'api_1', NULL, NULL, 'key_2', 'VALID', '[]', 2, NULL),
-              ('req_4', 60000, 'ws_b', 'api_9', NULL, NULL, 'key_9', 'VALID', '[]', 0, NULL);"#,
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        sqlx::raw_sql(RAW_ROWS).execute(&mut conn).await.unwrap();
 
         migrate(&mut conn).await.unwrap();
 
-        let batches: Vec<(String, i64, i64, i64)> = sqlx::query(
-            "SELECT workspace_id, first_time, last_time, event_count \
-             FROM analytics_event_batches ORDER BY workspace_id, first_time",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-        let owned = |w: &str, a, b, n| (w.to_owned(), a, b, n);
-        assert_eq!(
-            batches,
-            [
-                owned("ws_a", 60_000, 60_500, 2),
-                owned("ws_a", 120_000, 120_000, 1),
-                owned("ws_b", 60_000, 60_000, 1)
-            ]
-        );
-        let rows: Vec<RawRow> = sqlx::query(
-            "SELECT request_id, time, workspace_id, identity_id, external_id, key_id, \
-             outcome, tags, spent_credits, client_ip FROM analytics_verifications \
-             ORDER BY request_id",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
+        let batches = fetch(&mut conn, BATCHES, |r| {
+            (r.get(0), r.get(1), r.get(2), r.get(3))
+        })
+        .await;
+        assert_eq!(batches, expected_batches());
+        let rows: Vec<RawRow> = fetch(&mut conn, VIEW_ROWS, |r| {
             (
                 r.get(0),
                 r.get(1),
@@ -583,52 +544,14 @@ mod tests {
                 r.get(9),
             )
         })
-        .collect();
-        let row = |id: &str, time, ws: &str, identity: Option<&str>, external: Option<&str>| {
-            (
-                id.to_owned(),
-                time,
-                ws.to_owned(),
-                identity.map(str::to_owned),
-                external.map(str::to_owned),
-            )
-        };
-        let heads: Vec<_> = rows
-            .iter()
-            .map(|r| (r.0.clone(), r.1, r.2.clone(), r.3.clone(), r.4.clone()))
-            .collect();
-        assert_eq!(
-            heads,
-            [
-                row("req_1", 60_000, "ws_a", None, None),
-                row("req_2", 60_500, "ws_a", Some("id_1"), Some("user-1")),
-                row("req_3", 120_000, "ws_a", None, None),
-                row("req_4", 60_000, "ws_b", None, None),
-            ]
-        );
-        let tails: Vec<_> = rows
-            .iter()
-            .map(|r| (r.5.as_str(), r.6.as_str(), r.8, r.9.as_deref()))
-            .collect();
-        assert_eq!(
-            tails,
-            [
-                ("key_1", "VALID", 1, Some("10.0.0.1")),
-                ("key_1", "RATE_LIMITED", 0, None),
-                ("key_2", "VALID", 2, None),
-                ("key_9", "VALID", 0, None),
-            ]
-        );
-        // Tags come back as the JSON array they were.
-        let tags: serde_json::Value = serde_json::from_str(&rows[1].7).unwrap();
-        assert_eq!(tags, serde_json::json!(["x", "y \"q\""]));
-        let versions: Vec<i64> = sqlx::query("SELECT version FROM keywarden_schema_version")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        .await;
+        assert_rows_unchanged(&rows);
+        let versions: Vec<i64> = fetch(
+            &mut conn,
+            "SELECT version FROM keywarden_schema_version ORDER BY version",
+            |r| r.get(0),
+        )
+        .await;
         assert_eq!(versions.last(), Some(&LATEST_VERSION));
 
         // Pruning reads and rewrites a moved batch (PostgreSQL's own JSON text) like one
@@ -639,14 +562,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pruned, 2);
-        let left: Vec<String> =
-            sqlx::query("SELECT request_id FROM analytics_verifications ORDER BY request_id")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+        let left: Vec<String> = fetch(
+            &mut conn,
+            "SELECT request_id FROM analytics_verifications ORDER BY request_id",
+            |r| r.get(0),
+        )
+        .await;
         assert_eq!(left, ["req_2", "req_3"]);
     }
 }

@@ -432,19 +432,9 @@ pub const LATEST_VERSION: usize = MIGRATIONS.len();
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    type RawRow = (
-        String,
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-    );
+    use crate::batch_migration_fixture::{
+        BATCHES, RAW_ROWS, RawRow, VIEW_ROWS, assert_rows_unchanged, expected_batches,
+    };
 
     /// A database written before events were stored in batches keeps its raw events: they
     /// move into batches and read back through the view as they were.
@@ -457,44 +447,19 @@ mod tests {
         }
         conn.pragma_update(None, "user_version", i64::try_from(before).unwrap())
             .unwrap();
-        conn.execute_batch(
-            r#"INSERT INTO analytics_verifications (request_id, time, workspace_id,
-                key_space_id, identity_id, external_id, key_id, outcome, tags, spent_credits,
-                client_ip) VALUES
-              ('req_1', 60000, 'ws_a', 'api_1', NULL, NULL, 'key_1', 'VALID', '[]', 1, '10.0.0.1'),
-              ('req_2', 60500, 'ws_a', 'api_1', 'id_1', 'user-1', 'key_1', 'RATE_LIMITED',
-               '["x","y"]', 0, NULL),
-              ('req_3', 120000, 'ws_a', 'api_1', NULL, NULL, 'key_2', 'VALID', '[]', 2, NULL),
-              ('req_4', 60000, 'ws_b', 'api_9', NULL, NULL, 'key_9', 'VALID', '[]', 0, NULL);"#,
-        )
-        .unwrap();
+        conn.execute_batch(RAW_ROWS).unwrap();
         migrate(&mut conn).unwrap();
 
         let batches: Vec<(String, i64, i64, i64)> = conn
-            .prepare(
-                "SELECT workspace_id, first_time, last_time, event_count \
-                 FROM analytics_event_batches ORDER BY workspace_id, first_time",
-            )
+            .prepare(BATCHES)
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        let owned = |w: &str, a, b, n| (w.to_owned(), a, b, n);
-        assert_eq!(
-            batches,
-            [
-                owned("ws_a", 60_000, 60_500, 2),
-                owned("ws_a", 120_000, 120_000, 1),
-                owned("ws_b", 60_000, 60_000, 1)
-            ]
-        );
+        assert_eq!(batches, expected_batches());
         let rows: Vec<RawRow> = conn
-            .prepare(
-                "SELECT request_id, time, workspace_id, identity_id, external_id, key_id, \
-                 outcome, tags, spent_credits, client_ip FROM analytics_verifications \
-                 ORDER BY request_id",
-            )
+            .prepare(VIEW_ROWS)
             .unwrap()
             .query_map([], |r| {
                 Ok((
@@ -513,37 +478,6 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!(rows.len(), 4);
-        assert_eq!(
-            rows[0],
-            (
-                "req_1".to_owned(),
-                60_000,
-                "ws_a".to_owned(),
-                None,
-                None,
-                "key_1".to_owned(),
-                "VALID".to_owned(),
-                "[]".to_owned(),
-                1,
-                Some("10.0.0.1".to_owned())
-            )
-        );
-        assert_eq!(
-            rows[1],
-            (
-                "req_2".to_owned(),
-                60_500,
-                "ws_a".to_owned(),
-                Some("id_1".to_owned()),
-                Some("user-1".to_owned()),
-                "key_1".to_owned(),
-                "RATE_LIMITED".to_owned(),
-                r#"["x","y"]"#.to_owned(),
-                0,
-                None
-            )
-        );
-        assert_eq!(rows[3].2, "ws_b");
+        assert_rows_unchanged(&rows);
     }
 }
