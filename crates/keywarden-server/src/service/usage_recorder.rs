@@ -24,9 +24,9 @@ use std::time::Duration;
 use keywarden_core::store::UsageStore;
 use keywarden_core::usage::VerificationEvent;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::hand_off::{HandOff, Offered};
-use tokio::time::Instant;
 
 /// How usage is recorded.
 #[derive(Debug, Clone)]
