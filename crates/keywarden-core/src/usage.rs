@@ -125,12 +125,6 @@ pub fn rollup(events: &[VerificationEvent], granularity: Granularity) -> Vec<Rol
     merge(events.iter().map(single), granularity)
 }
 
-/// The rows `events` add to the rollup of every granularity, in [`Granularity::ALL`]'s
-/// order, each as [`rollup`] gives it.
-pub fn rollups(events: &[VerificationEvent]) -> [Vec<RollupDelta<'_>>; 4] {
-    rollups_from_minutes(events.iter().map(single))
-}
-
 /// Every granularity's rows from rows no wider than a minute (events, or the minute rows of
 /// one or several batches), in [`Granularity::ALL`]'s order. Only the minutes are summed
 /// from the input; each coarser rollup is summed from the one before (a minute lies in one
@@ -205,26 +199,15 @@ fn merge<'a>(
     rows.into_iter().map(|(_, row)| row).collect()
 }
 
-/// The latest event time of each key in `events`, ordered by key id and workspace.
-pub fn last_uses(events: &[VerificationEvent]) -> Vec<(&WorkspaceId, &KeyId, UnixMillis)> {
-    latest_per_key(events.iter().map(|e| (&e.workspace_id, &e.key_id, e.time)))
-}
-
 /// The latest use of each key among rollup `rows`, ordered by key id and workspace.
 pub fn last_uses_of_rows<'a>(
     rows: &[RollupDelta<'a>],
 ) -> Vec<(&'a WorkspaceId, &'a KeyId, UnixMillis)> {
-    latest_per_key(
-        rows.iter()
-            .map(|r| (&r.event.workspace_id, &r.event.key_id, r.latest)),
-    )
-}
-
-fn latest_per_key<'a>(
-    uses: impl Iterator<Item = (&'a WorkspaceId, &'a KeyId, UnixMillis)>,
-) -> Vec<(&'a WorkspaceId, &'a KeyId, UnixMillis)> {
     let mut latest: foldhash::HashMap<(&KeyId, &WorkspaceId), UnixMillis> =
         foldhash::HashMap::default();
+    let uses = rows
+        .iter()
+        .map(|r| (&r.event.workspace_id, &r.event.key_id, r.latest));
     for (workspace, key, time) in uses {
         latest
             .entry((key, workspace))
@@ -388,7 +371,8 @@ mod tests {
                 events.push(event(key, *t, VerifyCode::Valid, &[]));
             }
         }
-        let all = rollups(&events);
+        // As a fold sums them: the minute rows of a write, then every granularity from those.
+        let all = rollups_from_minutes(rollup(&events, Granularity::Minute).into_iter());
         for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
             let direct = rollup(&events, granularity);
             let strip = |rows: &[RollupDelta<'_>]| -> Vec<_> {
@@ -418,7 +402,7 @@ mod tests {
             event("key_a", t, VerifyCode::Valid, &[]),
             event("key_b", t, VerifyCode::Valid, &[]),
         ];
-        let uses: Vec<_> = last_uses(&events)
+        let uses: Vec<_> = last_uses_of_rows(&rollup(&events, Granularity::Minute))
             .into_iter()
             .map(|(_, k, t)| (k.as_str().to_owned(), t))
             .collect();

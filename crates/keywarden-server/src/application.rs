@@ -153,7 +153,7 @@ impl Application {
         let metrics = Arc::new(http::metrics_recorder());
         let router = http::router(AppState::new(Shared {
             service: Arc::clone(&self.service),
-            requests: Arc::new(http::RequestMetrics::new(Arc::clone(&metrics))),
+            requests: http::RequestMetrics::new(Arc::clone(&metrics)),
             metrics,
             webhooks,
             trusted_proxies: self.settings.trusted_proxies.clone().into(),

@@ -20,11 +20,11 @@ pub struct Shared {
     /// This server's metrics, rendered by `/metrics`.
     pub metrics: Arc<PrometheusRecorder>,
     /// Per-endpoint handles into `metrics`.
-    pub requests: Arc<RequestMetrics>,
+    pub requests: RequestMetrics,
     /// The webhook worker's counters.
     pub webhooks: Arc<WebhookStats>,
     /// Peers whose `X-Forwarded-For` names the client (see `http::context`).
-    pub trusted_proxies: Arc<[IpNetwork]>,
+    pub trusted_proxies: Box<[IpNetwork]>,
 }
 
 impl AppState {

@@ -18,12 +18,33 @@ use compact_str::CompactString;
 use keywarden_core::id::{ApiId, IdentityId, KeyId, UsageBatchId, WorkspaceId};
 use keywarden_core::identity::ExternalId;
 use keywarden_core::time::UnixMillis;
-use keywarden_core::usage::{RollupDelta, VerificationEvent};
+use keywarden_core::usage::{Granularity, RollupDelta, VerificationEvent, rollup};
 use keywarden_core::verify::VerifyCode;
 use serde::Deserialize;
 
 use crate::columns::{ColumnError, Invalid, at};
 use crate::usage::IpText;
+
+/// One write as both stores keep it: its events in batches, and its minute rollup rows as one
+/// pending row.
+pub(crate) struct EncodedWrite {
+    pub batches: Vec<EventBatch>,
+    pub pending_id: UsageBatchId,
+    /// [`pending_rows`] of the write.
+    pub pending: String,
+}
+
+impl EncodedWrite {
+    /// `None` for no events: nothing to store.
+    pub fn of(events: &[VerificationEvent]) -> Option<Self> {
+        let first = events.first()?;
+        Some(Self {
+            batches: event_batches(events),
+            pending_id: UsageBatchId::generate(first.time),
+            pending: pending_rows(&rollup(events, Granularity::Minute)),
+        })
+    }
+}
 
 /// One workspace's events of one write, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +62,7 @@ pub(crate) struct EventBatch {
 
 /// Splits `events` by workspace, in batches of at most [`MAX_BATCH_EVENTS`], and encodes
 /// each as an [`EventBatch`].
-pub(crate) fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
+fn event_batches(events: &[VerificationEvent]) -> Vec<EventBatch> {
     // Two passes: the first finds each event's batch and how many each holds, so every
     // batch's text is allocated once at about its final size. Grown by doubling instead, a
     // write of 20 000 events copied its text a dozen times over, into fresh pages each time.
@@ -135,7 +156,7 @@ fn push_event(out: &mut String, e: &VerificationEvent) {
 /// A write's minute rollup rows, as stored until they are folded:
 /// `[[minute, workspace_id, key_space_id, identity_id, external_id, key_id, outcome, tags,
 /// count, spent_credits, latest], …]`.
-pub(crate) fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
+fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
     let mut out = String::with_capacity(64 + minutes.len() * 140);
     out.push('[');
     for (i, row) in minutes.iter().enumerate() {
@@ -473,6 +494,47 @@ mod tests {
             assert_eq!(batch.first_time, times[0]);
             assert_eq!(batch.last_time, *times.last().unwrap());
         }
+    }
+
+    #[test]
+    fn a_write_is_its_batches_and_its_pending_minutes() {
+        assert!(
+            EncodedWrite::of(&[]).is_none(),
+            "no events, nothing to store"
+        );
+        let events = [
+            event("ws_a", "key_1", 60_000, &[]),
+            event("ws_b", "key_2", 61_000, &[]),
+        ];
+        let write = EncodedWrite::of(&events).unwrap();
+        assert_eq!(
+            write.batches,
+            event_batches(&events)
+                .into_iter()
+                .map(|mut b| {
+                    // Batch ids are fresh each time; everything else is the encoding.
+                    b.id.clone_from(
+                        &write
+                            .batches
+                            .iter()
+                            .find(|w| w.workspace_id == b.workspace_id)
+                            .unwrap()
+                            .id,
+                    );
+                    b
+                })
+                .collect::<Vec<_>>()
+        );
+        assert!(write.pending_id.as_str().starts_with("vb_"));
+        let pending = read_pending_rows(&write.pending).unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(
+            pending
+                .iter()
+                .map(|m| m.event.workspace_id.as_str())
+                .collect::<Vec<_>>(),
+            ["ws_a", "ws_b"]
+        );
     }
 
     #[test]

@@ -129,7 +129,6 @@ pub fn usage_channel(settings: &UsageSettings) -> (UsageRecorder, Option<UsageWr
         queue,
         counters,
         flush_interval: settings.flush_interval,
-        batch_size,
         rollup_interval: settings.rollup_interval,
     };
     (recorder, Some(writer))
@@ -188,7 +187,6 @@ pub struct UsageWriter {
     queue: Arc<Queue>,
     counters: Arc<UsageCounters>,
     flush_interval: Duration,
-    batch_size: usize,
     rollup_interval: Duration,
 }
 
@@ -196,7 +194,7 @@ impl UsageWriter {
     /// Writes batches until `stop` turns true, then closes the queue, writes what it still
     /// holds and returns.
     pub async fn run(self, store: Arc<dyn UsageStore>, mut stop: watch::Receiver<bool>) {
-        let mut batch = Vec::with_capacity(self.batch_size);
+        let mut batch = Vec::with_capacity(self.queue.batch_size);
         let mut deadline = Instant::now() + self.flush_interval;
         // What an earlier run left pending (a crash) is folded first.
         fold(store.as_ref()).await;
@@ -210,7 +208,7 @@ impl UsageWriter {
             // Full batches go at once; a partial one waits for the interval.
             let closed = loop {
                 let closed = self.take(&mut batch);
-                if batch.len() < self.batch_size {
+                if batch.len() < self.queue.batch_size {
                     break closed;
                 }
                 self.write(store.as_ref(), &mut batch).await;
@@ -245,7 +243,7 @@ impl UsageWriter {
     /// Moves queued events into `batch` until it is full or the queue empty; says whether
     /// the queue is closed (the recorder is gone).
     fn take(&self, batch: &mut Vec<VerificationEvent>) -> bool {
-        !self.queue.events.take(batch, self.batch_size)
+        !self.queue.events.take(batch, self.queue.batch_size)
     }
 
     /// Writes one batch, retrying with backoff; empties `batch` either way.
@@ -369,6 +367,33 @@ mod tests {
         }
     }
 
+    /// A recorder whose writer runs on `store`.
+    struct Running {
+        recorder: UsageRecorder,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(settings: &UsageSettings, store: &Arc<FakeStore>) -> Running {
+        let (recorder, writer) = usage_channel(settings);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        Running {
+            recorder,
+            stop,
+            task,
+        }
+    }
+
+    impl Running {
+        /// Stops the writer and waits until it has finished; the recorder stays readable.
+        async fn stop(self) -> UsageRecorder {
+            self.stop.send(true).expect("writer listens");
+            self.task.await.expect("writer ends");
+            self.recorder
+        }
+    }
+
     fn settings(capacity: usize, batch_size: usize) -> UsageSettings {
         UsageSettings {
             queue_capacity: capacity,
@@ -380,10 +405,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_instead_of_blocking() {
-        let (recorder, writer) = usage_channel(&settings(1, 1));
         let store = FakeStore::new(0, false);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        let run = start(&settings(1, 1), &store);
+        let recorder = &run.recorder;
         // The writer takes the first event and stalls in the store; the next fills the
         // queue; every one after that is dropped at once.
         recorder.record(event(0));
@@ -405,8 +429,7 @@ mod tests {
 
         // Once the store answers, what was queued is written, also on stop.
         store.permits.add_permits(10);
-        stop.send(true).expect("writer listens");
-        task.await.expect("writer ends");
+        let recorder = run.stop().await;
         assert_eq!(store.written.load(Ordering::SeqCst), 2);
         let stats = recorder.stats();
         assert_eq!((stats.recorded, stats.batches_written), (2, 2));
@@ -424,10 +447,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_store_drops_the_batch_after_retries() {
-        let (recorder, writer) = usage_channel(&settings(100, 10));
         let store = FakeStore::new(100, true);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        let run = start(&settings(100, 10), &store);
+        let recorder = &run.recorder;
         for n in 0..5 {
             recorder.record(event(n));
         }
@@ -435,21 +457,21 @@ mod tests {
         assert_eq!(store.calls.load(Ordering::SeqCst), ATTEMPTS as usize);
         let stats = recorder.stats();
         assert_eq!((stats.dropped_store_error, stats.recorded), (5, 0));
-        stop.send(true).expect("writer listens");
-        task.await.expect("writer ends");
+        run.stop().await;
     }
 
     #[tokio::test]
     async fn batches_wait_for_the_interval_or_a_full_batch() {
-        let (recorder, writer) = usage_channel(&UsageSettings {
-            flush_interval: Duration::from_millis(400),
-            ..settings(100, 10)
-        });
         let store = FakeStore::new(100, false);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        let run = start(
+            &UsageSettings {
+                flush_interval: Duration::from_millis(400),
+                ..settings(100, 10)
+            },
+            &store,
+        );
         for n in 0..25 {
-            recorder.record(event(n));
+            run.recorder.record(event(n));
         }
         // Two full batches go at once; the remaining five wait for the interval.
         let started = std::time::Instant::now();
@@ -458,23 +480,23 @@ mod tests {
         assert_eq!(store.written.load(Ordering::SeqCst), 20);
         eventually(|| store.written.load(Ordering::SeqCst) == 25).await;
         assert!(started.elapsed() >= Duration::from_millis(300));
-        stop.send(true).expect("writer listens");
-        task.await.expect("writer ends");
+        let recorder = run.stop().await;
         assert_eq!(recorder.stats().batches_written, 3);
     }
 
     #[tokio::test]
     async fn rollups_are_folded_at_start_on_the_interval_and_before_stopping() {
-        let (recorder, writer) = usage_channel(&UsageSettings {
-            rollup_interval: Duration::from_secs(3_600),
-            ..settings(100, 10)
-        });
         let store = FakeStore::new(100, false);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        let run = start(
+            &UsageSettings {
+                rollup_interval: Duration::from_secs(3_600),
+                ..settings(100, 10)
+            },
+            &store,
+        );
         // What a crash may have left pending is folded first.
         eventually(|| store.folds.load(Ordering::SeqCst) == 1).await;
-        recorder.record(event(1));
+        run.recorder.record(event(1));
         eventually(|| store.written.load(Ordering::SeqCst) == 1).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(
@@ -482,24 +504,53 @@ mod tests {
             1,
             "not before the interval"
         );
-        stop.send(true).expect("writer listens");
-        task.await.expect("writer ends");
+        run.stop().await;
         assert_eq!(
             store.folds.load(Ordering::SeqCst),
             2,
             "once more on the way out"
         );
 
-        let (_recorder, writer) = usage_channel(&UsageSettings {
-            rollup_interval: Duration::from_millis(30),
-            ..settings(100, 10)
-        });
         let store = FakeStore::new(100, false);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(writer.expect("on").run(store.clone(), stopped));
+        let run = start(
+            &UsageSettings {
+                rollup_interval: Duration::from_millis(30),
+                ..settings(100, 10)
+            },
+            &store,
+        );
         eventually(|| store.folds.load(Ordering::SeqCst) >= 4).await;
-        stop.send(true).expect("writer listens");
-        task.await.expect("writer ends");
+        run.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_dropped_recorder_has_what_waits_written_at_once() {
+        let store = FakeStore::new(100, false);
+        let run = start(
+            &UsageSettings {
+                flush_interval: Duration::from_secs(3_600),
+                rollup_interval: Duration::from_secs(3_600),
+                ..settings(100, 10)
+            },
+            &store,
+        );
+        for n in 0..3 {
+            run.recorder.record(event(n));
+        }
+        // The service (and with it the recorder) goes away without a stop signal: the writer
+        // writes the partial batch and returns, without waiting for its hour-long interval.
+        drop(run.recorder);
+        tokio::time::timeout(Duration::from_secs(10), run.task)
+            .await
+            .expect("the writer returned before its interval")
+            .expect("writer ends");
+        assert_eq!(store.written.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            store.folds.load(Ordering::SeqCst),
+            2,
+            "at start and on the way out"
+        );
+        drop(run.stop);
     }
 
     #[test]

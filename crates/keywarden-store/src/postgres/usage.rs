@@ -7,11 +7,11 @@
 //! folding at the same time wait for each other instead of deadlocking.
 
 use async_trait::async_trait;
-use keywarden_core::id::{UsageBatchId, WorkspaceId};
+use keywarden_core::id::WorkspaceId;
 use keywarden_core::store::{StoreResult, UsageStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::{
-    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows, rollup,
+    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows,
     rollups_from_minutes,
 };
 use sqlx::Row;
@@ -20,9 +20,7 @@ use sqlx::postgres::PgConnection;
 use super::{PgResult, PostgresStore, run};
 use crate::columns::StoredRollup;
 use crate::usage::{WORKSPACES_WITH_EVENTS, encode_tags};
-use crate::usage_batch::{
-    EventBatch, PendingMinute, event_batches, keep_from, pending_rows, read_pending_rows,
-};
+use crate::usage_batch::{EncodedWrite, PendingMinute, keep_from, read_pending_rows};
 
 /// Most pending writes one fold transaction reads.
 const FOLD_CHUNK: i64 = 64;
@@ -76,12 +74,8 @@ const fn upsert_sql(granularity: Granularity) -> &'static str {
 
 /// Stores one write in one statement (so atomically): its event batches and its pending
 /// minute rows.
-async fn insert_write(
-    conn: &mut PgConnection,
-    batches: &[EventBatch],
-    pending_id: &str,
-    pending: &str,
-) -> PgResult<()> {
+async fn insert_write(conn: &mut PgConnection, write: &EncodedWrite) -> PgResult<()> {
+    let batches = &write.batches;
     sqlx::query(
         "WITH batches AS (INSERT INTO analytics_event_batches \
          (id, workspace_id, first_time, last_time, event_count, events) \
@@ -105,8 +99,8 @@ async fn insert_write(
             .map(|b| b.events.as_str())
             .collect::<Vec<_>>(),
     )
-    .bind(pending_id)
-    .bind(pending)
+    .bind(write.pending_id.as_str())
+    .bind(write.pending.as_str())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -258,15 +252,12 @@ async fn prune_workspace(store: &PostgresStore, workspace: &str, cut: i64) -> Pg
 #[async_trait]
 impl UsageStore for PostgresStore {
     async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
-        let Some(first) = events.first() else {
+        let Some(write) = EncodedWrite::of(events) else {
             return Ok(());
         };
-        let batches = event_batches(events);
-        let pending_id = UsageBatchId::generate(first.time);
-        let pending = pending_rows(&rollup(events, Granularity::Minute));
         run(async {
             let mut conn = self.pool.acquire().await?;
-            insert_write(&mut conn, &batches, pending_id.as_str(), &pending).await
+            insert_write(&mut conn, &write).await
         })
         .await
     }

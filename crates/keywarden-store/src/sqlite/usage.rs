@@ -3,11 +3,11 @@
 //! rows to the rollup tables and the keys' last use and deletes them, in one transaction.
 
 use async_trait::async_trait;
-use keywarden_core::id::{UsageBatchId, WorkspaceId};
+use keywarden_core::id::WorkspaceId;
 use keywarden_core::store::{StoreResult, UsageStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::{
-    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows, rollup,
+    Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows,
     rollups_from_minutes,
 };
 use rusqlite::{Connection, Statement, params};
@@ -16,9 +16,7 @@ use super::SqliteStore;
 use super::rows::bad;
 use crate::columns::StoredRollup;
 use crate::usage::{WORKSPACES_WITH_EVENTS, encode_tags, rollup_table};
-use crate::usage_batch::{
-    EventBatch, PendingMinute, event_batches, keep_from, pending_rows, read_pending_rows,
-};
+use crate::usage_batch::{EncodedWrite, PendingMinute, keep_from, read_pending_rows};
 
 /// Most batches one pruning job deletes (a batch holds up to a write's events).
 const PRUNE_CHUNK: i64 = 100;
@@ -87,18 +85,13 @@ fn insert_chunked<T>(
 }
 
 /// Stores one write: its event batches and its pending minute rows.
-fn record(
-    conn: &Connection,
-    batches: &[EventBatch],
-    pending_id: &str,
-    pending: &str,
-) -> rusqlite::Result<()> {
+fn record(conn: &Connection, write: &EncodedWrite) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO analytics_event_batches \
          (id, workspace_id, first_time, last_time, event_count, events) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for b in batches {
+    for b in &write.batches {
         insert.execute(params![
             b.id,
             b.workspace_id,
@@ -109,7 +102,7 @@ fn record(
         ])?;
     }
     conn.prepare_cached("INSERT INTO analytics_rollups_pending (id, rows) VALUES (?1, ?2)")?
-        .execute(params![pending_id, pending])?;
+        .execute(params![write.pending_id.as_str(), write.pending])?;
     Ok(())
 }
 
@@ -167,15 +160,11 @@ fn bind_rollup(stmt: &mut Statement<'_>, at: usize, row: &RollupDelta<'_>) -> ru
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn record_verifications(&self, events: &[VerificationEvent]) -> StoreResult<()> {
-        let Some(first) = events.first() else {
+        // Encoded here, so the writer thread only inserts two kinds of row.
+        let Some(write) = EncodedWrite::of(events) else {
             return Ok(());
         };
-        // Encoded here, so the writer thread only inserts two kinds of row.
-        let batches = event_batches(events);
-        let pending_id = UsageBatchId::generate(first.time);
-        let pending = pending_rows(&rollup(events, Granularity::Minute));
-        self.write(move |conn| record(conn, &batches, pending_id.as_str(), &pending))
-            .await
+        self.write(move |conn| record(conn, &write)).await
     }
 
     async fn fold_verification_rollups(&self) -> StoreResult<u64> {
