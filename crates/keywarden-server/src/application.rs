@@ -151,6 +151,7 @@ impl Application {
             )));
         }
         let metrics = Arc::new(http::metrics_recorder());
+        background.push(tokio::spawn(http::keep_metrics_up(Arc::clone(&metrics))));
         let router = http::router(AppState::new(Shared {
             service: Arc::clone(&self.service),
             requests: http::RequestMetrics::new(Arc::clone(&metrics)),

@@ -3,7 +3,9 @@
 //! server's own recorder (never a process-global one, so several servers in one process, as
 //! in tests, do not mix their numbers) and renders it.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -22,6 +24,23 @@ pub fn recorder() -> PrometheusRecorder {
     match builder.set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), DURATION_BUCKETS) {
         Ok(with_buckets) => with_buckets.build_recorder(),
         Err(e) => unreachable!("the bucket list is a non-empty constant: {e}"),
+    }
+}
+
+/// How often recorded latencies are folded into their histograms between scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds the latencies recorded since the last pass into their histograms, for as long as the
+/// server runs. The recorder keeps every recorded value until something drains it, and
+/// rendering a scrape is the only other thing that does: a server nobody scrapes would grow
+/// by every request's latency, and each request would write to freshly faulted-in memory.
+pub async fn keep_up(recorder: Arc<PrometheusRecorder>) {
+    let handle = recorder.handle();
+    let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        handle.run_upkeep();
     }
 }
 

@@ -18,7 +18,7 @@ mod leaks;
 mod liveness;
 mod metrics;
 
-pub use metrics::recorder as metrics_recorder;
+pub use metrics::{keep_up as keep_metrics_up, recorder as metrics_recorder};
 pub use request_metrics::RequestMetrics;
 mod permissions;
 mod ratelimit;
