@@ -11,6 +11,7 @@ mod batch_migration_fixture;
 mod columns;
 mod data_key_columns;
 mod location;
+mod pending_minutes;
 pub mod postgres;
 pub mod postgres_feed;
 mod signing_key_columns;

@@ -12,15 +12,8 @@
 //! Both rows are inserted in the write's transaction and the pending row is deleted in the
 //! fold's, so every event is counted in the rollups exactly once, also across a crash.
 
-use std::borrow::Cow;
-
-use compact_str::CompactString;
-use keywarden_core::id::{ApiId, IdentityId, KeyId, UsageBatchId, WorkspaceId};
-use keywarden_core::identity::ExternalId;
-use keywarden_core::time::UnixMillis;
+use keywarden_core::id::{UsageBatchId, WorkspaceId};
 use keywarden_core::usage::{Granularity, RollupDelta, VerificationEvent, rollup};
-use keywarden_core::verify::VerifyCode;
-use serde::Deserialize;
 
 use crate::columns::{ColumnError, Invalid, at};
 use crate::usage::IpText;
@@ -156,7 +149,7 @@ fn push_event(out: &mut String, e: &VerificationEvent) {
 /// A write's minute rollup rows, as stored until they are folded:
 /// `[[minute, workspace_id, key_space_id, identity_id, external_id, key_id, outcome, tags,
 /// count, spent_credits, latest], …]`.
-fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
+pub(crate) fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
     let mut out = String::with_capacity(64 + minutes.len() * 140);
     out.push('[');
     for (i, row) in minutes.iter().enumerate() {
@@ -190,98 +183,6 @@ fn pending_rows(minutes: &[RollupDelta<'_>]) -> String {
     }
     out.push(']');
     out
-}
-
-/// A pending row read back: the row's key as an event (whose time is the minute), and what
-/// it adds.
-pub(crate) struct PendingMinute {
-    /// Its `spent_credits` is what the row adds.
-    pub event: VerificationEvent,
-    pub count: i64,
-    pub latest: UnixMillis,
-}
-
-impl PendingMinute {
-    /// The row as [`keywarden_core::usage::rollups_from_minutes`] takes it.
-    pub fn delta(&self) -> RollupDelta<'_> {
-        RollupDelta {
-            bucket: self.event.time,
-            event: &self.event,
-            count: self.count,
-            spent_credits: self.event.spent_credits,
-            latest: self.latest,
-        }
-    }
-}
-
-/// Reads the rows [`pending_rows`] wrote.
-pub(crate) fn read_pending_rows(text: &str) -> Result<Vec<PendingMinute>, ColumnError> {
-    let rows: Vec<PendingRowWire<'_>> = serde_json::from_str(text).map_err(at("pending.rows"))?;
-    rows.into_iter().map(PendingRowWire::into_minute).collect()
-}
-
-/// The stored form of one pending row: a JSON array in [`pending_rows`]' order. Its text is
-/// borrowed from the stored row where it has nothing escaped (ids never do): a fold reads
-/// many thousands of these, and owned strings cost each several allocations only to be
-/// parsed into inline ids.
-#[derive(Debug, Deserialize)]
-struct PendingRowWire<'a>(
-    i64,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
-    Vec<String>,
-    i64,
-    i64,
-    i64,
-);
-
-impl PendingRowWire<'_> {
-    fn into_minute(self) -> Result<PendingMinute, ColumnError> {
-        let PendingRowWire(
-            minute,
-            workspace_id,
-            key_space_id,
-            identity_id,
-            external_id,
-            key_id,
-            outcome,
-            tags,
-            count,
-            spent_credits,
-            latest,
-        ) = self;
-        Ok(PendingMinute {
-            event: VerificationEvent {
-                request_id: CompactString::default(),
-                time: UnixMillis::from_millis(minute),
-                workspace_id: WorkspaceId::parse(&workspace_id)
-                    .map_err(at("pending.workspace_id"))?,
-                api_id: ApiId::parse(&key_space_id).map_err(at("pending.key_space_id"))?,
-                key_id: KeyId::parse(&key_id).map_err(at("pending.key_id"))?,
-                identity_id: identity_id
-                    .as_deref()
-                    .map(IdentityId::parse)
-                    .transpose()
-                    .map_err(at("pending.identity_id"))?,
-                external_id: external_id
-                    .as_deref()
-                    .map(ExternalId::parse)
-                    .transpose()
-                    .map_err(at("pending.external_id"))?,
-                outcome: VerifyCode::parse(&outcome)
-                    .ok_or_else(|| at("pending.outcome")(Invalid("not a verification outcome")))?,
-                spent_credits,
-                tags,
-                client_ip: None,
-            },
-            count,
-            latest: UnixMillis::from_millis(latest),
-        })
-    }
 }
 
 /// What is left of a stored batch once its events before a cut are removed.
@@ -377,16 +278,20 @@ fn push_str(out: &mut String, s: &str) {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use keywarden_core::usage::Granularity;
-    use keywarden_core::usage::rollup;
+    use keywarden_core::id::{ApiId, KeyId};
+    use keywarden_core::identity::ExternalId;
+    use keywarden_core::time::UnixMillis;
+    use keywarden_core::verify::VerifyCode;
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::pending_minutes::MinuteSums;
 
-    fn event(workspace: &str, key: &str, time: i64, tags: &[&str]) -> VerificationEvent {
+    /// An event of key `key` in `workspace` at `time` (ms) with `tags`.
+    pub(crate) fn event(workspace: &str, key: &str, time: i64, tags: &[&str]) -> VerificationEvent {
         VerificationEvent {
             request_id: format!("req_{time}").into(),
             time: UnixMillis::from_millis(time),
@@ -526,54 +431,16 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(write.pending_id.as_str().starts_with("vb_"));
-        let pending = read_pending_rows(&write.pending).unwrap();
-        assert_eq!(pending.len(), 2);
+        let mut pending = MinuteSums::default();
+        pending.add_pending(&write.pending).unwrap();
         assert_eq!(
             pending
+                .rows()
                 .iter()
                 .map(|m| m.event.workspace_id.as_str())
                 .collect::<Vec<_>>(),
             ["ws_a", "ws_b"]
         );
-    }
-
-    #[test]
-    fn pending_rows_read_back_as_they_were_summed() {
-        let events = [
-            event("ws_a", "key_1", 60_000, &["t"]),
-            event("ws_a", "key_1", 60_500, &["t"]),
-            event("ws_a", "key_2", 119_999, &[]),
-        ];
-        let minutes = rollup(&events, Granularity::Minute);
-        let read = read_pending_rows(&pending_rows(&minutes)).unwrap();
-        let back: Vec<_> = read.iter().map(PendingMinute::delta).collect();
-        assert_eq!(back.len(), minutes.len());
-        for (got, want) in back.iter().zip(&minutes) {
-            assert_eq!(
-                (got.bucket, got.count, got.spent_credits, got.latest),
-                (want.bucket, want.count, want.spent_credits, want.latest)
-            );
-            let (g, w) = (got.event, want.event);
-            assert_eq!(
-                (
-                    &g.workspace_id,
-                    &g.api_id,
-                    &g.key_id,
-                    &g.identity_id,
-                    &g.external_id
-                ),
-                (
-                    &w.workspace_id,
-                    &w.api_id,
-                    &w.key_id,
-                    &w.identity_id,
-                    &w.external_id
-                )
-            );
-            assert_eq!((g.outcome, &g.tags), (w.outcome, &w.tags));
-        }
-        assert_eq!(back[0].latest, UnixMillis::from_millis(60_500));
-        assert_eq!(back[0].count, 2);
     }
 
     #[test]
@@ -595,38 +462,5 @@ mod tests {
             .collect();
         assert_eq!(times, [3_000, 2_000]);
         assert_eq!(read[0][7], json!(["x"]));
-    }
-
-    #[test]
-    fn pending_rows_with_escaped_text_read_like_plain_ones() {
-        // Written by hand with escapes this build never writes (JSON allows them anywhere).
-        let plain = r#"[[60000,"ws_a","api_1",null,"user-7","key_1","VALID",["t"],2,0,60500]]"#;
-        let escaped = r#"[[60000,"ws\u005fa","api_1",null,"user\u002d7","key_1","VALID",["\u0074"],2,0,60500]]"#;
-        let (plain, escaped) = (
-            read_pending_rows(plain).unwrap(),
-            read_pending_rows(escaped).unwrap(),
-        );
-        let (p, e) = (&plain[0], &escaped[0]);
-        assert_eq!(e.event.workspace_id.as_str(), "ws_a");
-        assert_eq!(
-            (
-                &e.event.workspace_id,
-                &e.event.external_id,
-                &e.event.tags,
-                e.count
-            ),
-            (
-                &p.event.workspace_id,
-                &p.event.external_id,
-                &p.event.tags,
-                p.count
-            )
-        );
-    }
-
-    #[test]
-    fn damaged_pending_rows_are_an_error() {
-        assert!(read_pending_rows("[[1, \"ws_a\"]]").is_err());
-        assert!(read_pending_rows("not json").is_err());
     }
 }

@@ -12,15 +12,15 @@ use keywarden_core::store::{StoreResult, UsageStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::{
     Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows,
-    rollups_from_minutes,
 };
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use super::{PgResult, PostgresStore, run};
 use crate::columns::StoredRollup;
+use crate::pending_minutes::MinuteSums;
 use crate::usage::{WORKSPACES_WITH_EVENTS, encode_tags};
-use crate::usage_batch::{EncodedWrite, PendingMinute, keep_from, read_pending_rows};
+use crate::usage_batch::{EncodedWrite, keep_from};
 
 /// Most pending writes one fold transaction reads.
 const FOLD_CHUNK: i64 = 64;
@@ -186,12 +186,11 @@ async fn fold_chunk(store: &PostgresStore) -> PgResult<usize> {
     if pending.is_empty() {
         return Ok(0);
     }
-    // One vector per write, not one grown by all of them: no element is moved again.
-    let minutes = pending
-        .iter()
-        .map(|(_, rows)| read_pending_rows(rows))
-        .collect::<Result<Vec<_>, _>>()?;
-    let all = rollups_from_minutes(minutes.iter().flatten().map(PendingMinute::delta));
+    let mut sums = MinuteSums::default();
+    for (_, rows) in &pending {
+        sums.add_pending(rows)?;
+    }
+    let all = sums.rollups();
     for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
         upsert_rollup(&mut tx, rows, granularity).await?;
     }

@@ -8,15 +8,15 @@ use keywarden_core::store::{StoreResult, UsageStore};
 use keywarden_core::time::UnixMillis;
 use keywarden_core::usage::{
     Granularity, RollupDelta, VerificationEvent, VerificationRollup, last_uses_of_rows,
-    rollups_from_minutes,
 };
 use rusqlite::{Connection, Statement, params};
 
 use super::SqliteStore;
 use super::rows::bad;
 use crate::columns::StoredRollup;
+use crate::pending_minutes::MinuteSums;
 use crate::usage::{WORKSPACES_WITH_EVENTS, encode_tags, rollup_table};
-use crate::usage_batch::{EncodedWrite, PendingMinute, keep_from, read_pending_rows};
+use crate::usage_batch::{EncodedWrite, keep_from};
 
 /// Most batches one pruning job deletes (a batch holds up to a write's events).
 const PRUNE_CHUNK: i64 = 100;
@@ -108,21 +108,24 @@ fn record(conn: &Connection, write: &EncodedWrite) -> rusqlite::Result<()> {
 
 /// Folds up to [`FOLD_CHUNK`] pending writes; returns how many.
 fn fold(conn: &Connection) -> rusqlite::Result<usize> {
-    let pending = conn
-        .prepare_cached("SELECT id, rows FROM analytics_rollups_pending ORDER BY id LIMIT ?1")?
-        .query_map([FOLD_CHUNK], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    if pending.is_empty() {
+    let mut ids: Vec<String> = Vec::new();
+    let mut sums = MinuteSums::default();
+    {
+        let mut select = conn.prepare_cached(
+            "SELECT id, rows FROM analytics_rollups_pending ORDER BY id LIMIT ?1",
+        )?;
+        let mut pending = select.query([FOLD_CHUNK])?;
+        while let Some(row) = pending.next()? {
+            ids.push(row.get(0)?);
+            // Parsed where SQLite holds it: the text is not copied out first.
+            let text = row.get_ref(1)?.as_str().map_err(|e| bad(1, e))?;
+            sums.add_pending(text).map_err(|e| bad(1, e))?;
+        }
+    }
+    if ids.is_empty() {
         return Ok(0);
     }
-    // One vector per write, not one grown by all of them: no element is moved again.
-    let minutes = pending
-        .iter()
-        .map(|(_, rows)| read_pending_rows(rows).map_err(|e| bad(1, e)))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let all = rollups_from_minutes(minutes.iter().flatten().map(PendingMinute::delta));
+    let all = sums.rollups();
     for (granularity, rows) in Granularity::ALL.into_iter().zip(&all) {
         let table = rollup_table(granularity);
         insert_chunked(conn, rows, |n| rollup_sql(table, n), bind_rollup, 10)?;
@@ -137,10 +140,10 @@ fn fold(conn: &Connection) -> rusqlite::Result<usize> {
         touch.execute(params![workspace.as_str(), key.as_str(), time.as_millis()])?;
     }
     let mut done = conn.prepare_cached("DELETE FROM analytics_rollups_pending WHERE id = ?1")?;
-    for (id, _) in &pending {
+    for id in &ids {
         done.execute([id])?;
     }
-    Ok(pending.len())
+    Ok(ids.len())
 }
 
 fn bind_rollup(stmt: &mut Statement<'_>, at: usize, row: &RollupDelta<'_>) -> rusqlite::Result<()> {
