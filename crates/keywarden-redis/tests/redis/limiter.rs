@@ -149,14 +149,27 @@ async fn keys_carry_the_prefix_and_the_scope_tag_and_expire() {
         ]
     );
     let mut connection = sync_connection();
-    for (key, duration) in prefix.keys().iter().zip([3_600_000, 60_000]) {
-        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut connection).unwrap();
-        // Kept until the window after the current one ends.
-        assert!(
-            (duration..=2 * duration).contains(&ttl),
-            "{key} expires in {ttl} ms"
-        );
-    }
+    let expiries = |connection: &mut redis::Connection| {
+        for (key, duration) in prefix.keys().iter().zip([3_600_000, 60_000]) {
+            let ttl: i64 = redis::cmd("PTTL").arg(key).query(connection).unwrap();
+            // Kept until the window after the current one ends.
+            assert!(
+                (duration..=2 * duration).contains(&ttl),
+                "{key} expires in {ttl} ms"
+            );
+        }
+    };
+    expiries(&mut connection);
+    // Counted again in the same windows: the state is rewritten and keeps its expiry.
+    let again = redis
+        .limit(&[
+            check(&requests, 10, MINUTE, 1),
+            check(&tokens, 10, 3_600_000, 2),
+        ])
+        .await
+        .unwrap();
+    assert!(again.passed);
+    expiries(&mut connection);
 }
 
 #[tokio::test]
