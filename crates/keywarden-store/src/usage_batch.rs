@@ -5,9 +5,9 @@
 //!   `analytics_verifications` views unpack it), instead of a row per event: a row per event
 //!   cost more to insert than a verification costs to answer;
 //! * the write's minute rollup rows, as one JSON row "pending" until a fold adds them to the
-//!   four rollup tables and to the keys' last use (see [`PendingRow`]). The fold runs every
-//!   few seconds, so a key verified many times between folds costs one upsert per table, not
-//!   one per write.
+//!   four rollup tables and to the keys' last use (see [`pending_rows`]; `pending_minutes`
+//!   reads them back). The fold runs every few seconds, so a key verified many times between
+//!   folds costs one upsert per table, not one per write.
 //!
 //! Both rows are inserted in the write's transaction and the pending row is deleted in the
 //! fold's, so every event is counted in the rollups exactly once, also across a crash.

@@ -70,21 +70,19 @@ impl CheckedLimits {
 
 /// The limits of one verification after the limiter decided them.
 pub(super) struct LimitsDecided {
-    /// `None` when the call checks no limits.
-    plan: Option<Arc<LimitPlan>>,
-    /// `None` when nothing was checked: no limits, or the limiter failed.
-    outcome: Option<LimitOutcome>,
+    /// What was checked and the limiter's outcome; `None` when nothing was checked: no
+    /// limits, or the limiter failed.
+    checked: Option<(Arc<LimitPlan>, LimitOutcome)>,
 }
 
 impl LimitsDecided {
     pub fn passed(&self) -> bool {
-        self.outcome.as_ref().is_none_or(|o| o.passed)
+        self.checked.as_ref().is_none_or(|(_, o)| o.passed)
     }
 
     /// The checked limits for the response; `refunded` when their counts were taken back.
     pub fn report(self, refunded: bool) -> Option<CheckedLimits> {
-        let outcome = self.outcome?;
-        let plan = self.plan?;
+        let (plan, outcome) = self.checked?;
         let mut decisions = outcome.decisions;
         if refunded {
             for (decision, limit) in decisions.iter_mut().zip(&plan.planned) {
@@ -108,46 +106,31 @@ impl Keywarden {
         requested: &[RequestedLimit],
     ) -> Result<LimitsDecided, ApiError> {
         let plan = if requested.is_empty() {
-            match key.automatic_limits() {
-                Some(plan) => Arc::clone(plan),
-                None => {
-                    return Ok(LimitsDecided {
-                        plan: None,
-                        outcome: None,
-                    });
-                }
-            }
+            key.automatic_limits().cloned()
         } else {
             let planned = plan_limits(key, requested)
                 .map_err(|e| ApiError::PreconditionFailed(format!("{e}.")))?;
-            Arc::new(LimitPlan::new(planned))
+            Some(Arc::new(LimitPlan::new(planned)))
         };
-        if plan.checks.is_empty() {
-            return Ok(LimitsDecided {
-                plan: Some(plan),
-                outcome: None,
-            });
-        }
-        let outcome = match self
+        let Some(plan) = plan.filter(|plan| !plan.checks.is_empty()) else {
+            return Ok(LimitsDecided { checked: None });
+        };
+        let checked = match self
             .limit_counts
             .count(self.limiter.limit(&plan.checks).await)
         {
-            Ok(outcome) => Some(outcome),
+            Ok(outcome) => Some((plan, outcome)),
             Err(e) => {
                 tracing::error!(error = ?e, key_id = %key.id, "rate limiter failed; letting the call through");
                 None
             }
         };
-        Ok(LimitsDecided {
-            plan: Some(plan),
-            outcome,
-        })
+        Ok(LimitsDecided { checked })
     }
 
     /// Takes back what a call counted, because a later step denied it.
     pub(super) async fn refund_limits(&self, limits: &LimitsDecided) {
-        if let Some(outcome) = limits.outcome.as_ref().filter(|o| o.passed)
-            && let Some(plan) = &limits.plan
+        if let Some((plan, outcome)) = limits.checked.as_ref().filter(|(_, o)| o.passed)
             && let Err(e) = self.limiter.refund(&plan.checks, outcome).await
         {
             tracing::error!(error = ?e, "could not refund rate limits");
