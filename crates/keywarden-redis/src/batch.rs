@@ -400,9 +400,31 @@ impl ScriptQueue {
         }
 
         let checks: usize = batch.iter().map(|w| w.call.checks.len()).sum();
+        let mut numbers = Numbers(Vec::with_capacity(
+            8 * (keys.len() + batch.len() + 3 * checks),
+        ));
+        for (_, duration) in &keys {
+            numbers.push(*duration);
+        }
+        let mut first_state = 0;
+        for waiting in batch {
+            let call = &waiting.call;
+            let checks = call.checks.len() as f64;
+            numbers.push_f64(match call.kind {
+                CallKind::Limit => checks,
+                CallKind::Refund => -checks,
+            });
+            for &(state, a, b) in &call.checks {
+                numbers.push(positions[first_state + state]);
+                numbers.push(a);
+                numbers.push(b);
+            }
+            first_state += call.states.len();
+        }
+
         let mut command = Cmd::with_capacity(
-            4 + 2 * keys.len() + batch.len() + 3 * checks,
-            64 + keys.iter().map(|(key, _)| key.len() + 12).sum::<usize>() + 24 * checks,
+            5 + keys.len(),
+            64 + keys.iter().map(|(key, _)| key.len()).sum::<usize>() + numbers.0.len(),
         );
         command
             .arg("EVALSHA")
@@ -415,23 +437,24 @@ impl ScriptQueue {
             Some(now) => command.arg(now),
             None => command.arg(""),
         };
-        for (_, duration) in &keys {
-            command.arg(*duration);
-        }
-        let mut first_state = 0;
-        for waiting in batch {
-            let call = &waiting.call;
-            let checks = call.checks.len() as i64;
-            command.arg(match call.kind {
-                CallKind::Limit => checks,
-                CallKind::Refund => -checks,
-            });
-            for &(state, a, b) in &call.checks {
-                command.arg(positions[first_state + state]).arg(a).arg(b);
-            }
-            first_state += call.states.len();
-        }
+        command.arg(numbers.0);
         command
+    }
+}
+
+/// The batch script's numbers, as it reads them: little-endian doubles, one after the other.
+/// Every number the limiter sends is an integer below 2^53 (limits and costs are capped at
+/// 2^52, see `limiter.rs`), which a double holds exactly.
+struct Numbers(Vec<u8>);
+
+impl Numbers {
+    fn push(&mut self, value: u64) {
+        // Exact: `value` is below 2^53.
+        self.push_f64(value as f64);
+    }
+
+    fn push_f64(&mut self, value: f64) {
+        self.0.extend_from_slice(&value.to_le_bytes());
     }
 }
 

@@ -8,11 +8,14 @@
 //! flight go to Redis together, decided one after the other in one script run (see
 //! [`batch`](crate::batch)).
 //!
-//! Keys are `<prefix>:rl:{<scope>}:<counter>:<duration ms>`. The braces are a Redis Cluster
+//! Keys are `<prefix>:rl2:{<scope>}:<counter>:<duration ms>`. The braces are a Redis Cluster
 //! hash tag: the counters of one scope (one workspace, which is all one call ever names) fall
 //! in one slot, where one script may touch them all. Counters without a scope are tagged with
 //! their whole name. All keys are passed in KEYS; the script never makes up a key name, as a
-//! cluster requires.
+//! cluster requires. `rl2` names the state's layout, a string of three binary numbers (read
+//! for a whole batch with one `MGET`); the earlier layout, a hash per key under `rl`, is not
+//! read, so counts start afresh when a deployment moves from it, and nodes of the two layouts
+//! count apart while a rolling upgrade runs.
 //!
 //! A call whose keys lie in more than one slot (it mixes scopes, or counters without one) is
 //! refused with [`RedisCallError::CrossSlot`] before anything is sent, on one endpoint as on a
@@ -277,7 +280,7 @@ impl RedisLimiter {
         // Writing to a String cannot fail.
         let _ = write!(
             key,
-            "{}:rl:{{{}}}:{}:{}",
+            "{}:rl2:{{{}}}:{}:{}",
             self.prefix,
             scope,
             counter,

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Settings of a [`RedisLimiter`](crate::RedisLimiter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisLimiterSettings {
-    /// The first part of every key the limiter writes (`<prefix>:rl:…`), so that several
+    /// The first part of every key the limiter writes (`<prefix>:rl2:…`), so that several
     /// deployments, or tests, can share one Redis without meeting. Without braces: they would
     /// take the place of the scope as the key's Redis Cluster hash tag.
     pub prefix: String,

@@ -7,23 +7,26 @@
 -- arithmetic is keywarden-core's ratelimit/window.rs (observe, admits, count, take_back), so
 -- Redis and the in-process limiter give the same numbers.
 --
--- KEYS[k]       the state of one distinct (counter, duration) that some call of the batch
---               names, a hash: s = window seq, c = count of window s, p = count of window s - 1
--- ARGV[1]       "" to take "now" from Redis's clock (production); Unix ms (tests only)
--- ARGV[1 + k]   the duration in ms of KEYS[k], for k = 1 .. #KEYS
--- then each call in turn: its number of checks n for a limit call, -n for a refund, then 3
--- values for each check:
---   limit:  the index of its key, its limit, its cost
---   refund: the index of its key, the window it was counted in, its cost
+-- KEYS[k]   the state of one distinct (counter, duration) that some call of the batch names:
+--           a string of three little-endian doubles (struct '<ddd'): s = window seq, c = count
+--           of window s, p = count of window s - 1
+-- ARGV[1]   "" to take "now" from Redis's clock (production); Unix ms (tests only)
+-- ARGV[2]   the numbers below, as little-endian doubles one after the other (absent: none):
+--           the duration in ms of KEYS[k], for k = 1 .. #KEYS; then each call in turn: its
+--           number of checks n for a limit call, -n for a refund, then 3 values per check:
+--             limit:  the index of its key, its limit, its cost
+--             refund: the index of its key, the window it was counted in, its cost
 --
 -- Returns { number of calls, then for each check of each limit call: admitted, window seq,
 -- effective count }, where the effective count is the one after the call if it passed, before
 -- it if it did not; the call passed if every check was admitted. A refund adds nothing to the
 -- reply.
 --
--- Each key is read once, with HMGET, and written at most once at the end: HSET of what
--- changed, and PEXPIRE only when its window moved (see below). Most of the script's time is
--- in those calls and in the work per argument and per reply value, hence the few of each.
+-- All keys are read with one MGET, and each is written at most once at the end, with one SET
+-- that keeps or sets its expiry (see below). Most of the script's time is in the redis.call
+-- bridge and in the work per argument, hence one call for all reads, and numbers that arrive
+-- and are stored as binary doubles, which struct.unpack turns into Lua numbers in one C call
+-- each, where a decimal string costs a tonumber (strtod) per value.
 --
 -- Lua numbers are doubles. Every stored value is an integer below 2^53, which doubles hold
 -- exactly: the caller caps limits and costs at 2^52, and a count is only ever raised by a call
@@ -31,14 +34,16 @@
 -- windows are below 2^42. Within a call that fails, a counter named by many checks may sum
 -- their costs past 2^53, where sums lose exactness; but such a sum stays above 2^52 and so
 -- above every limit, as the exact one would, so no decision changes. The two divisions are
--- done by floordiv and weigh so that they are exact too. Numbers go back to Redis as decimal
--- strings written here, never through Redis's own number formatting, which may choose an
--- exponent form.
+-- done by floordiv and weigh so that they are exact too. Doubles carry every such integer
+-- exactly in and out. The one number given to Redis as text, an expiry, is written here as a
+-- decimal string, never through Redis's own number formatting, which may choose an exponent
+-- form.
 
 local TWO_52 = 4503599627370496
 local TWO_31 = 2147483648
 -- Locals, not lookups in the global table on every use.
 local tonumber, floor, max, format, call = tonumber, math.floor, math.max, string.format, redis.call
+local pack, unpack = struct.pack, unpack
 local KEYS, ARGV = KEYS, ARGV
 
 -- floor(a / b) for integers 0 <= a and 0 < b with a + 2b < 2^53. The quotient a / b is
@@ -100,16 +105,26 @@ else
 end
 
 local nkeys = #KEYS
+local packed = ARGV[2] or ''
+if #packed % 8 ~= 0 then
+  return redis.error_reply('ERR batch arguments are not whole doubles')
+end
+local nvals = #packed / 8
+-- The unpacked numbers, followed by the position after them (which struct.unpack adds).
+local V = { struct.unpack('<' .. string.rep('d', nvals), packed) }
+local unpack_state = struct.unpack
 -- Each key's stored state as the calls so far leave it (s is false while there is none), and
 -- as it was read, to write back only what changed.
 local durations, ss, cs, ps, read_s, read_c, read_p = {}, {}, {}, {}, {}, {}, {}
+local stored = {}
+if nkeys > 0 then
+  stored = call('MGET', unpack(KEYS))
+end
 for k = 1, nkeys do
-  durations[k] = tonumber(ARGV[1 + k])
-  local stored = call('HMGET', KEYS[k], 's', 'c', 'p')
-  if stored[1] then
-    ss[k] = tonumber(stored[1])
-    cs[k] = tonumber(stored[2])
-    ps[k] = tonumber(stored[3])
+  durations[k] = V[k]
+  local state = stored[k]
+  if state then
+    ss[k], cs[k], ps[k] = unpack_state('<ddd', state)
   else
     ss[k], cs[k], ps[k] = false, 0, 0
   end
@@ -159,10 +174,9 @@ local ks, admitted = {}, {}
 local reply = { 0 }
 local replied = 1
 local calls = 0
-local at = 2 + nkeys
-local nargs = #ARGV
-while at <= nargs do
-  local n = tonumber(ARGV[at])
+local at = 1 + nkeys
+while at <= nvals do
+  local n = V[at]
   local refund = n < 0
   if refund then
     n = -n
@@ -177,9 +191,9 @@ while at <= nargs do
     local passed = true
     for i = 1, n do
       local j = first + 3 * (i - 1)
-      local k = tonumber(ARGV[j])
-      local limit = tonumber(ARGV[j + 1])
-      local cost = tonumber(ARGV[j + 2])
+      local k = V[j]
+      local limit = V[j + 1]
+      local cost = V[j + 2]
       if not seen[k] then
         observe(k)
       end
@@ -215,9 +229,9 @@ while at <= nargs do
   else
     for i = 1, n do
       local j = first + 3 * (i - 1)
-      local k = tonumber(ARGV[j])
-      local window = tonumber(ARGV[j + 1])
-      local cost = tonumber(ARGV[j + 2])
+      local k = V[j]
+      local window = V[j + 1]
+      local cost = V[j + 2]
       local s = ss[k]
       if s then
         if window == s then
@@ -235,21 +249,15 @@ reply[1] = calls
 
 for k = 1, nkeys do
   if dirty[k] then
-    if ss[k] == read_s[k] and ps[k] == read_p[k] then
-      -- The common case, a window counted again: only its count changed. Its expiry was set
-      -- when it was first written, for this same window, so it stands.
-      if cs[k] ~= read_c[k] then
-        call('HSET', KEYS[k], 'c', decimal(cs[k]))
-      end
-    else
-      call('HSET', KEYS[k], 's', decimal(ss[k]), 'c', decimal(cs[k]), 'p', decimal(ps[k]))
-      -- A key's expiry depends on its window alone: needed until window s + 1 ends, after
-      -- which it weighs on no decision. So it is set when the window moves (or the key is
-      -- new), and a refund, which never moves it, does not make state live longer.
-      if ss[k] ~= read_s[k] then
-        local keep = (ss[k] + 2) * durations[k] - now + keep_extra
-        call('PEXPIRE', KEYS[k], decimal(keep))
-      end
+    -- A key's expiry depends on its window alone: needed until window s + 1 ends, after
+    -- which it weighs on no decision. So it is set when the window moves (or the key is
+    -- new); a window counted again, or a refund, which never moves it, keeps the expiry
+    -- set for that window (KEEPTTL), so state does not live longer.
+    if ss[k] ~= read_s[k] then
+      local keep = (ss[k] + 2) * durations[k] - now + keep_extra
+      call('SET', KEYS[k], pack('<ddd', ss[k], cs[k], ps[k]), 'PX', decimal(keep))
+    elseif cs[k] ~= read_c[k] or ps[k] ~= read_p[k] then
+      call('SET', KEYS[k], pack('<ddd', ss[k], cs[k], ps[k]), 'KEEPTTL')
     end
   end
 end

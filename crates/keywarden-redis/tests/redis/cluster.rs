@@ -43,7 +43,7 @@ async fn limiter_on(url: &str) -> RedisLimiter {
 /// The key the limiter keeps a check's state under.
 fn key_of(counter: &CounterKey, duration_ms: i64) -> String {
     format!(
-        "{PREFIX}:rl:{{{}}}:{}:{duration_ms}",
+        "{PREFIX}:rl2:{{{}}}:{}:{duration_ms}",
         counter.scope(),
         counter.as_str()
     )

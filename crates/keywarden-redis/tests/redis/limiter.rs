@@ -144,8 +144,8 @@ async fn keys_carry_the_prefix_and_the_scope_tag_and_expire() {
     assert_eq!(
         prefix.keys(),
         [
-            format!("{p}:rl:{{ws_keys}}:ws_keys:identity:id_1:tokens:3600000"),
-            format!("{p}:rl:{{ws_keys}}:ws_keys:key:key_1:requests:60000"),
+            format!("{p}:rl2:{{ws_keys}}:ws_keys:identity:id_1:tokens:3600000"),
+            format!("{p}:rl2:{{ws_keys}}:ws_keys:key:key_1:requests:60000"),
         ]
     );
     let mut connection = sync_connection();
@@ -160,6 +160,18 @@ async fn keys_carry_the_prefix_and_the_scope_tag_and_expire() {
         }
     };
     expiries(&mut connection);
+    // Each state is its window, that window's count and the previous one's: three
+    // little-endian doubles.
+    let state = |connection: &mut redis::Connection, key: &str| -> [f64; 3] {
+        let bytes: Vec<u8> = redis::cmd("GET").arg(key).query(connection).unwrap();
+        assert_eq!(bytes.len(), 24, "{key} holds {bytes:?}");
+        let number = |i: usize| f64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap());
+        [number(0), number(1), number(2)]
+    };
+    let requests_key = &prefix.keys()[1];
+    let [window, count, previous] = state(&mut connection, requests_key);
+    assert_eq!(window, outcome.decisions[0].window as f64);
+    assert_eq!((count, previous), (1.0, 0.0));
     // Counted again in the same windows: the state is rewritten and keeps its expiry.
     let again = redis
         .limit(&[
@@ -170,6 +182,7 @@ async fn keys_carry_the_prefix_and_the_scope_tag_and_expire() {
         .unwrap();
     assert!(again.passed);
     expiries(&mut connection);
+    assert_eq!(state(&mut connection, requests_key), [window, 2.0, 0.0]);
 }
 
 #[tokio::test]
