@@ -110,15 +110,43 @@ if #packed % 8 ~= 0 then
   return redis.error_reply('ERR batch arguments are not whole doubles')
 end
 local nvals = #packed / 8
--- The unpacked numbers, followed by the position after them (which struct.unpack adds).
-local V = { struct.unpack('<' .. string.rep('d', nvals), packed) }
+-- struct.unpack and unpack return their values on Lua's C stack, which holds about 8 000;
+-- calls that reach the server are far smaller than that, but a batch of more (the limiter is
+-- a library) is handled in parts.
+local AT_ONCE = 4096
+local V
+if nvals <= AT_ONCE then
+  -- Followed by the position after them, which struct.unpack adds.
+  V = { struct.unpack('<' .. string.rep('d', nvals), packed) }
+else
+  V = {}
+  local done = 0
+  while done < nvals do
+    local n = math.min(AT_ONCE, nvals - done)
+    local part = { struct.unpack('<' .. string.rep('d', n), packed, 8 * done + 1) }
+    for i = 1, n do
+      V[done + i] = part[i]
+    end
+    done = done + n
+  end
+end
 local unpack_state = struct.unpack
 -- Each key's stored state as the calls so far leave it (s is false while there is none), and
 -- as it was read, to write back only what changed.
 local durations, ss, cs, ps, read_s, read_c, read_p = {}, {}, {}, {}, {}, {}, {}
 local stored = {}
-if nkeys > 0 then
-  stored = call('MGET', unpack(KEYS))
+if nkeys <= AT_ONCE then
+  if nkeys > 0 then
+    stored = call('MGET', unpack(KEYS))
+  end
+else
+  for first = 1, nkeys, AT_ONCE do
+    local last = math.min(first + AT_ONCE - 1, nkeys)
+    local part = call('MGET', unpack(KEYS, first, last))
+    for k = first, last do
+      stored[k] = part[k - first + 1]
+    end
+  end
 end
 for k = 1, nkeys do
   durations[k] = V[k]

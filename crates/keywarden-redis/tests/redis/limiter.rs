@@ -89,6 +89,38 @@ async fn a_call_counts_on_every_counter_or_on_none() {
 }
 
 #[tokio::test]
+async fn a_call_larger_than_the_script_unpacks_at_once_is_decided_whole() {
+    // 5 000 counters: more keys, and more numbers, than the script takes from Redis or
+    // unpacks in one go (4 096), so it reads and unpacks them in parts.
+    let prefix = TestPrefix::new();
+    let redis = redis_limiter(&prefix).await;
+    let counters: Vec<CounterKey> = (0..5_000)
+        .map(|i| CounterKey::scoped("ws_large", &format!("key:k:{i}")))
+        .collect();
+    away_from_a_minute_boundary().await;
+
+    let checks: Vec<_> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, counter)| check(counter, if i == 4_999 { 1 } else { 2 }, MINUTE, 1))
+        .collect();
+    let first = redis.limit(&checks).await.unwrap();
+    assert!(first.passed);
+    assert_eq!(first.decisions.len(), 5_000);
+    assert!(first.decisions[..4_999].iter().all(|d| d.remaining == 1));
+    assert_eq!(first.decisions[4_999].remaining, 0);
+    // The last counter is used up: the whole call fails and counts nowhere, the first
+    // counters (read in the first part) included.
+    let second = redis.limit(&checks).await.unwrap();
+    assert!(!second.passed);
+    assert!(!second.decisions[4_999].passed);
+    let first_alone = [check(&counters[0], 2, MINUTE, 1)];
+    let outcome = redis.limit(&first_alone).await.unwrap();
+    assert!(outcome.passed);
+    assert_eq!(outcome.decisions[0].remaining, 0);
+}
+
+#[tokio::test]
 async fn a_counter_named_twice_in_one_call_adds_up() {
     let prefix = TestPrefix::new();
     let redis = redis_limiter(&prefix).await;
