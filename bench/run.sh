@@ -187,9 +187,29 @@ if ! curl -fsS "http://127.0.0.1:$PORT/v2/liveness" >/dev/null; then
     exit 1
 fi
 
+# Redis's own count of batch-script runs (EVALSHA) and their time, as "calls usec", from
+# INFO commandstats; read before and after the load, not reset, so other users of that Redis
+# keep their statistics (and add to these, if they run scripts meanwhile).
+redis_scripts() {
+    redis-cli -u "$REDIS_URL" info commandstats 2>/dev/null | tr -d '\r' |
+        sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2/p'
+}
+if [[ $BACKEND == postgres-redis ]]; then
+    scripts_before=$(redis_scripts)
+fi
+
 loadgen_status=0
 KEYWARDEN_ROOT_KEY=$root_key "${loadgen_cmd[@]}" \
     --url "http://127.0.0.1:$PORT" --server-pid "$server_pid" "$@" || loadgen_status=$?
+
+if [[ $BACKEND == postgres-redis ]]; then
+    read -r calls_before usec_before <<<"${scripts_before:-0 0}"
+    read -r calls_after usec_after <<<"$(redis_scripts)"
+    runs=$((${calls_after:-0} - ${calls_before:-0}))
+    if ((runs > 0)); then
+        echo "== Redis: $runs batch-script runs (EVALSHA) during the load, $(awk -v u=$((usec_after - usec_before)) -v n="$runs" 'BEGIN { printf "%.1f", u / n }') µs each (Redis's INFO commandstats; every phase together)"
+    fi
+fi
 
 kill -TERM "$server_pid"
 server_status=0
