@@ -43,7 +43,7 @@ local TWO_52 = 4503599627370496
 local TWO_31 = 2147483648
 -- Locals, not lookups in the global table on every use.
 local tonumber, floor, max, format, call = tonumber, math.floor, math.max, string.format, redis.call
-local pack, unpack = struct.pack, unpack
+local pack, unpack_doubles, unpack, min = struct.pack, struct.unpack, unpack, math.min
 local KEYS, ARGV = KEYS, ARGV
 
 -- floor(a / b) for integers 0 <= a and 0 < b with a + 2b < 2^53. The quotient a / b is
@@ -112,47 +112,42 @@ end
 local nvals = #packed / 8
 -- struct.unpack and unpack return their values on Lua's C stack, which holds about 8 000;
 -- calls that reach the server are far smaller than that, but a batch of more (the limiter is
--- a library) is handled in parts.
+-- a library) is handled in parts of AT_ONCE.
 local AT_ONCE = 4096
-local V
-if nvals <= AT_ONCE then
-  -- Followed by the position after them, which struct.unpack adds.
-  V = { struct.unpack('<' .. string.rep('d', nvals), packed) }
+local V, stored
+if nvals <= AT_ONCE and nkeys <= AT_ONCE then
+  -- V is followed by the position after the numbers, which struct.unpack adds.
+  V = { unpack_doubles('<' .. string.rep('d', nvals), packed) }
+  stored = nkeys > 0 and call('MGET', unpack(KEYS)) or {}
 else
-  V = {}
-  local done = 0
-  while done < nvals do
-    local n = math.min(AT_ONCE, nvals - done)
-    local part = { struct.unpack('<' .. string.rep('d', n), packed, 8 * done + 1) }
-    for i = 1, n do
-      V[done + i] = part[i]
+  -- The values 1 .. total that part(first, last) gives range by range, in one table.
+  local function in_parts(total, part)
+    local all = {}
+    for first = 1, total, AT_ONCE do
+      local last = min(first + AT_ONCE - 1, total)
+      local values = part(first, last)
+      for i = first, last do
+        all[i] = values[i - first + 1]
+      end
     end
-    done = done + n
+    return all
   end
+  V = in_parts(nvals, function(first, last)
+    local layout = '<' .. string.rep('d', last - first + 1)
+    return { unpack_doubles(layout, packed, 8 * (first - 1) + 1) }
+  end)
+  stored = in_parts(nkeys, function(first, last)
+    return call('MGET', unpack(KEYS, first, last))
+  end)
 end
-local unpack_state = struct.unpack
 -- Each key's stored state as the calls so far leave it (s is false while there is none), and
 -- as it was read, to write back only what changed.
 local durations, ss, cs, ps, read_s, read_c, read_p = {}, {}, {}, {}, {}, {}, {}
-local stored = {}
-if nkeys <= AT_ONCE then
-  if nkeys > 0 then
-    stored = call('MGET', unpack(KEYS))
-  end
-else
-  for first = 1, nkeys, AT_ONCE do
-    local last = math.min(first + AT_ONCE - 1, nkeys)
-    local part = call('MGET', unpack(KEYS, first, last))
-    for k = first, last do
-      stored[k] = part[k - first + 1]
-    end
-  end
-end
 for k = 1, nkeys do
   durations[k] = V[k]
   local state = stored[k]
   if state then
-    ss[k], cs[k], ps[k] = unpack_state('<ddd', state)
+    ss[k], cs[k], ps[k] = unpack_doubles('<ddd', state)
   else
     ss[k], cs[k], ps[k] = false, 0, 0
   end
